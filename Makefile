@@ -1,0 +1,86 @@
+# mapprof: malloc profiler. `make demo` and `make test` are all a user needs on
+# a fresh Debian 12 machine; both install missing packages first (`make deps`).
+
+PREFIX ?= /usr/local
+CC ?= gcc
+CXX ?= g++
+BUILD ?= build
+
+# Debian packages the build, the tests and the demo use. `make deps` installs
+# the missing ones with apt-get and does nothing when all are present.
+DEPS_BUILD = gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libelf-dev zlib1g-dev
+DEPS_EXAMPLES = libglib2.0-dev
+DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go
+DEPS = $(DEPS_BUILD) $(DEPS_EXAMPLES) $(DEPS_TEST)
+
+WARN = -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+BASE_CFLAGS = -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE
+SHIM_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-omit-frame-pointer
+SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread
+REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
+REPORT_LIBS = -ldw -lelf -lz -lm
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+SHIM_SRC = $(wildcard shim/*.c)
+SHIM_HDR = $(wildcard shim/*.h) include/mapprof_dump.h
+REPORT_SRC = $(wildcard report/*.c)
+REPORT_HDR = $(wildcard report/*.h) include/mapprof_dump.h
+
+LIB = $(BUILD)/libmapprof.so
+CMD = $(BUILD)/mapprof
+CMD_SAN = $(BUILD)/mapprof-asan
+
+.PHONY: all deps demo test bench install uninstall format format-check clean examples
+
+all: $(LIB) $(CMD)
+
+$(LIB): $(SHIM_SRC) $(SHIM_HDR) | $(BUILD)
+	$(CC) $(SHIM_CFLAGS) $(CFLAGS) -shared -o $@ $(SHIM_SRC) $(SHIM_LIBS)
+
+$(CMD): $(REPORT_SRC) $(REPORT_HDR) | $(BUILD)
+	$(CC) $(REPORT_CFLAGS) $(CFLAGS) -o $@ $(REPORT_SRC) $(REPORT_LIBS)
+
+# The report tool under AddressSanitizer and UndefinedBehaviorSanitizer, for the suite.
+$(CMD_SAN): $(REPORT_SRC) $(REPORT_HDR) | $(BUILD)
+	$(CC) $(REPORT_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $(REPORT_SRC) $(REPORT_LIBS)
+
+$(BUILD):
+	mkdir -p $@
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "mapprof: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+-include examples/examples.mk
+-include tests/tests.mk
+-include bench/bench.mk
+
+test: deps
+	$(MAKE) all $(CMD_SAN)
+	python3 tests/run.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmapprof.so
+	install -m 755 $(CMD) $(DESTDIR)$(PREFIX)/bin/mapprof
+	install -m 644 include/mapprof_dump.h $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libmapprof.so $(DESTDIR)$(PREFIX)/bin/mapprof \
+	  $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
+
+FORMAT_FILES = $(wildcard include/*.h shim/*.[ch] report/*.[ch] examples/*.c examples/*.cc tests/progs/*.c tests/progs/*.cc bench/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD)
