@@ -1,0 +1,304 @@
+/* dump.c: writes the dump file (format: include/mapprof_dump.h) atomically:
+ * a temporary file in the target directory, then a rename that never replaces
+ * an existing file. Runs at exit or on demand, never per call; uses no malloc
+ * (its buffer is static and the counters snapshot comes from mmap). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct writer {
+	int fd;
+	int err; /* first errno seen */
+	size_t len;
+	char buf[1 << 16];
+};
+
+static struct writer w; /* used only under mp.lock */
+
+void mp_log(const char *fmt, ...)
+{
+	char line[MP_PATH_MAX + 256];
+	int n = snprintf(line, sizeof(line), "mapprof: ");
+	va_list ap;
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	ssize_t r = write(2, line, (size_t)n);
+	(void)r;
+}
+
+uint64_t mp_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void w_flush(void)
+{
+	size_t off = 0;
+	while (off < w.len && !w.err) {
+		ssize_t n = write(w.fd, w.buf + off, w.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			w.err = n < 0 ? errno : EIO;
+		else
+			off += (size_t)n;
+	}
+	w.len = 0;
+}
+
+static void w_put(const void *p, size_t n)
+{
+	const char *s = p;
+	while (n) {
+		if (w.len == sizeof(w.buf))
+			w_flush();
+		size_t k = sizeof(w.buf) - w.len;
+		if (k > n)
+			k = n;
+		memcpy(w.buf + w.len, s, k);
+		w.len += k;
+		s += k;
+		n -= k;
+	}
+}
+
+static void w_pad(uint64_t length)
+{
+	static const char zeros[8];
+	w_put(zeros, (8 - (length & 7)) & 7);
+}
+
+static void w_record(uint32_t tag, uint64_t length)
+{
+	struct mp_record_header h = {tag, 0, length};
+	w_put(&h, sizeof(h));
+}
+
+static void w_blob_record(uint32_t tag, const void *p, size_t n)
+{
+	w_record(tag, n);
+	w_put(p, n);
+	w_pad(n);
+}
+
+/* Expand %p (pid), %e (executable name) and %% in the path template. */
+static bool expand_path(char *out, size_t size, uint32_t sequence)
+{
+	const char *tmpl = mp.out_template[0] ? mp.out_template : "mapprof.%e.%p.dump";
+	const char *exe = strrchr(mp.exe, '/');
+	exe = exe ? exe + 1 : mp.exe;
+	size_t n = 0;
+	for (const char *t = tmpl; *t; t++) {
+		char tmp[32];
+		const char *add = tmp;
+		if (*t == '%' && t[1] == 'p') {
+			snprintf(tmp, sizeof(tmp), "%d", (int)mp.pid);
+			t++;
+		} else if (*t == '%' && t[1] == 'e') {
+			add = exe[0] ? exe : "unknown";
+			t++;
+		} else if (*t == '%' && t[1] == '%') {
+			tmp[0] = '%', tmp[1] = 0;
+			t++;
+		} else {
+			tmp[0] = *t, tmp[1] = 0;
+		}
+		size_t k = strlen(add);
+		if (n + k >= size)
+			return false;
+		memcpy(out + n, add, k);
+		n += k;
+	}
+	if (sequence) {
+		int k = snprintf(out + n, size - n, ".%u", sequence);
+		if (k < 0 || (size_t)k >= size - n)
+			return false;
+		n += (size_t)k;
+	}
+	out[n] = 0;
+	return true;
+}
+
+static void write_info(uint32_t sequence)
+{
+	struct mp_info info = {
+	    .pid = (uint64_t)mp.pid,
+	    .ppid = (uint64_t)mp.ppid,
+	    .start_ns = mp.start_ns,
+	    .end_ns = mp_now_ns(),
+	    .flags = mp.info_flags,
+	    .max_depth = mp.max_depth,
+	    .unwinder = MP_UNWIND_LIBUNWIND,
+	    .sequence = sequence,
+	    .sample_period = 0,
+	    .not_recorded = __atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED),
+	    .threads = __atomic_load_n(&mp.threads, __ATOMIC_RELAXED),
+	};
+	w_record(MP_TAG_INFO, sizeof(info));
+	w_put(&info, sizeof(info));
+	w_blob_record(MP_TAG_EXE, mp.exe, strlen(mp.exe));
+	w_blob_record(MP_TAG_CMDLINE, mp.cmdline ? mp.cmdline : "", mp.cmdline_len);
+}
+
+static void write_modules(void)
+{
+	/* Records are kept newest first; write them in id order. */
+	for (uint32_t id = 0; id < mp.nmodules; id++) {
+		struct mp_module_rec *m = mp.modules;
+		while (m && m->id != id)
+			m = m->next;
+		if (!m)
+			continue;
+		struct mp_module hdr = {
+		    .id = m->id,
+		    .flags = m->flags,
+		    .load_bias = m->load_bias,
+		    .nranges = m->nranges,
+		    .buildid_len = m->buildid_len,
+		    .path_len = m->path_len,
+		};
+		uint64_t len = sizeof(hdr) + m->nranges * sizeof(struct mp_range) + m->buildid_len +
+		               m->path_len;
+		w_record(MP_TAG_MODULE, len);
+		w_put(&hdr, sizeof(hdr));
+		w_put(m->ranges, m->nranges * sizeof(struct mp_range));
+		w_put(m->buildid, m->buildid_len);
+		w_put(m->path, m->path_len);
+		w_pad(len);
+	}
+}
+
+static void write_chains(const struct mp_counts *snap, long cap, struct mp_end *end)
+{
+	struct mp_ctable t = {(struct mp_counts *)snap, (uint64_t)cap, 0};
+	struct mp_size_class cls[MP_SIZE_CLASSES];
+	for (uint32_t id = 0; id < mp.nchains; id++) {
+		const struct mp_chain_rec *c = mp.chains[id];
+		struct mp_chain hdr = {.id = c->id, .flags = c->flags, .nframes = c->nframes};
+		uint32_t n = 0;
+		for (unsigned k = 0; k < MP_SIZE_CLASSES; k++) {
+			const struct mp_counts *e = mp_ctable_slot(&t, mp_counts_key(id, k), false);
+			if (!e || !e->objects)
+				continue;
+			cls[n++] = (struct mp_size_class){
+			    .log2 = k,
+			    .objects = e->objects,
+			    .bytes = e->bytes,
+			    .min_size = e->min,
+			    .max_size = e->max,
+			};
+			hdr.alloc_objects += e->objects;
+			hdr.alloc_space += e->bytes;
+			hdr.inuse_objects += e->objects - e->freed_objects;
+			hdr.inuse_space += e->bytes - e->freed_bytes;
+		}
+		if (!n)
+			continue;
+		hdr.nclasses = n;
+		uint64_t len = sizeof(hdr) + c->nframes * sizeof(struct mp_frame) +
+		               n * sizeof(struct mp_size_class);
+		w_record(MP_TAG_CHAIN, len);
+		w_put(&hdr, sizeof(hdr));
+		w_put(c->frames, c->nframes * sizeof(struct mp_frame));
+		w_put(cls, n * sizeof(struct mp_size_class));
+		end->nchains++;
+		end->alloc_objects += hdr.alloc_objects;
+		end->alloc_space += hdr.alloc_space;
+		end->inuse_objects += hdr.inuse_objects;
+		end->inuse_space += hdr.inuse_space;
+	}
+}
+
+static int publish(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return errno;
+	/* A file system without RENAME_NOREPLACE: link() also refuses to replace. */
+	if (link(tmp, path) != 0)
+		return errno;
+	unlink(tmp);
+	return 0;
+}
+
+/* Write one dump; sequence 0 is the exit dump. Returns 0 or an errno value,
+ * after printing one line naming the path and the reason. */
+int mp_dump_write(uint32_t sequence)
+{
+	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
+	if (!expand_path(path, sizeof(path), sequence)) {
+		mp_log("cannot write dump: path from MAPPROF_OUT is too long");
+		return ENAMETOOLONG;
+	}
+	int err = 0;
+	const char *what = "";
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)mp.pid);
+
+	pthread_mutex_lock(&mp.lock);
+	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (w.fd < 0) {
+		err = errno;
+		what = "cannot create";
+		pthread_mutex_unlock(&mp.lock);
+		goto fail;
+	}
+	w.err = 0;
+	w.len = 0;
+	mp_modules_refresh();
+	struct mp_counts *snap = NULL;
+	size_t snap_bytes = 0;
+	long cap = mp_counts_snapshot(&snap, &snap_bytes);
+
+	struct mp_file_header fh = {.version = MP_VERSION, .header_size = sizeof(fh)};
+	memcpy(fh.magic, MP_MAGIC, MP_MAGIC_LEN);
+	w_put(&fh, sizeof(fh));
+	write_info(sequence);
+	write_modules();
+	struct mp_end end = {0};
+	if (cap >= 0)
+		write_chains(snap, cap, &end);
+	end.nmodules = mp.nmodules;
+	w_record(MP_TAG_END, sizeof(end));
+	w_put(&end, sizeof(end));
+	w_flush();
+	mp_unmap(snap, snap_bytes);
+	pthread_mutex_unlock(&mp.lock);
+
+	if (cap < 0 && !w.err)
+		w.err = ENOMEM;
+	if (close(w.fd) != 0 && !w.err)
+		w.err = errno;
+	if (w.err) {
+		err = w.err;
+		what = "cannot write";
+		unlink(tmp);
+		goto fail;
+	}
+	err = publish(tmp, path);
+	if (err) {
+		unlink(tmp);
+		what = err == EEXIST ? "will not replace existing file" : "cannot create";
+		goto fail;
+	}
+	return 0;
+fail:
+	if (err == EEXIST && what[0] == 'w')
+		mp_log("%s %s", what, path);
+	else
+		mp_log("%s dump %s: %s", what, err == EEXIST ? tmp : path, strerror(err));
+	return err;
+}

@@ -1,0 +1,170 @@
+/* modules.c: the module map (path, build-id, load ranges) that lets the report
+ * tool symbolize frames offline. Called with mp.lock held, when a new chain is
+ * first seen or a dump is written: never on the per-call path, never malloc. */
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+
+#include "shim.h"
+
+struct counters {
+	unsigned long long adds, subs;
+};
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct counters *c = arg;
+	if (size < offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+		return 1;
+	c->adds = info->dlpi_adds;
+	c->subs = info->dlpi_subs;
+	return 1;
+}
+
+static uint32_t build_id(struct dl_phdr_info *info, const uint8_t **out)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+			const char *name = p + sizeof(*nh);
+			const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+			if (desc + nh->n_descsz > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0) {
+				*out = (const uint8_t *)desc;
+				return nh->n_descsz;
+			}
+			p = desc + ((nh->n_descsz + 3) & ~3u);
+		}
+	}
+	return 0;
+}
+
+static bool same_module(const struct mp_module_rec *m, struct dl_phdr_info *info, const char *path)
+{
+	return !(m->flags & MP_MODULE_UNLOADED) && m->load_bias == info->dlpi_addr &&
+	       strcmp(m->path, path) == 0;
+}
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	bool *first = arg;
+	const char *path = info->dlpi_name ? info->dlpi_name : "";
+	uint32_t flags = 0;
+	if (*first && path[0] == 0) {
+		path = mp.exe;
+		flags |= MP_MODULE_MAIN;
+	} else if (strncmp(path, "linux-vdso", 10) == 0 || strncmp(path, "linux-gate", 10) == 0) {
+		flags |= MP_MODULE_VDSO;
+	}
+	*first = false;
+
+	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
+		if (same_module(m, info, path)) {
+			m->seen = true;
+			return 0;
+		}
+	}
+
+	uint32_t nranges = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		nranges += info->dlpi_phdr[i].p_type == PT_LOAD;
+	if (nranges == 0)
+		return 0;
+	const uint8_t *bid = NULL;
+	uint32_t bid_len = build_id(info, &bid);
+	size_t path_len = strlen(path);
+
+	struct mp_module_rec *m = mp_arena_alloc(sizeof(*m));
+	struct mp_range *r = mp_arena_alloc(nranges * sizeof(*r));
+	uint8_t *bcopy = bid_len ? mp_arena_alloc(bid_len) : NULL;
+	char *pcopy = mp_arena_strdup(path, path_len);
+	if (!m || !r || (bid_len && !bcopy) || !pcopy)
+		return 0;
+	uint32_t k = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		r[k].start = info->dlpi_addr + ph->p_vaddr;
+		r[k].end = r[k].start + ph->p_memsz;
+		r[k].file_offset = ph->p_offset;
+		r[k].prot = ph->p_flags & (PF_R | PF_W | PF_X);
+		r[k].reserved = 0;
+		k++;
+	}
+	if (bid_len)
+		memcpy(bcopy, bid, bid_len);
+	*m = (struct mp_module_rec){
+	    .next = mp.modules,
+	    .id = mp.nmodules++,
+	    .flags = flags,
+	    .load_bias = info->dlpi_addr,
+	    .nranges = nranges,
+	    .buildid_len = bid_len,
+	    .path_len = (uint32_t)path_len,
+	    .ranges = r,
+	    .buildid = bcopy,
+	    .path = pcopy,
+	    .seen = true,
+	};
+	mp.modules = m;
+	return 0;
+}
+
+void mp_modules_refresh(void)
+{
+	for (struct mp_module_rec *m = mp.modules; m; m = m->next)
+		m->seen = false;
+	bool first = true;
+	dl_iterate_phdr(add_module, &first);
+	for (struct mp_module_rec *m = mp.modules; m; m = m->next)
+		if (!m->seen)
+			m->flags |= MP_MODULE_UNLOADED;
+	struct counters c = {0, 0};
+	dl_iterate_phdr(read_counters, &c);
+	mp.dl_adds = c.adds;
+	mp.dl_subs = c.subs;
+}
+
+void mp_modules_check(void)
+{
+	struct counters c = {0, 0};
+	dl_iterate_phdr(read_counters, &c);
+	if (c.adds != mp.dl_adds || c.subs != mp.dl_subs || !mp.modules)
+		mp_modules_refresh();
+}
+
+static struct mp_module_rec *find(uintptr_t ip)
+{
+	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
+		if (m->flags & MP_MODULE_UNLOADED)
+			continue;
+		for (uint32_t i = 0; i < m->nranges; i++)
+			if (ip >= m->ranges[i].start && ip < m->ranges[i].end)
+				return m;
+	}
+	return NULL;
+}
+
+/* Return addresses point after the call; ip - 1 is inside the calling
+ * instruction and therefore inside the module even at a segment's end. */
+void mp_frame_resolve(uintptr_t ip, struct mp_frame *out)
+{
+	struct mp_module_rec *m = find(ip - 1);
+	out->reserved = 0;
+	if (m) {
+		out->module = m->id;
+		out->offset = ip - m->load_bias;
+	} else {
+		out->module = MP_MODULE_NONE;
+		out->offset = ip;
+	}
+}

@@ -1,0 +1,199 @@
+/* shim.h: the internal interfaces of libmapprof.so and its one state struct.
+ * Everything declared here may run inside malloc: it must never allocate through
+ * malloc, never block on I/O, and never know about symbols or views. */
+#ifndef MAPPROF_SHIM_H
+#define MAPPROF_SHIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mapprof_dump.h"
+
+/* uthash keeps the global chain table; its memory comes from mmap, never malloc. */
+void *mp_uthash_alloc(size_t size);
+void mp_uthash_free(void *p, size_t size);
+#define uthash_malloc(sz)    mp_uthash_alloc(sz)
+#define uthash_free(ptr, sz) mp_uthash_free(ptr, sz)
+#define HASH_NONFATAL_OOM    1
+#include <uthash.h>
+
+#define MP_EXPORT   __attribute__((visibility("default")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define MP_DEFAULT_DEPTH 64
+#define MP_MAX_DEPTH     256
+#define MP_MAX_CHAINS    ((1u << 24) - 1) /* chain ids fit the live map's 24 bits */
+#define MP_PATH_MAX      4096
+
+/* The next allocator in the lookup order (glibc, or jemalloc/tcmalloc
+ * preloaded after us), found with dlsym(RTLD_NEXT, ...). */
+struct mp_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+};
+
+/* A distinct call chain. ips are the raw return addresses the hot path
+ * compares; frames are the same addresses as module + offset, resolved once
+ * when the chain is first seen (so a later dlclose cannot change them). */
+struct mp_chain_rec {
+	UT_hash_handle hh; /* keyed by ips[0..nframes] (the last word holds flags) */
+	uint32_t id;
+	uint32_t flags; /* MP_CHAIN_* */
+	uint32_t nframes;
+	uint64_t hash;
+	uintptr_t *ips;
+	struct mp_frame *frames;
+};
+
+/* A loaded (or since unloaded) ELF object. */
+struct mp_module_rec {
+	struct mp_module_rec *next; /* newest first */
+	uint32_t id;
+	uint32_t flags; /* MP_MODULE_* */
+	uint64_t load_bias;
+	uint32_t nranges;
+	uint32_t buildid_len;
+	uint32_t path_len;
+	struct mp_range *ranges;
+	uint8_t *buildid;
+	char *path;
+	bool seen; /* found by the current refresh */
+};
+
+/* Counters of one (chain, size class) pair. The same layout serves the
+ * per-thread tables and the global table they are flushed into. */
+struct mp_counts {
+	uint64_t key; /* mp_counts_key(); 0 marks an empty slot */
+	uint64_t objects;
+	uint64_t bytes;
+	uint64_t freed_objects;
+	uint64_t freed_bytes;
+	uint64_t min;
+	uint64_t max;
+};
+
+static inline uint64_t mp_counts_key(uint32_t chain, unsigned cls)
+{
+	return ((uint64_t)chain << 8 | cls) + 1;
+}
+
+static inline unsigned mp_size_class(uint64_t size)
+{
+	return size ? 64u - (unsigned)__builtin_clzll(size) : 0u;
+}
+
+/* An open-addressing table of mp_counts (power-of-two capacity). */
+struct mp_ctable {
+	struct mp_counts *slots;
+	uint64_t cap;
+	uint64_t used;
+};
+
+struct mp_tcache;
+
+/* One shard of the live-block map: address -> (chain, size), for frees. */
+#define MP_LIVE_SHARDS 64
+struct mp_live_entry {
+	uintptr_t ptr; /* 0 marks an empty slot */
+	uint64_t meta; /* size << 24 | chain id */
+};
+struct mp_live_shard {
+	int lock;
+	uint32_t bits; /* capacity is 1 << bits */
+	uint64_t count;
+	struct mp_live_entry *tab;
+} __attribute__((aligned(64)));
+
+/* All of the shim's global state. */
+struct mp_state {
+	int init_state; /* 0 none, 1 initializing, 2 ready */
+	bool enabled;   /* recording calls */
+	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
+	bool dumped;    /* the exit dump is written; stop recording */
+	uint32_t max_depth;
+	uint32_t info_flags; /* MP_INFO_* */
+	char out_template[MP_PATH_MAX];
+	pid_t pid;
+	pid_t ppid;
+	uint64_t start_ns;
+
+	pthread_mutex_t lock;             /* chains, global counters, modules, tcache list */
+	struct mp_chain_rec *chain_table; /* uthash head */
+	struct mp_chain_rec **chains;     /* by id */
+	uint32_t nchains;
+	struct mp_ctable global; /* flushed per-thread counters */
+	struct mp_module_rec *modules;
+	uint32_t nmodules;
+	unsigned long long dl_adds, dl_subs;
+	struct mp_tcache *tcaches;
+	struct mp_live_shard live[MP_LIVE_SHARDS];
+	uint32_t chains_cap;
+
+	uint64_t not_recorded;      /* atomic */
+	uint64_t threads;           /* atomic */
+	uintptr_t self_lo, self_hi; /* our own text, stripped from stacks */
+	uintptr_t unw_lo, unw_hi;   /* libunwind's text, likewise */
+	pthread_key_t tkey;
+
+	char exe[MP_PATH_MAX];
+	char *cmdline;
+	size_t cmdline_len;
+};
+
+extern struct mp_state mp;
+extern struct mp_real mp_real;
+
+/* arena.c: memory for the shim's own bookkeeping, straight from mmap. */
+void *mp_map(size_t size);
+void mp_unmap(void *p, size_t size);
+void *mp_arena_alloc(size_t size); /* never freed; NULL when out of memory */
+char *mp_arena_strdup(const char *s, size_t len);
+
+/* stack.c: raw return addresses of the allocating thread, innermost first,
+ * without the shim's and libunwind's own frames. */
+void mp_stack_init(void);
+uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated);
+
+/* modules.c: the module map (call with mp.lock held). */
+void mp_modules_refresh(void);
+void mp_modules_check(void); /* refresh if anything was loaded or unloaded */
+void mp_frame_resolve(uintptr_t ip, struct mp_frame *out);
+
+/* ctable.c: counters tables. */
+struct mp_counts *mp_ctable_slot(struct mp_ctable *t, uint64_t key, bool insert);
+bool mp_ctable_reserve(struct mp_ctable *t, uint64_t n);
+void mp_counts_add(struct mp_counts *dst, const struct mp_counts *src);
+
+/* table.c: chains, per-thread counters and the live-block map. */
+void mp_record_alloc(void *p, size_t size);
+bool mp_record_free(void *p);                 /* false if p was not tracked */
+bool mp_live_take(void *p, uint64_t *meta);   /* remove p, give its record */
+void mp_live_restore(void *p, uint64_t meta); /* undo mp_live_take */
+void mp_account_free(uint64_t meta);          /* count a block taken from the map */
+void mp_thread_exit(void *tcache);
+void mp_fork_prepare(void);
+void mp_fork_parent(void);
+void mp_fork_child(void);
+/* Sum of the global and all per-thread counters, sorted by key; mp.lock held.
+ * Returns the number of entries or -1; *out is mp_map()ed, *bytes its size. */
+long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
+
+/* dump.c */
+int mp_dump_write(uint32_t sequence);
+void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t mp_now_ns(void);
+
+#endif

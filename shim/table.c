@@ -1,0 +1,485 @@
+/* table.c: what one allocation costs. Chain ids by hash of the return
+ * addresses (a per-thread cache in front of one global uthash table, locked
+ * only for a chain the thread has not seen), counters in per-thread tables
+ * flushed to the global one, and the live-block map for frees.
+ * Runs inside malloc: never allocate through malloc, never block on I/O. */
+#include <sched.h>
+#include <string.h>
+
+#include "shim.h"
+
+#define HC_SIZE 1024 /* per-thread chain cache entries */
+#define TC_CAP  4096 /* per-thread counters; flushed at half full */
+
+struct mp_tcache {
+	struct mp_tcache *next, *prev;
+	struct mp_ctable counts;
+	struct {
+		uint64_t hash;
+		struct mp_chain_rec *chain;
+	} hc[HC_SIZE];
+	struct mp_counts storage[TC_CAP];
+};
+
+static __thread struct mp_tcache *tls_tc;
+static __thread bool tls_dead; /* past our thread-exit hook: use the global table */
+
+#define META_CHAIN_BITS 24
+#define META_SIZE_MAX   ((1ull << 40) - 1)
+
+static inline uint64_t meta_make(uint32_t chain, uint64_t size)
+{
+	if (size > META_SIZE_MAX)
+		size = META_SIZE_MAX;
+	return size << META_CHAIN_BITS | chain;
+}
+static inline uint32_t meta_chain(uint64_t meta)
+{
+	return (uint32_t)(meta & ((1u << META_CHAIN_BITS) - 1));
+}
+static inline uint64_t meta_size(uint64_t meta)
+{
+	return meta >> META_CHAIN_BITS;
+}
+
+static void spin_lock(int *l)
+{
+	unsigned spins = 0;
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			if (++spins % 256 == 0)
+				sched_yield();
+		}
+	}
+}
+
+static void spin_unlock(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+static inline void bump(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, *p + v, __ATOMIC_RELAXED);
+}
+
+static void lost(void)
+{
+	__atomic_add_fetch(&mp.not_recorded, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- chains ---- */
+
+static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
+{
+	uint64_t h = 0x6a09e667f3bcc909ull ^ n;
+	for (uint32_t i = 0; i < n; i++) {
+		h ^= ips[i];
+		h *= 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+static bool chains_grow(void)
+{
+	uint32_t cap = mp.chains_cap ? mp.chains_cap * 2 : 4096;
+	struct mp_chain_rec **c = mp_map(cap * sizeof(*c));
+	if (!c)
+		return false;
+	if (mp.chains)
+		memcpy(c, mp.chains, mp.nchains * sizeof(*c));
+	mp_unmap(mp.chains, mp.chains_cap * sizeof(*c));
+	mp.chains = c;
+	mp.chains_cap = cap;
+	return true;
+}
+
+/* key: ips[0..n-1] plus one word of flags at ips[n]. mp.lock held. */
+static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
+{
+	if (mp.nchains >= MP_MAX_CHAINS || (mp.nchains == mp.chains_cap && !chains_grow()))
+		return NULL;
+	struct mp_chain_rec *c = mp_arena_alloc(sizeof(*c));
+	uintptr_t *ips = mp_arena_alloc((n + 1) * sizeof(*ips));
+	struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
+	if (!c || !ips || !frames)
+		return NULL;
+	memcpy(ips, key, (n + 1) * sizeof(*ips));
+	mp_modules_check();
+	for (uint32_t i = 0; i < n; i++)
+		mp_frame_resolve(ips[i], &frames[i]);
+	*c = (struct mp_chain_rec){
+	    .id = mp.nchains,
+	    .flags = (uint32_t)key[n],
+	    .nframes = n,
+	    .hash = h,
+	    .ips = ips,
+	    .frames = frames,
+	};
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, mp.chain_table, c->ips, (unsigned)((n + 1) * sizeof(*ips)),
+	                            (unsigned)h, c);
+	if (!mp.chain_table)
+		return NULL; /* uthash could not make its table */
+	mp.chains[mp.nchains++] = c;
+	return c;
+}
+
+static struct mp_chain_rec *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t n)
+{
+	uint64_t h = hash_ips(key, n + 1);
+	struct mp_chain_rec *c;
+	if (tc) {
+		c = tc->hc[h & (HC_SIZE - 1)].chain;
+		if (c && tc->hc[h & (HC_SIZE - 1)].hash == h && c->nframes == n &&
+		    memcmp(c->ips, key, (n + 1) * sizeof(*key)) == 0)
+			return c;
+	}
+	pthread_mutex_lock(&mp.lock);
+	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, (unsigned)((n + 1) * sizeof(*key)),
+	                      (unsigned)h, c);
+	if (!c)
+		c = chain_new(key, n, h);
+	pthread_mutex_unlock(&mp.lock);
+	if (tc && c) {
+		tc->hc[h & (HC_SIZE - 1)].hash = h;
+		tc->hc[h & (HC_SIZE - 1)].chain = c;
+	}
+	return c;
+}
+
+/* ---- counters ---- */
+
+/* mp.lock held. */
+static void tcache_flush_locked(struct mp_tcache *tc)
+{
+	if (!mp_ctable_reserve(&mp.global, tc->counts.used)) {
+		__atomic_add_fetch(&mp.not_recorded, tc->counts.used, __ATOMIC_RELAXED);
+	} else {
+		for (uint64_t i = 0; i < TC_CAP; i++) {
+			struct mp_counts *src = &tc->storage[i];
+			if (src->key)
+				mp_counts_add(mp_ctable_slot(&mp.global, src->key, true), src);
+		}
+	}
+	memset(tc->storage, 0, sizeof(tc->storage));
+	tc->counts.used = 0;
+}
+
+static struct mp_tcache *tcache_get(void)
+{
+	struct mp_tcache *tc = tls_tc;
+	if (likely(tc) || tls_dead)
+		return tc;
+	tc = mp_map(sizeof(*tc));
+	if (!tc)
+		return NULL;
+	tc->counts = (struct mp_ctable){tc->storage, TC_CAP, 0};
+	pthread_mutex_lock(&mp.lock);
+	tc->next = mp.tcaches;
+	if (mp.tcaches)
+		mp.tcaches->prev = tc;
+	mp.tcaches = tc;
+	pthread_mutex_unlock(&mp.lock);
+	__atomic_add_fetch(&mp.threads, 1, __ATOMIC_RELAXED);
+	tls_tc = tc;
+	pthread_setspecific(mp.tkey, tc);
+	return tc;
+}
+
+/* The pthread key destructor: fold the thread's counters into the global
+ * table so they outlive it. Allocations after this (later TLS destructors)
+ * go straight to the global table. */
+void mp_thread_exit(void *arg)
+{
+	struct mp_tcache *tc = arg;
+	pthread_mutex_lock(&mp.lock);
+	tcache_flush_locked(tc);
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		mp.tcaches = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	pthread_mutex_unlock(&mp.lock);
+	tls_tc = NULL;
+	tls_dead = true;
+	mp_unmap(tc, sizeof(*tc));
+}
+
+/* The counters of key for this thread, or the global ones (with mp.lock
+ * taken, *locked set) for a thread without a cache. */
+static struct mp_counts *counts_for(struct mp_tcache *tc, uint64_t key, bool *locked)
+{
+	*locked = false;
+	if (likely(tc)) {
+		struct mp_counts *c = mp_ctable_slot(&tc->counts, key, false);
+		if (likely(c))
+			return c;
+		if ((tc->counts.used + 1) * 2 > TC_CAP) {
+			pthread_mutex_lock(&mp.lock);
+			tcache_flush_locked(tc);
+			pthread_mutex_unlock(&mp.lock);
+		}
+		return mp_ctable_slot(&tc->counts, key, true);
+	}
+	pthread_mutex_lock(&mp.lock);
+	*locked = true;
+	if (!mp_ctable_reserve(&mp.global, 1))
+		return NULL;
+	return mp_ctable_slot(&mp.global, key, true);
+}
+
+static void count_alloc(struct mp_tcache *tc, uint32_t chain, uint64_t size)
+{
+	bool locked;
+	struct mp_counts *c = counts_for(tc, mp_counts_key(chain, mp_size_class(size)), &locked);
+	if (c) {
+		bump(&c->objects, 1);
+		bump(&c->bytes, size);
+		if (size < c->min)
+			__atomic_store_n(&c->min, size, __ATOMIC_RELAXED);
+		if (size > c->max)
+			__atomic_store_n(&c->max, size, __ATOMIC_RELAXED);
+	} else {
+		lost();
+	}
+	if (locked)
+		pthread_mutex_unlock(&mp.lock);
+}
+
+void mp_account_free(uint64_t meta)
+{
+	uint64_t size = meta_size(meta);
+	bool locked;
+	struct mp_counts *c =
+	    counts_for(tcache_get(), mp_counts_key(meta_chain(meta), mp_size_class(size)), &locked);
+	if (c) {
+		bump(&c->freed_objects, 1);
+		bump(&c->freed_bytes, size);
+	} else {
+		lost();
+	}
+	if (locked)
+		pthread_mutex_unlock(&mp.lock);
+}
+
+/* ---- live-block map ---- */
+
+static inline uint64_t ptr_hash(uintptr_t p)
+{
+	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
+}
+
+static inline struct mp_live_shard *shard_of(uint64_t h)
+{
+	return &mp.live[h >> 58];
+}
+
+static inline uint64_t home_of(uint64_t h, uint32_t bits)
+{
+	return (h << 6) >> (64 - bits);
+}
+
+static bool live_grow(struct mp_live_shard *s)
+{
+	uint32_t bits = s->bits ? s->bits + 1 : 10;
+	struct mp_live_entry *tab = mp_map(sizeof(*tab) << bits);
+	if (!tab)
+		return false;
+	uint64_t mask = (1ull << bits) - 1;
+	for (uint64_t i = 0; s->tab && i < (1ull << s->bits); i++) {
+		if (!s->tab[i].ptr)
+			continue;
+		uint64_t j = home_of(ptr_hash(s->tab[i].ptr), bits);
+		while (tab[j].ptr)
+			j = (j + 1) & mask;
+		tab[j] = s->tab[i];
+	}
+	mp_unmap(s->tab, sizeof(*s->tab) << s->bits);
+	s->tab = tab;
+	s->bits = bits;
+	return true;
+}
+
+/* Insert p; if p is already there (freed behind our back, e.g. from a signal
+ * handler that interrupted the shim), hand back the stale record. */
+static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
+{
+	uint64_t h = ptr_hash(p);
+	struct mp_live_shard *s = shard_of(h);
+	spin_lock(&s->lock);
+	if ((s->count + 1) * 10 > (7ull << s->bits) && !live_grow(s)) {
+		spin_unlock(&s->lock);
+		return -1;
+	}
+	uint64_t mask = (1ull << s->bits) - 1;
+	uint64_t i = home_of(h, s->bits);
+	while (s->tab[i].ptr && s->tab[i].ptr != p)
+		i = (i + 1) & mask;
+	int replaced = s->tab[i].ptr == p;
+	if (replaced)
+		*stale = s->tab[i].meta;
+	else
+		s->count++;
+	s->tab[i].ptr = p;
+	s->tab[i].meta = meta;
+	spin_unlock(&s->lock);
+	return replaced;
+}
+
+bool mp_live_take(void *ptr, uint64_t *meta)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	uint64_t h = ptr_hash(p);
+	struct mp_live_shard *s = shard_of(h);
+	spin_lock(&s->lock);
+	if (!s->tab) {
+		spin_unlock(&s->lock);
+		return false;
+	}
+	uint64_t mask = (1ull << s->bits) - 1;
+	uint64_t i = home_of(h, s->bits);
+	while (s->tab[i].ptr && s->tab[i].ptr != p)
+		i = (i + 1) & mask;
+	if (!s->tab[i].ptr) {
+		spin_unlock(&s->lock);
+		return false;
+	}
+	*meta = s->tab[i].meta;
+	/* Backward-shift deletion keeps probe sequences intact without tombstones. */
+	for (uint64_t j = (i + 1) & mask; s->tab[j].ptr; j = (j + 1) & mask) {
+		uint64_t k = home_of(ptr_hash(s->tab[j].ptr), s->bits);
+		bool movable = (j > i) ? (k <= i || k > j) : (k <= i && k > j);
+		if (movable) {
+			s->tab[i] = s->tab[j];
+			i = j;
+		}
+	}
+	s->tab[i].ptr = 0;
+	s->count--;
+	spin_unlock(&s->lock);
+	return true;
+}
+
+void mp_live_restore(void *p, uint64_t meta)
+{
+	uint64_t stale;
+	if (live_insert((uintptr_t)p, meta, &stale) < 0)
+		lost();
+}
+
+/* ---- the two entry points of the hot path ---- */
+
+void mp_record_alloc(void *p, size_t size)
+{
+	uintptr_t key[MP_MAX_DEPTH + 1];
+	bool truncated;
+	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated);
+	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
+	struct mp_tcache *tc = tcache_get();
+	struct mp_chain_rec *c = chain_get(tc, key, n);
+	if (unlikely(!c)) {
+		lost();
+		return;
+	}
+	count_alloc(tc, c->id, size);
+	uint64_t stale;
+	int r = live_insert((uintptr_t)p, meta_make(c->id, size), &stale);
+	if (unlikely(r != 0)) {
+		if (r > 0)
+			mp_account_free(stale);
+		else
+			lost();
+	}
+}
+
+bool mp_record_free(void *p)
+{
+	uint64_t meta;
+	if (!mp_live_take(p, &meta))
+		return false;
+	mp_account_free(meta);
+	return true;
+}
+
+/* ---- snapshot for the dump ---- */
+
+long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
+{
+	uint64_t total = mp.global.used;
+	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next)
+		total += __atomic_load_n(&tc->counts.used, __ATOMIC_RELAXED);
+	struct mp_ctable t = {NULL, 0, 0};
+	if (!mp_ctable_reserve(&t, total + 1))
+		return -1;
+	for (uint64_t i = 0; i < mp.global.cap; i++)
+		if (mp.global.slots[i].key)
+			mp_counts_add(mp_ctable_slot(&t, mp.global.slots[i].key, true),
+			              &mp.global.slots[i]);
+	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next) {
+		for (uint64_t i = 0; i < TC_CAP; i++) {
+			uint64_t key = __atomic_load_n(&tc->storage[i].key, __ATOMIC_ACQUIRE);
+			if (!key)
+				continue;
+			if (!mp_ctable_reserve(&t, 1))
+				break;
+			mp_counts_add(mp_ctable_slot(&t, key, true), &tc->storage[i]);
+		}
+	}
+	*out = t.slots;
+	*bytes = t.cap * sizeof(*t.slots);
+	return (long)t.cap;
+}
+
+/* ---- fork ---- */
+
+void mp_fork_prepare(void)
+{
+	pthread_mutex_lock(&mp.lock);
+	for (int i = 0; i < MP_LIVE_SHARDS; i++)
+		spin_lock(&mp.live[i].lock);
+}
+
+void mp_fork_parent(void)
+{
+	for (int i = 0; i < MP_LIVE_SHARDS; i++)
+		spin_unlock(&mp.live[i].lock);
+	pthread_mutex_unlock(&mp.lock);
+}
+
+/* The child profiles only what it allocates from now on: counters and the
+ * live map start empty; the chains and the module map stay valid. */
+void mp_fork_child(void)
+{
+	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
+		struct mp_live_shard *s = &mp.live[i];
+		if (s->tab)
+			memset(s->tab, 0, sizeof(*s->tab) << s->bits);
+		s->count = 0;
+		s->lock = 0;
+	}
+	if (mp.global.slots)
+		memset(mp.global.slots, 0, mp.global.cap * sizeof(*mp.global.slots));
+	mp.global.used = 0;
+	struct mp_tcache *tc = mp.tcaches;
+	while (tc) {
+		struct mp_tcache *next = tc->next;
+		if (tc != tls_tc)
+			mp_unmap(tc, sizeof(*tc));
+		tc = next;
+	}
+	mp.tcaches = tls_tc;
+	mp.threads = 0;
+	if (tls_tc) {
+		tls_tc->next = tls_tc->prev = NULL;
+		memset(tls_tc->storage, 0, sizeof(tls_tc->storage));
+		tls_tc->counts.used = 0;
+		mp.threads = 1;
+	}
+	mp.not_recorded = 0;
+	pthread_mutex_init(&mp.lock, NULL);
+}
