@@ -17,7 +17,7 @@ WARN = -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE
 SHIM_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-omit-frame-pointer
-SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread
+SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
 REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
 REPORT_LIBS = -ldw -lelf -lz -lm
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -141,9 +141,9 @@ static void write_info(uint32_t sequence)
 	    .end_ns = mp_now_ns(),
 	    .flags = mp.info_flags,
 	    .max_depth = mp.max_depth,
-	    .unwinder = MP_UNWIND_LIBUNWIND,
+	    .unwinder = mp.unwinder,
 	    .sequence = sequence,
-	    .sample_period = 0,
+	    .sample_period = mp.sample_period,
 	    .not_recorded = __atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED),
 	    .threads = __atomic_load_n(&mp.threads, __ATOMIC_RELAXED),
 	};
@@ -237,7 +237,7 @@ static int publish(const char *tmp, const char *path)
 
 /* Write one dump; sequence 0 is the exit dump. Returns 0 or an errno value,
  * after printing one line naming the path and the reason. */
-int mp_dump_write(uint32_t sequence)
+int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 {
 	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
 	if (!expand_path(path, sizeof(path), sequence)) {
@@ -294,6 +294,8 @@ int mp_dump_write(uint32_t sequence)
 		what = err == EEXIST ? "will not replace existing file" : "cannot create";
 		goto fail;
 	}
+	if (path_out && path_size > strlen(path))
+		strcpy(path_out, path);
 	return 0;
 fail:
 	if (err == EEXIST && what[0] == 'w')

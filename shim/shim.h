@@ -32,6 +32,12 @@ void mp_uthash_free(void *p, size_t size);
 /* The next allocator in the lookup order (glibc, or jemalloc/tcmalloc
  * preloaded after us), found with dlsym(RTLD_NEXT, ...). */
 struct mp_real {
+	void (*exit_)(int) __attribute__((noreturn));
+	void (*Exit_)(int) __attribute__((noreturn));
+	void (*abort)(void) __attribute__((noreturn));
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
@@ -105,6 +111,7 @@ struct mp_tcache;
 
 /* One shard of the live-block map: address -> (chain, size), for frees. */
 #define MP_LIVE_SHARDS 64
+#define MP_FILTER_SIZE (1u << 16)
 struct mp_live_entry {
 	uintptr_t ptr; /* 0 marks an empty slot */
 	uint64_t meta; /* size << 24 | chain id */
@@ -123,7 +130,14 @@ struct mp_state {
 	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
 	bool dumped;    /* the exit dump is written; stop recording */
 	uint32_t max_depth;
-	uint32_t info_flags; /* MP_INFO_* */
+	uint32_t unwinder;           /* MP_UNWIND_* */
+	uint64_t sample_period;      /* MAPPROF_SAMPLE; 0 = record every call */
+	uint32_t info_flags;         /* MP_INFO_* */
+	uint32_t sequence;           /* on-demand dumps written so far */
+	int dump_signal;             /* MAPPROF_SIGNAL, or 0 */
+	unsigned interval;           /* MAPPROF_INTERVAL seconds, or 0 */
+	int wake_pipe[2];            /* signal handler -> dump thread */
+	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
 	char out_template[MP_PATH_MAX];
 	pid_t pid;
 	pid_t ppid;
@@ -139,6 +153,7 @@ struct mp_state {
 	unsigned long long dl_adds, dl_subs;
 	struct mp_tcache *tcaches;
 	struct mp_live_shard live[MP_LIVE_SHARDS];
+	uint16_t *sample_filter; /* sampling mode: counting filter of tracked blocks */
 	uint32_t chains_cap;
 
 	uint64_t not_recorded;      /* atomic */
@@ -154,6 +169,11 @@ struct mp_state {
 
 extern struct mp_state mp;
 extern struct mp_real mp_real;
+extern __thread int mp_in_hook; /* > 0 while the shim itself runs on this thread */
+
+/* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
+bool mp_ready(void);
+void mp_dump_final(void);
 
 /* arena.c: memory for the shim's own bookkeeping, straight from mmap. */
 void *mp_map(size_t size);
@@ -164,6 +184,7 @@ char *mp_arena_strdup(const char *s, size_t len);
 /* stack.c: raw return addresses of the allocating thread, innermost first,
  * without the shim's and libunwind's own frames. */
 void mp_stack_init(void);
+void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) */
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated);
 
 /* modules.c: the module map (call with mp.lock held). */
@@ -178,6 +199,7 @@ void mp_counts_add(struct mp_counts *dst, const struct mp_counts *src);
 
 /* table.c: chains, per-thread counters and the live-block map. */
 void mp_record_alloc(void *p, size_t size);
+bool mp_sample_skip(size_t size);             /* sampling mode: true if this call is not sampled */
 bool mp_record_free(void *p);                 /* false if p was not tracked */
 bool mp_live_take(void *p, uint64_t *meta);   /* remove p, give its record */
 void mp_live_restore(void *p, uint64_t meta); /* undo mp_live_take */
@@ -188,10 +210,12 @@ void mp_fork_parent(void);
 void mp_fork_child(void);
 /* Sum of the global and all per-thread counters, sorted by key; mp.lock held.
  * Returns the number of entries or -1; *out is mp_map()ed, *bytes its size. */
+bool mp_counts_any(void); /* anything recorded since start (or fork)? */
 long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
 
 /* dump.c */
-int mp_dump_write(uint32_t sequence);
+/* Write a dump (sequence 0: the final one); the path written goes to path_out. */
+int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size);
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t mp_now_ns(void);

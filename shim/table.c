@@ -3,6 +3,7 @@
  * only for a chain the thread has not seen), counters in per-thread tables
  * flushed to the global one, and the live-block map for frees.
  * Runs inside malloc: never allocate through malloc, never block on I/O. */
+#include <math.h>
 #include <sched.h>
 #include <string.h>
 
@@ -22,7 +23,9 @@ struct mp_tcache {
 };
 
 static __thread struct mp_tcache *tls_tc;
-static __thread bool tls_dead; /* past our thread-exit hook: use the global table */
+static __thread bool tls_dead;           /* past our thread-exit hook: use the global table */
+static __thread int64_t tls_sample_left; /* bytes until the next sample */
+static __thread uint64_t tls_rng;
 
 #define META_CHAIN_BITS 24
 #define META_SIZE_MAX   ((1ull << 40) - 1)
@@ -187,6 +190,8 @@ static struct mp_tcache *tcache_get(void)
 	__atomic_add_fetch(&mp.threads, 1, __ATOMIC_RELAXED);
 	tls_tc = tc;
 	pthread_setspecific(mp.tkey, tc);
+	if (mp.unwinder == MP_UNWIND_FP)
+		mp_stack_thread_init();
 	return tc;
 }
 
@@ -284,6 +289,32 @@ static inline uint64_t home_of(uint64_t h, uint32_t bits)
 	return (h << 6) >> (64 - bits);
 }
 
+/* In sampling mode most blocks are not tracked; a counting filter answers
+ * "certainly not tracked" for them with one load and no lock. */
+static inline uint16_t *filter_of(uint64_t h)
+{
+	return &mp.sample_filter[(h >> 20) & (MP_FILTER_SIZE - 1)];
+}
+
+static void filter_add(uint64_t h)
+{
+	uint16_t *f = filter_of(h);
+	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
+	while (v != UINT16_MAX && !__atomic_compare_exchange_n(f, &v, (uint16_t)(v + 1), true,
+	                                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+static void filter_remove(uint64_t h)
+{
+	uint16_t *f = filter_of(h);
+	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
+	while (v != UINT16_MAX && v != 0 &&
+	       !__atomic_compare_exchange_n(f, &v, (uint16_t)(v - 1), true, __ATOMIC_RELEASE,
+	                                    __ATOMIC_RELAXED))
+		;
+}
+
 static bool live_grow(struct mp_live_shard *s)
 {
 	uint32_t bits = s->bits ? s->bits + 1 : 10;
@@ -321,10 +352,13 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 	while (s->tab[i].ptr && s->tab[i].ptr != p)
 		i = (i + 1) & mask;
 	int replaced = s->tab[i].ptr == p;
-	if (replaced)
+	if (replaced) {
 		*stale = s->tab[i].meta;
-	else
+	} else {
 		s->count++;
+		if (mp.sample_filter)
+			filter_add(h);
+	}
 	s->tab[i].ptr = p;
 	s->tab[i].meta = meta;
 	spin_unlock(&s->lock);
@@ -335,6 +369,8 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	uint64_t h = ptr_hash(p);
+	if (mp.sample_filter && !__atomic_load_n(filter_of(h), __ATOMIC_ACQUIRE))
+		return false;
 	struct mp_live_shard *s = shard_of(h);
 	spin_lock(&s->lock);
 	if (!s->tab) {
@@ -362,6 +398,8 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	s->tab[i].ptr = 0;
 	s->count--;
 	spin_unlock(&s->lock);
+	if (mp.sample_filter)
+		filter_remove(h);
 	return true;
 }
 
@@ -370,6 +408,35 @@ void mp_live_restore(void *p, uint64_t meta)
 	uint64_t stale;
 	if (live_insert((uintptr_t)p, meta, &stale) < 0)
 		lost();
+}
+
+/* ---- sampling ---- */
+
+/* An exponential draw with mean sample_period: sampling then is a Poisson
+ * process over allocated bytes, as in tcmalloc and Go's MemProfileRate, so an
+ * allocation of s bytes is sampled with probability 1 - exp(-s / period). */
+static int64_t next_sample_gap(void)
+{
+	if (!tls_rng)
+		tls_rng = (uint64_t)(uintptr_t)&tls_rng ^ mp_now_ns() ^ 0x9e3779b97f4a7c15ull;
+	tls_rng ^= tls_rng >> 12;
+	tls_rng ^= tls_rng << 25;
+	tls_rng ^= tls_rng >> 27;
+	uint64_t r = tls_rng * 0x2545f4914f6cdd1dull;
+	double u = ((double)(r >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+	double gap = -log(u) * (double)mp.sample_period;
+	return gap >= 9e18 ? INT64_MAX : (int64_t)gap + 1;
+}
+
+bool mp_sample_skip(size_t size)
+{
+	if (unlikely(!tls_sample_left))
+		tls_sample_left = next_sample_gap();
+	tls_sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+	if (likely(tls_sample_left > 0))
+		return true;
+	tls_sample_left = next_sample_gap();
+	return false;
 }
 
 /* ---- the two entry points of the hot path ---- */
@@ -407,6 +474,16 @@ bool mp_record_free(void *p)
 }
 
 /* ---- snapshot for the dump ---- */
+
+bool mp_counts_any(void)
+{
+	bool any = mp.global.used != 0;
+	pthread_mutex_lock(&mp.lock);
+	for (struct mp_tcache *tc = mp.tcaches; tc && !any; tc = tc->next)
+		any = __atomic_load_n(&tc->counts.used, __ATOMIC_RELAXED) != 0;
+	pthread_mutex_unlock(&mp.lock);
+	return any;
+}
 
 long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 {
@@ -464,6 +541,8 @@ void mp_fork_child(void)
 	}
 	if (mp.global.slots)
 		memset(mp.global.slots, 0, mp.global.cap * sizeof(*mp.global.slots));
+	if (mp.sample_filter)
+		memset(mp.sample_filter, 0, MP_FILTER_SIZE * sizeof(*mp.sample_filter));
 	mp.global.used = 0;
 	struct mp_tcache *tc = mp.tcaches;
 	while (tc) {

@@ -1,0 +1,445 @@
+/* lifecycle.c: settings, initialization, and every way a process ends or
+ * changes image (exit, _exit, abort, quick_exit, exec, fork) plus dumps on
+ * demand (MAPPROF_SIGNAL) and on a timer (MAPPROF_INTERVAL). Nothing here runs
+ * per allocation; the signal handler only writes one byte to a pipe. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct mp_state mp = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .max_depth = MP_DEFAULT_DEPTH,
+    .wake_pipe = {-1, -1},
+};
+struct mp_real mp_real;
+__thread int mp_in_hook;
+
+/* ---- settings ---- */
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_signal(const char *s)
+{
+	uint64_t n;
+	if (parse_u64(s, (uint64_t)SIGRTMAX, &n))
+		return n > 0 ? (int)n : -1;
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (int sig = 1; sig < NSIG; sig++) {
+		const char *name = sigabbrev_np(sig);
+		if (name && strcasecmp(name, s) == 0)
+			return sig;
+	}
+	return -1;
+}
+
+static void read_settings(void)
+{
+	uint64_t v;
+	const char *s = getenv("MAPPROF_DEPTH");
+	if (s) {
+		if (parse_u64(s, UINT64_MAX, &v) && v > 0) {
+			if (v > MP_MAX_DEPTH)
+				mp_log("MAPPROF_DEPTH=%s is above the maximum; using %d", s,
+				       MP_MAX_DEPTH);
+			mp.max_depth = v > MP_MAX_DEPTH ? MP_MAX_DEPTH : (uint32_t)v;
+		} else {
+			mp_log("MAPPROF_DEPTH=%s is not a positive number; using %d", s,
+			       MP_DEFAULT_DEPTH);
+		}
+	}
+	s = getenv("MAPPROF_OUT");
+	if (s && *s) {
+		if (strlen(s) >= sizeof(mp.out_template))
+			mp_log("MAPPROF_OUT is too long; using the default path");
+		else
+			strcpy(mp.out_template, s);
+	}
+	s = getenv("MAPPROF_UNWIND");
+	if (s && *s) {
+		if (strcmp(s, "fp") == 0)
+			mp.unwinder = MP_UNWIND_FP;
+		else if (strcmp(s, "libunwind") != 0)
+			mp_log("MAPPROF_UNWIND=%s is not libunwind or fp; using libunwind", s);
+	}
+	s = getenv("MAPPROF_SAMPLE");
+	if (s && *s) {
+		if (parse_u64(s, 1ull << 40, &v))
+			mp.sample_period = v;
+		else
+			mp_log("MAPPROF_SAMPLE=%s is not a byte count; recording every call", s);
+	}
+	s = getenv("MAPPROF_SIGNAL");
+	if (s && *s) {
+		int sig = parse_signal(s);
+		if (sig <= 0 || sig == SIGKILL || sig == SIGSTOP)
+			mp_log("MAPPROF_SIGNAL=%s is not a signal that can be caught; ignored", s);
+		else
+			mp.dump_signal = sig;
+	}
+	s = getenv("MAPPROF_INTERVAL");
+	if (s && *s) {
+		if (parse_u64(s, 86400 * 365, &v) && v > 0)
+			mp.interval = (unsigned)v;
+		else
+			mp_log("MAPPROF_INTERVAL=%s is not a number of seconds; ignored", s);
+	}
+}
+
+static void read_process(void)
+{
+	ssize_t n = readlink("/proc/self/exe", mp.exe, sizeof(mp.exe) - 1);
+	mp.exe[n > 0 ? n : 0] = 0;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		char buf[8192];
+		ssize_t len = read(fd, buf, sizeof(buf));
+		close(fd);
+		if (len > 0) {
+			mp.cmdline = mp_arena_strdup(buf, (size_t)len);
+			mp.cmdline_len = mp.cmdline ? (size_t)len : 0;
+		}
+	}
+	mp.pid = getpid();
+	mp.ppid = getppid();
+	mp.start_ns = mp_now_ns();
+}
+
+/* ---- dumps on demand ---- */
+
+static void on_dump_signal(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	char c = 1;
+	ssize_t r = write(mp.wake_pipe[1], &c, 1);
+	(void)r;
+	errno = saved;
+}
+
+static void *dump_thread(void *arg)
+{
+	(void)arg;
+	mp_in_hook++; /* this thread's own allocations are not the program's */
+	for (;;) {
+		struct pollfd pfd = {mp.wake_pipe[0], POLLIN, 0};
+		int timeout = mp.interval ? (int)mp.interval * 1000 : -1;
+		int r = poll(&pfd, 1, timeout);
+		if (r < 0 && errno != EINTR)
+			return NULL;
+		if (r > 0) {
+			char buf[64];
+			if (read(mp.wake_pipe[0], buf, sizeof(buf)) <= 0)
+				return NULL;
+		}
+		if (r == 0 || r > 0) {
+			if (!mp.enabled || mp.dumped)
+				continue;
+			uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
+			mp_dump_write(seq, NULL, 0);
+		}
+	}
+}
+
+static void start_dump_thread(void)
+{
+	if (!mp.dump_signal && !mp.interval)
+		return;
+	if (mp.wake_pipe[0] < 0 && pipe2(mp.wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		mp_log("cannot start on-demand dumps: %s", strerror(errno));
+		return;
+	}
+	/* The thread blocks every signal so the program's signals go where they went. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, dump_thread, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		mp_log("cannot start on-demand dumps: %s", strerror(err));
+		return;
+	}
+	if (mp.dump_signal) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_dump_signal;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(mp.dump_signal, &sa, NULL);
+	}
+}
+
+/* ---- init ---- */
+
+static void *next_sym(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
+static void resolve_real(void)
+{
+	mp_real.malloc = next_sym("malloc");
+	mp_real.free = next_sym("free");
+	mp_real.calloc = next_sym("calloc");
+	mp_real.realloc = next_sym("realloc");
+	mp_real.reallocarray = next_sym("reallocarray");
+	mp_real.posix_memalign = next_sym("posix_memalign");
+	mp_real.aligned_alloc = next_sym("aligned_alloc");
+	mp_real.memalign = next_sym("memalign");
+	mp_real.valloc = next_sym("valloc");
+	mp_real.pvalloc = next_sym("pvalloc");
+	mp_real.exit_ = next_sym("_exit");
+	mp_real.Exit_ = next_sym("_Exit");
+	mp_real.abort = next_sym("abort");
+	mp_real.execve = next_sym("execve");
+	mp_real.execvpe = next_sym("execvpe");
+	mp_real.fexecve = next_sym("fexecve");
+}
+
+static void on_fork_child(void)
+{
+	mp_fork_child();
+	mp.pid = getpid();
+	mp.ppid = getppid();
+	mp.start_ns = mp_now_ns();
+	mp.info_flags |= MP_INFO_FORKED;
+	mp.sequence = 0;
+	mp.dumped = false;
+	mp.enabled = !mp.secure;
+	if (mp.wake_pipe[0] >= 0) {
+		/* The parent's dump thread is gone and its pipe is the parent's. */
+		close(mp.wake_pipe[0]);
+		close(mp.wake_pipe[1]);
+		mp.wake_pipe[0] = mp.wake_pipe[1] = -1;
+		if (mp.enabled)
+			start_dump_thread();
+	}
+}
+
+static void at_quick_exit_hook(void)
+{
+	mp_dump_final();
+}
+
+static void init(void)
+{
+	int expected = 0;
+	if (!__atomic_compare_exchange_n(&mp.init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		/* Another thread is initializing; its dlsym calls use the bootstrap
+		 * buffer, ours wait for the real functions. */
+		while (__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) != 2)
+			;
+		return;
+	}
+	mp_in_hook++;
+	resolve_real();
+	mp.secure = getauxval(AT_SECURE) != 0;
+	if (!mp.secure && mp_real.malloc && mp_real.free) {
+		read_settings();
+		read_process();
+		mp_stack_init();
+		pthread_key_create(&mp.tkey, mp_thread_exit);
+		pthread_atfork(mp_fork_prepare, mp_fork_parent, on_fork_child);
+		at_quick_exit(at_quick_exit_hook);
+		if (mp.sample_period) {
+			mp.sample_filter = mp_map(MP_FILTER_SIZE * sizeof(*mp.sample_filter));
+			if (!mp.sample_filter) {
+				mp_log("cannot set up sampling; recording every call");
+				mp.sample_period = 0;
+			}
+		}
+		mp.info_flags = MP_INFO_FREES_TRACKED | (mp.sample_period ? MP_INFO_SAMPLED : 0);
+		mp.enabled = true;
+	}
+	mp_in_hook--;
+	__atomic_store_n(&mp.init_state, 2, __ATOMIC_RELEASE);
+}
+
+bool mp_ready(void)
+{
+	if (likely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2))
+		return true;
+	if (mp.init_state == 1 && mp_in_hook)
+		return false; /* inside our own init: bootstrap */
+	init();
+	return __atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2;
+}
+
+__attribute__((constructor)) static void mp_constructor(void)
+{
+	if (mp_ready() && mp.enabled) {
+		mp_in_hook++;
+		start_dump_thread();
+		mp_in_hook--;
+	}
+}
+
+/* ---- the end of a process image ---- */
+
+/* The last dump of this process image. A vfork child shares our memory but
+ * not our pid: it must not write the parent's dump. */
+static bool dump_final_to(char *path, size_t size)
+{
+	if (!mp_ready() || !mp.enabled || mp.dumped || getpid() != mp.pid)
+		return false;
+	int saved = errno;
+	mp_in_hook++;
+	mp.dumped = true;
+	mp.enabled = false;
+	bool ok = mp_dump_write(0, path, size) == 0;
+	mp_in_hook--;
+	errno = saved;
+	return ok;
+}
+
+void mp_dump_final(void)
+{
+	dump_final_to(NULL, 0);
+}
+
+/* Library destructors run after the program's atexit handlers and static
+ * destructors, so the dump sees nearly all of the process's allocations. */
+__attribute__((destructor)) static void mp_destructor(void)
+{
+	mp_dump_final();
+}
+
+MP_EXPORT void _exit(int status)
+{
+	mp_dump_final();
+	mp_real.exit_(status);
+}
+
+MP_EXPORT void _Exit(int status)
+{
+	mp_dump_final();
+	mp_real.Exit_(status);
+}
+
+MP_EXPORT void abort(void)
+{
+	mp_dump_final();
+	mp_real.abort();
+}
+
+/* exec replaces the process image without running destructors: write the
+ * dump first; if exec fails, take it back and go on profiling. */
+static bool before_exec(void)
+{
+	/* A fork child that execs without allocating (the usual fork+exec) has
+	 * nothing to say: no dump. */
+	if ((mp.info_flags & MP_INFO_FORKED) && mp_ready() && !mp_counts_any())
+		return false;
+	return dump_final_to(mp.last_dump, sizeof(mp.last_dump));
+}
+
+static void exec_failed(bool dumped)
+{
+	if (!dumped)
+		return;
+	int saved = errno;
+	unlink(mp.last_dump);
+	mp.dumped = false;
+	mp.enabled = true;
+	errno = saved;
+}
+
+MP_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	mp_ready();
+	bool d = before_exec();
+	int r = mp_real.execve(path, argv, envp);
+	exec_failed(d);
+	return r;
+}
+
+MP_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	mp_ready();
+	bool d = before_exec();
+	int r = mp_real.execvpe(file, argv, envp);
+	exec_failed(d);
+	return r;
+}
+
+MP_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	mp_ready();
+	bool d = before_exec();
+	int r = mp_real.fexecve(fd, argv, envp);
+	exec_failed(d);
+	return r;
+}
+
+MP_EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+MP_EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+/* The execl family: collect the variadic arguments on the stack. */
+#define ARGV_FROM_VA(arg0, argv, ap)                                                               \
+	size_t argc_ = 1;                                                                          \
+	va_start(ap, arg0);                                                                        \
+	while (va_arg(ap, const char *))                                                           \
+		argc_++;                                                                           \
+	va_end(ap);                                                                                \
+	const char *argv[argc_ + 1];                                                               \
+	argv[0] = arg0;                                                                            \
+	va_start(ap, arg0);                                                                        \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                                     \
+		argv[i_] = va_arg(ap, const char *);
+
+MP_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_VA(arg, argv, ap);
+	va_end(ap);
+	return execve(path, (char *const *)argv, environ);
+}
+
+MP_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_VA(arg, argv, ap);
+	va_end(ap);
+	return execvpe(file, (char *const *)argv, environ);
+}
+
+MP_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_VA(arg, argv, ap);
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, (char *const *)argv, envp);
+}
