@@ -9,10 +9,9 @@
 #define ARENA_CHUNK (1u << 20)
 
 static struct {
-	int lock;
 	char *cur;
 	size_t left;
-} arena;
+} arena; /* under mp.arena_lock */
 
 void *mp_map(size_t size)
 {
@@ -27,18 +26,6 @@ void mp_unmap(void *p, size_t size)
 		munmap(p, size);
 }
 
-static void arena_lock(void)
-{
-	while (__atomic_exchange_n(&arena.lock, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&arena.lock, __ATOMIC_RELAXED))
-			;
-}
-
-static void arena_unlock(void)
-{
-	__atomic_store_n(&arena.lock, 0, __ATOMIC_RELEASE);
-}
-
 /* Small, long-lived objects (chains, module records): bump-allocated, 16-byte
  * aligned, never freed. Large requests get their own mapping. */
 void *mp_arena_alloc(size_t size)
@@ -46,11 +33,11 @@ void *mp_arena_alloc(size_t size)
 	size = (size + 15) & ~(size_t)15;
 	if (size >= ARENA_CHUNK / 4)
 		return mp_map(size);
-	arena_lock();
+	mp_spin_lock(&mp.arena_lock);
 	if (arena.left < size) {
 		char *chunk = mp_map(ARENA_CHUNK);
 		if (!chunk) {
-			arena_unlock();
+			mp_spin_unlock(&mp.arena_lock);
 			return NULL;
 		}
 		arena.cur = chunk;
@@ -59,7 +46,7 @@ void *mp_arena_alloc(size_t size)
 	void *p = arena.cur;
 	arena.cur += size;
 	arena.left -= size;
-	arena_unlock();
+	mp_spin_unlock(&mp.arena_lock);
 	return p;
 }
 

@@ -248,6 +248,7 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	const char *what = "";
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)mp.pid);
 
+	mp_modules_refresh(); /* before mp.lock: see modules.c for the lock order */
 	pthread_mutex_lock(&mp.lock);
 	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (w.fd < 0) {
@@ -258,7 +259,6 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	}
 	w.err = 0;
 	w.len = 0;
-	mp_modules_refresh();
 	struct mp_counts *snap = NULL;
 	size_t snap_bytes = 0;
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);

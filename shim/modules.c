@@ -1,6 +1,9 @@
 /* modules.c: the module map (path, build-id, load ranges) that lets the report
- * tool symbolize frames offline. Called with mp.lock held, when a new chain is
- * first seen or a dump is written: never on the per-call path, never malloc. */
+ * tool symbolize frames offline. Used when a new chain is first seen or a dump
+ * is written, never on the per-call path; never malloc.
+ * Lock order: the loader's lock (inside dl_iterate_phdr) before modules_lock,
+ * never the reverse, and never with mp.lock held: a program may allocate from
+ * its own dl_iterate_phdr callback. */
 #include <elf.h>
 #include <link.h>
 #include <string.h>
@@ -48,8 +51,7 @@ static uint32_t build_id(struct dl_phdr_info *info, const uint8_t **out)
 
 static bool same_module(const struct mp_module_rec *m, struct dl_phdr_info *info, const char *path)
 {
-	return !(m->flags & MP_MODULE_UNLOADED) && m->load_bias == info->dlpi_addr &&
-	       strcmp(m->path, path) == 0;
+	return m->load_bias == info->dlpi_addr && strcmp(m->path, path) == 0;
 }
 
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
@@ -66,12 +68,16 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 	}
 	*first = false;
 
+	mp_spin_lock(&mp.modules_lock);
 	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
 		if (same_module(m, info, path)) {
 			m->seen = true;
+			m->flags &= ~MP_MODULE_UNLOADED; /* the same object at the same place */
+			mp_spin_unlock(&mp.modules_lock);
 			return 0;
 		}
 	}
+	mp_spin_unlock(&mp.modules_lock);
 
 	uint32_t nranges = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++)
@@ -102,9 +108,10 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 	}
 	if (bid_len)
 		memcpy(bcopy, bid, bid_len);
+	mp_spin_lock(&mp.modules_lock);
 	*m = (struct mp_module_rec){
 	    .next = mp.modules,
-	    .id = mp.nmodules++,
+	    .id = mp.nmodules,
 	    .flags = flags,
 	    .load_bias = info->dlpi_addr,
 	    .nranges = nranges,
@@ -115,38 +122,57 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 	    .path = pcopy,
 	    .seen = true,
 	};
-	mp.modules = m;
+	/* Publish complete: find() reads the list without the lock. */
+	__atomic_store_n(&mp.modules, m, __ATOMIC_RELEASE);
+	mp.nmodules++;
+	mp_spin_unlock(&mp.modules_lock);
 	return 0;
 }
 
-void mp_modules_refresh(void)
+static void refresh(bool mark_unloaded)
 {
-	for (struct mp_module_rec *m = mp.modules; m; m = m->next)
-		m->seen = false;
-	bool first = true;
-	dl_iterate_phdr(add_module, &first);
-	for (struct mp_module_rec *m = mp.modules; m; m = m->next)
-		if (!m->seen)
-			m->flags |= MP_MODULE_UNLOADED;
 	struct counters c = {0, 0};
 	dl_iterate_phdr(read_counters, &c);
+	if (mark_unloaded) {
+		mp_spin_lock(&mp.modules_lock);
+		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
+			m->seen = false;
+		mp_spin_unlock(&mp.modules_lock);
+	}
+	bool first = true;
+	dl_iterate_phdr(add_module, &first);
+	mp_spin_lock(&mp.modules_lock);
+	if (mark_unloaded)
+		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
+			if (!m->seen)
+				m->flags |= MP_MODULE_UNLOADED;
 	mp.dl_adds = c.adds;
 	mp.dl_subs = c.subs;
+	mp_spin_unlock(&mp.modules_lock);
+}
+
+/* Before a dump: also marks the modules dlclose'd since they were recorded. */
+void mp_modules_refresh(void)
+{
+	refresh(true);
 }
 
 void mp_modules_check(void)
 {
 	struct counters c = {0, 0};
 	dl_iterate_phdr(read_counters, &c);
-	if (c.adds != mp.dl_adds || c.subs != mp.dl_subs || !mp.modules)
-		mp_modules_refresh();
+	if (c.adds != __atomic_load_n(&mp.dl_adds, __ATOMIC_RELAXED) ||
+	    c.subs != __atomic_load_n(&mp.dl_subs, __ATOMIC_RELAXED) ||
+	    !__atomic_load_n(&mp.modules, __ATOMIC_ACQUIRE))
+		refresh(false);
 }
 
+/* Newest first: an object loaded where an unloaded one was wins, and a
+ * frame is resolved when its chain is first seen, while its object is loaded. */
 static struct mp_module_rec *find(uintptr_t ip)
 {
-	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
-		if (m->flags & MP_MODULE_UNLOADED)
-			continue;
+	for (struct mp_module_rec *m = __atomic_load_n(&mp.modules, __ATOMIC_ACQUIRE); m;
+	     m = m->next) {
 		for (uint32_t i = 0; i < m->nranges; i++)
 			if (ip >= m->ranges[i].start && ip < m->ranges[i].end)
 				return m;

@@ -143,7 +143,9 @@ struct mp_state {
 	pid_t ppid;
 	uint64_t start_ns;
 
-	pthread_mutex_t lock;             /* chains, global counters, modules, tcache list */
+	pthread_mutex_t lock;             /* chains, global counters, tcache list */
+	int modules_lock;                 /* spin: the module list (modules.c) */
+	int arena_lock;                   /* spin: the bookkeeping arena (arena.c) */
 	struct mp_chain_rec *chain_table; /* uthash head */
 	struct mp_chain_rec **chains;     /* by id */
 	uint32_t nchains;
@@ -174,6 +176,9 @@ extern __thread int mp_in_hook; /* > 0 while the shim itself runs on this thread
 /* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
 bool mp_ready(void);
 void mp_dump_final(void);
+
+void mp_spin_lock(int *l);
+void mp_spin_unlock(int *l);
 
 /* arena.c: memory for the shim's own bookkeeping, straight from mmap. */
 void *mp_map(size_t size);

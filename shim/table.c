@@ -45,7 +45,7 @@ static inline uint64_t meta_size(uint64_t meta)
 	return meta >> META_CHAIN_BITS;
 }
 
-static void spin_lock(int *l)
+void mp_spin_lock(int *l)
 {
 	unsigned spins = 0;
 	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
@@ -59,7 +59,7 @@ static void spin_lock(int *l)
 	}
 }
 
-static void spin_unlock(int *l)
+void mp_spin_unlock(int *l)
 {
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
@@ -101,20 +101,18 @@ static bool chains_grow(void)
 	return true;
 }
 
-/* key: ips[0..n-1] plus one word of flags at ips[n]. mp.lock held. */
-static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
+/* key: ips[0..n-1] plus one word of flags at ips[n]; frames resolved by
+ * the caller. mp.lock held. */
+static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h,
+                                      struct mp_frame *frames)
 {
 	if (mp.nchains >= MP_MAX_CHAINS || (mp.nchains == mp.chains_cap && !chains_grow()))
 		return NULL;
 	struct mp_chain_rec *c = mp_arena_alloc(sizeof(*c));
 	uintptr_t *ips = mp_arena_alloc((n + 1) * sizeof(*ips));
-	struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
-	if (!c || !ips || !frames)
+	if (!c || !ips)
 		return NULL;
 	memcpy(ips, key, (n + 1) * sizeof(*ips));
-	mp_modules_check();
-	for (uint32_t i = 0; i < n; i++)
-		mp_frame_resolve(ips[i], &frames[i]);
 	*c = (struct mp_chain_rec){
 	    .id = mp.nchains,
 	    .flags = (uint32_t)key[n],
@@ -141,12 +139,25 @@ static struct mp_chain_rec *chain_get(struct mp_tcache *tc, uintptr_t *key, uint
 		    memcmp(c->ips, key, (n + 1) * sizeof(*key)) == 0)
 			return c;
 	}
+	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
 	pthread_mutex_lock(&mp.lock);
-	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, (unsigned)((n + 1) * sizeof(*key)),
-	                      (unsigned)h, c);
-	if (!c)
-		c = chain_new(key, n, h);
+	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
 	pthread_mutex_unlock(&mp.lock);
+	if (!c) {
+		/* A new chain: resolve its frames to modules first, without mp.lock
+		 * (see modules.c for the lock order). */
+		struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
+		if (!frames)
+			return NULL;
+		mp_modules_check();
+		for (uint32_t i = 0; i < n; i++)
+			mp_frame_resolve(key[i], &frames[i]);
+		pthread_mutex_lock(&mp.lock);
+		HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
+		if (!c)
+			c = chain_new(key, n, h, frames);
+		pthread_mutex_unlock(&mp.lock);
+	}
 	if (tc && c) {
 		tc->hc[h & (HC_SIZE - 1)].hash = h;
 		tc->hc[h & (HC_SIZE - 1)].chain = c;
@@ -342,9 +353,9 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 {
 	uint64_t h = ptr_hash(p);
 	struct mp_live_shard *s = shard_of(h);
-	spin_lock(&s->lock);
+	mp_spin_lock(&s->lock);
 	if ((s->count + 1) * 10 > (7ull << s->bits) && !live_grow(s)) {
-		spin_unlock(&s->lock);
+		mp_spin_unlock(&s->lock);
 		return -1;
 	}
 	uint64_t mask = (1ull << s->bits) - 1;
@@ -361,7 +372,7 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 	}
 	s->tab[i].ptr = p;
 	s->tab[i].meta = meta;
-	spin_unlock(&s->lock);
+	mp_spin_unlock(&s->lock);
 	return replaced;
 }
 
@@ -372,9 +383,9 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	if (mp.sample_filter && !__atomic_load_n(filter_of(h), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(h);
-	spin_lock(&s->lock);
+	mp_spin_lock(&s->lock);
 	if (!s->tab) {
-		spin_unlock(&s->lock);
+		mp_spin_unlock(&s->lock);
 		return false;
 	}
 	uint64_t mask = (1ull << s->bits) - 1;
@@ -382,7 +393,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	while (s->tab[i].ptr && s->tab[i].ptr != p)
 		i = (i + 1) & mask;
 	if (!s->tab[i].ptr) {
-		spin_unlock(&s->lock);
+		mp_spin_unlock(&s->lock);
 		return false;
 	}
 	*meta = s->tab[i].meta;
@@ -397,7 +408,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	}
 	s->tab[i].ptr = 0;
 	s->count--;
-	spin_unlock(&s->lock);
+	mp_spin_unlock(&s->lock);
 	if (mp.sample_filter)
 		filter_remove(h);
 	return true;
@@ -514,17 +525,23 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 
 /* ---- fork ---- */
 
+/* Take every lock so that no thread holds one across the fork; the order
+ * is the order in which the shim ever nests them. */
 void mp_fork_prepare(void)
 {
 	pthread_mutex_lock(&mp.lock);
+	mp_spin_lock(&mp.modules_lock);
+	mp_spin_lock(&mp.arena_lock);
 	for (int i = 0; i < MP_LIVE_SHARDS; i++)
-		spin_lock(&mp.live[i].lock);
+		mp_spin_lock(&mp.live[i].lock);
 }
 
 void mp_fork_parent(void)
 {
 	for (int i = 0; i < MP_LIVE_SHARDS; i++)
-		spin_unlock(&mp.live[i].lock);
+		mp_spin_unlock(&mp.live[i].lock);
+	mp_spin_unlock(&mp.arena_lock);
+	mp_spin_unlock(&mp.modules_lock);
 	pthread_mutex_unlock(&mp.lock);
 }
 
@@ -560,5 +577,7 @@ void mp_fork_child(void)
 		mp.threads = 1;
 	}
 	mp.not_recorded = 0;
+	mp.arena_lock = 0;
+	mp.modules_lock = 0;
 	pthread_mutex_init(&mp.lock, NULL);
 }
