@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <link.h>
+#include <string.h>
 
 #include "shim.h"
 
@@ -178,7 +179,6 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 	*truncated = count > max;
 	if (count > max)
 		count = max;
-	for (uint32_t i = 0; i < count; i++)
-		ips[i] = (uintptr_t)buf[skip + i];
+	memcpy(ips, buf + skip, count * sizeof(*ips));
 	return count;
 }

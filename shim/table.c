@@ -76,15 +76,27 @@ static void lost(void)
 
 /* ---- chains ---- */
 
+/* Products with a different odd multiplier per position are independent of
+ * each other, so the CPU overlaps them (a sequential mix was the largest cost
+ * of the hot path); one final mix spreads the sum. Keys are compared in full,
+ * so the hash only has to spread. */
 static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
 {
-	uint64_t h = 0x6a09e667f3bcc909ull ^ n;
-	for (uint32_t i = 0; i < n; i++) {
-		h ^= ips[i];
-		h *= 0x9e3779b97f4a7c15ull;
-		h ^= h >> 29;
-	}
+	uint64_t h = n;
+	for (uint32_t i = 0; i < n; i++)
+		h += ips[i] * (0x9e3779b97f4a7c15ull + 2 * (uint64_t)i);
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 29;
 	return h;
+}
+
+static inline bool same_key(const uintptr_t *a, const uintptr_t *b, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
 }
 
 static bool chains_grow(void)
@@ -136,7 +148,7 @@ static struct mp_chain_rec *chain_get(struct mp_tcache *tc, uintptr_t *key, uint
 	if (tc) {
 		c = tc->hc[h & (HC_SIZE - 1)].chain;
 		if (c && tc->hc[h & (HC_SIZE - 1)].hash == h && c->nframes == n &&
-		    memcmp(c->ips, key, (n + 1) * sizeof(*key)) == 0)
+		    same_key(c->ips, key, n + 1))
 			return c;
 	}
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
