@@ -168,6 +168,7 @@ static void start_dump_thread(void)
 		mp_log("cannot start on-demand dumps: %s", strerror(errno));
 		return;
 	}
+	mp_in_hook++; /* pthread_create's allocations are ours, not the program's */
 	/* The thread blocks every signal so the program's signals go where they went. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -179,6 +180,7 @@ static void start_dump_thread(void)
 	int err = pthread_create(&t, &attr, dump_thread, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	mp_in_hook--;
 	if (err) {
 		mp_log("cannot start on-demand dumps: %s", strerror(err));
 		return;
@@ -292,11 +294,8 @@ bool mp_ready(void)
 
 __attribute__((constructor)) static void mp_constructor(void)
 {
-	if (mp_ready() && mp.enabled) {
-		mp_in_hook++;
+	if (mp_ready() && mp.enabled)
 		start_dump_thread();
-		mp_in_hook--;
-	}
 }
 
 /* ---- the end of a process image ---- */
