@@ -302,14 +302,19 @@ static inline uint64_t ptr_hash(uintptr_t p)
 	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
 }
 
-static inline struct mp_live_shard *shard_of(uint64_t h)
+/* The shard comes from the block's 2 MiB region, not from its hash: threads
+ * allocate from regions of their own (glibc's per-thread arenas, jemalloc's
+ * and tcmalloc's per-thread caches), so each thread mostly works on shards no
+ * other thread touches and the shard locks' cache lines stay put. */
+static inline struct mp_live_shard *shard_of(uintptr_t p)
 {
-	return &mp.live[h >> 58];
+	uint64_t region = (uint64_t)(p >> 21) * 0x9e3779b97f4a7c15ull;
+	return &mp.live[region >> 58];
 }
 
 static inline uint64_t home_of(uint64_t h, uint32_t bits)
 {
-	return (h << 6) >> (64 - bits);
+	return h >> (64 - bits);
 }
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
@@ -364,7 +369,7 @@ static bool live_grow(struct mp_live_shard *s)
 static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 {
 	uint64_t h = ptr_hash(p);
-	struct mp_live_shard *s = shard_of(h);
+	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
 	if ((s->count + 1) * 10 > (7ull << s->bits) && !live_grow(s)) {
 		mp_spin_unlock(&s->lock);
@@ -394,7 +399,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	uint64_t h = ptr_hash(p);
 	if (mp.sample_filter && !__atomic_load_n(filter_of(h), __ATOMIC_ACQUIRE))
 		return false;
-	struct mp_live_shard *s = shard_of(h);
+	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
 	if (!s->tab) {
 		mp_spin_unlock(&s->lock);
