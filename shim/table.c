@@ -9,7 +9,7 @@
 
 #include "shim.h"
 
-#define HC_SIZE 1024 /* per-thread chain cache entries */
+#define HC_SIZE 4096 /* per-thread chain cache entries */
 #define TC_CAP  4096 /* per-thread counters; flushed at half full */
 
 struct mp_tcache {
