@@ -76,7 +76,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmapprof.so $(DESTDIR)$(PREFIX)/bin/mapprof \
 	  $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
 
-FORMAT_FILES = $(wildcard include/*.h shim/*.[ch] report/*.[ch] examples/*.c examples/*.cc tests/progs/*.c tests/progs/*.cc bench/*.c)
+FORMAT_FILES = $(wildcard include/*.h shim/*.[ch] report/*.[ch] examples/*.[ch] examples/*.cc tests/progs/*.[ch] tests/progs/*.cc tests/fuzz/*.c bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
