@@ -1,0 +1,296 @@
+/* flame.c: `mapprof flame DUMP [NEW] -o FILE.svg`: a self-contained SVG flame graph (no network,
+ * no external script): width by the chosen sample, hover details, click to zoom, search, and the
+ * chains `mapprof growth` reports highlighted. With two dumps, a diff flame graph: widths by the
+ * larger side, red where NEW grew, blue where it shrank. It reads only the profile. */
+#include <string.h>
+
+#include "trie.h"
+#include "usage.h"
+
+#define WIDTH 1200
+#define ROW   16
+
+static void xml(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&':
+			sb_adds(sb, "&amp;");
+			break;
+		case '<':
+			sb_adds(sb, "&lt;");
+			break;
+		case '>':
+			sb_adds(sb, "&gt;");
+			break;
+		case '"':
+			sb_adds(sb, "&quot;");
+			break;
+		default:
+			if ((unsigned char)*s < 0x20)
+				sb_addch(sb, ' ');
+			else
+				sb_addch(sb, *s);
+		}
+	}
+}
+
+struct flame {
+	struct strbuf *sb;
+	const struct trie *t;
+	enum sample_index s;
+	double total;
+	bool diff;
+	int maxdepth;
+};
+
+/* Width of a node: NEW's value, or the larger side in a diff. */
+static uint64_t width_of(const struct flame *fl, const struct tnode *n)
+{
+	uint64_t v = n->v[fl->s];
+	if (fl->diff && n->base[fl->s] > v)
+		v = n->base[fl->s];
+	return v;
+}
+
+static void color(const struct flame *fl, const struct tnode *n, char *out, size_t len)
+{
+	if (fl->diff) {
+		double b = (double)n->base[fl->s], v = (double)n->v[fl->s];
+		double m = b > v ? b : v;
+		double d = m > 0 ? (v - b) / m : 0; /* -1 .. 1 */
+		int k = (int)(200 * (1 - (d < 0 ? -d : d)));
+		if (d > 0.001)
+			snprintf(out, len, "rgb(255,%d,%d)", k, k);
+		else if (d < -0.001)
+			snprintf(out, len, "rgb(%d,%d,255)", k, k);
+		else
+			snprintf(out, len, "rgb(220,220,220)");
+		return;
+	}
+	if (n->growth) {
+		snprintf(out, len, "rgb(190,60,220)");
+		return;
+	}
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = n->key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	snprintf(out, len, "rgb(%d,%d,%d)", 205 + (int)(h % 50), 80 + (int)((h >> 8) % 120),
+	         (int)((h >> 16) % 55));
+}
+
+/* The depth of the deepest frame that will be drawn (the SVG's height depends on it). */
+static void measure(struct flame *fl, size_t at, int depth)
+{
+	const struct tnode *n = &fl->t->n[at];
+	if ((double)width_of(fl, n) / fl->total * WIDTH < 0.3)
+		return;
+	if (depth > fl->maxdepth)
+		fl->maxdepth = depth;
+	for (size_t i = 0; i < n->nkids; i++)
+		measure(fl, n->kids[i], depth + 1);
+}
+
+/* One frame: its place as data attributes (for the script's zoom) and, so that the picture
+ * shows without the script too (an <img> in a README runs none), drawn in place with its label. */
+static void emit_node(struct flame *fl, size_t at, double x, int depth)
+{
+	const struct tnode *n = &fl->t->n[at];
+	double w = (double)width_of(fl, n) / fl->total;
+	if (w * WIDTH < 0.3)
+		return;
+	struct strbuf *sb = fl->sb;
+	char fill[40];
+	color(fl, n, fill, sizeof(fill));
+	sb_addf(sb, "<g class=\"f\" data-x=\"%.9f\" data-w=\"%.9f\" data-d=\"%d\"%s><title>", x, w,
+	        depth, n->growth ? " data-g=\"1\"" : "");
+	xml(sb, n->key);
+	sb_adds(sb, " (");
+	if (fl->diff) {
+		format_value(sb, fl->s, n->base[fl->s]);
+		sb_adds(sb, " -> ");
+	}
+	format_value(sb, fl->s, n->v[fl->s]);
+	double px = x * WIDTH, pw = w * WIDTH;
+	int y = (fl->maxdepth - depth) * ROW + 40;
+	sb_addf(sb,
+	        ", %.2f%%%s)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
+	        "fill=\"%s\"/><text x=\"%.2f\" y=\"%d\">",
+	        100.0 * (double)n->v[fl->s] / fl->total, n->growth ? ", growth" : "", px, y,
+	        pw > 0.6 ? pw - 0.5 : 0.1, ROW - 1, fill, px + 3, y + ROW - 4);
+	/* the label: as much of the name as fits at 7 px a character */
+	int fit = (int)((pw - 6) / 7);
+	size_t len = strlen(n->key);
+	if (fit >= 3) {
+		struct strbuf label = STRBUF_INIT;
+		if (len <= (size_t)fit) {
+			sb_adds(&label, n->key);
+		} else {
+			size_t cut = (size_t)fit - 2;
+			while (cut && ((unsigned char)n->key[cut] & 0xc0) == 0x80)
+				cut--; /* never split a UTF-8 character */
+			sb_add(&label, n->key, cut);
+			sb_adds(&label, "..");
+		}
+		xml(sb, sb_str(&label));
+		sb_release(&label);
+	}
+	sb_adds(sb, "</text></g>\n");
+	double cx = x;
+	for (size_t i = 0; i < n->nkids; i++) {
+		emit_node(fl, n->kids[i], cx, depth + 1);
+		cx += (double)width_of(fl, &fl->t->n[n->kids[i]]) / fl->total;
+	}
+}
+
+static const char script[] =
+    "<script><![CDATA[\n"
+    "var W=1200,ROW=16,H=0,zoomed=null,svgns='http://www.w3.org/2000/svg';\n"
+    "var gs=[].slice.call(document.querySelectorAll('g.f'));\n"
+    "var details=document.getElementById('details'),found=document.getElementById('found');\n"
+    "var maxd=0;gs.forEach(function(g){maxd=Math.max(maxd,+g.getAttribute('data-d'));});\n"
+    "function name(g){return g.querySelector('title').textContent;}\n"
+    "function short(g){var t=name(g);return t.substring(0,t.lastIndexOf(' ('));}\n"
+    "function layout(x0,w0,d0){gs.forEach(function(g){\n"
+    " var x=+g.getAttribute('data-x'),w=+g.getAttribute('data-w'),d=+g.getAttribute('data-d');\n"
+    " var r=g.querySelector('rect'),t=g.querySelector('text'),nx,nw;\n"
+    " if(d<d0){if(x<=x0+1e-12&&x+w>=x0+w0-1e-12){nx=0;nw=W;g.style.opacity=0.6;}else{g.style."
+    "display='none';return;}}\n"
+    " else{if(x+w<=x0+1e-12||x>=x0+w0-1e-12){g.style.display='none';return;}nx=(x-x0)/w0*W;nw=w/"
+    "w0*W;g.style.opacity=1;}\n"
+    " g.style.display='';var y=(maxd-d)*ROW+40;\n"
+    " r.setAttribute('x',nx);r.setAttribute('y',y);r.setAttribute('width',Math.max(nw-0.5,0.1));"
+    "r.setAttribute('height',ROW-1);\n"
+    " t.setAttribute('x',nx+3);t.setAttribute('y',y+ROW-4);var s=short(g),c=Math.floor((nw-6)/7);"
+    "\n"
+    " t.textContent=c<3?'':(s.length<=c?s:s.substring(0,c-2)+'..');});}\n"
+    "function zoom(g){zoomed=g;layout(+g.getAttribute('data-x'),+g.getAttribute('data-w'),+g."
+    "getAttribute('data-d'));}\n"
+    "function reset(){zoomed=null;layout(0,1,0);}\n"
+    "gs.forEach(function(g){g.addEventListener('click',function(){zoom(g);});\n"
+    " g.addEventListener('mouseover',function(){details.textContent=name(g);});\n"
+    " g.addEventListener('mouseout',function(){details.textContent=' ';});});\n"
+    "document.getElementById('reset').addEventListener('click',reset);\n"
+    "function search(re){var n=0,tot=0;gs.forEach(function(g){var r=g.querySelector('rect');\n"
+    " if(!r.getAttribute('data-fill'))r.setAttribute('data-fill',r.getAttribute('fill'));\n"
+    " if(re&&re.test(short(g))){r.setAttribute('fill','rgb(230,0,230)');n++;}else r."
+    "setAttribute('fill',r.getAttribute('data-fill'));});\n"
+    " found.textContent=re?('matched '+n+' frames'):' ';}\n"
+    "document.getElementById('search').addEventListener('click',function(){\n"
+    " var p=prompt('Search (regular expression)','');if(p===null)return;\n"
+    " try{search(p?new RegExp(p):null);}catch(e){found.textContent='bad regex';}});\n"
+    "document.addEventListener('keydown',function(e){if(e.key==='Escape')reset();\n"
+    " if((e.ctrlKey||e.metaKey)&&e.key==='f'){e.preventDefault();document.getElementById("
+    "'search').dispatchEvent(new Event('click'));}});\n"
+    "reset();\n"
+    "]]></script>\n";
+
+int cmd_flame(struct options *o)
+{
+	need_args(o, 1, 2, "DUMP, or BASE and NEW for a diff flame graph");
+	if (!o->output)
+		die_usage("flame: needs -o FILE.svg");
+	bool diff = o->nargs == 2;
+	struct profile p;
+	if (diff) {
+		profile_load_diff(&p, o, o->args[0], o->args[1]);
+	} else {
+		load_profile(&p, o, 0);
+	}
+	enum sample_index s = o->sample;
+	bool *marks = xcalloc(p.nchains + 1, sizeof(bool));
+	if (!diff)
+		growth_mark(&p, o, marks);
+	struct trie t;
+	trie_init(&t);
+	t.n[0].key = "all";
+	for (size_t i = 0; i < p.nchains; i++) {
+		const struct pchain *c = &p.chains[i];
+		if (c->hidden || !c->nframes)
+			continue;
+		trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v);
+		/* base values and growth marks along the same path */
+		size_t at = 0;
+		for (int k = 0; k < NSAMPLES; k++)
+			t.n[0].base[k] += c->base[k];
+		if (c->truncated) {
+			size_t x = 0;
+			while (strcmp(t.n[t.n[0].kids[x]].key, "(truncated)") != 0)
+				x++;
+			at = t.n[0].kids[x];
+			for (int q = 0; q < NSAMPLES; q++)
+				t.n[at].base[q] += c->base[q];
+		}
+		for (size_t k = c->nframes; k-- > 0;) {
+			const char *key = node_key(&p, &c->frames[k], o->lines);
+			size_t x = 0;
+			for (x = 0; x < t.n[at].nkids; x++)
+				if (t.n[t.n[at].kids[x]].key == key)
+					break;
+			at = t.n[at].kids[x];
+			for (int q = 0; q < NSAMPLES; q++)
+				t.n[at].base[q] += c->base[q];
+			if (marks[i])
+				t.n[at].growth_v += c->v[s];
+		}
+		if (marks[i]) {
+			/* a growth chain's allocations get a frame of their own under its
+			 * innermost function, so they show even where that function allocates
+			 * much else */
+			static const char growth_key[] = "(container growth)";
+			at = trie_child(&t, at, growth_key, NULL);
+			for (int q = 0; q < NSAMPLES; q++) {
+				t.n[at].v[q] += c->v[q];
+				t.n[at].base[q] += c->base[q];
+			}
+			t.n[at].growth_v += c->v[s];
+		}
+	}
+	/* highlight frames whose value is mostly growth, not every caller up to main */
+	for (size_t i = 1; i < t.len; i++)
+		t.n[i].growth = t.n[i].growth_v && t.n[i].growth_v * 2 >= t.n[i].v[s];
+	trie_sort(&t, s);
+	struct strbuf body = STRBUF_INIT;
+	struct flame fl = {.sb = &body, .t = &t, .s = s, .diff = diff};
+	fl.total = (double)width_of(&fl, &t.n[0]);
+	if (fl.total <= 0)
+		fl.total = 1;
+	measure(&fl, 0, 0);
+	emit_node(&fl, 0, 0.0, 0);
+	int height = (fl.maxdepth + 1) * ROW + 70;
+	struct strbuf sb = STRBUF_INIT;
+	sb_addf(&sb,
+	        "<?xml version=\"1.0\" standalone=\"no\"?>\n"
+	        "<svg version=\"1.1\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+	        "xmlns=\"http://www.w3.org/2000/svg\">\n"
+	        "<style>text{font-family:monospace;font-size:12px;fill:#000}g.f:hover rect"
+	        "{stroke:#000;stroke-width:0.5}g.f{cursor:pointer}#reset,#search{cursor:pointer;"
+	        "fill:#00c}</style>\n"
+	        "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f0\"/>\n"
+	        "<text x=\"%d\" y=\"20\" text-anchor=\"middle\" style=\"font-size:15px\">",
+	        WIDTH, height, WIDTH, height, WIDTH, height, WIDTH / 2);
+	xml(&sb, diff ? "mapprof diff flame graph: " : "mapprof flame graph: ");
+	const char *exe = strrchr(p.dumps[0]->exe, '/');
+	xml(&sb, exe ? exe + 1 : p.dumps[0]->exe);
+	sb_addf(&sb, " (%s", sample_names[s]);
+	if (diff)
+		sb_adds(&sb, "; red: grew in NEW, blue: shrank");
+	else
+		sb_adds(&sb, "; purple: container growth chains");
+	sb_addf(&sb,
+	        ")</text>\n<text id=\"reset\" x=\"10\" y=\"20\">Reset zoom</text>\n"
+	        "<text id=\"search\" x=\"%d\" y=\"20\">Search</text>\n"
+	        "<text id=\"found\" x=\"%d\" y=\"%d\"> </text>\n"
+	        "<text id=\"details\" x=\"10\" y=\"%d\"> </text>\n",
+	        WIDTH - 60, WIDTH - 200, height - 10, height - 10);
+	sb_add(&sb, body.buf ? body.buf : "", body.len);
+	sb_adds(&sb, script);
+	sb_adds(&sb, "</svg>\n");
+	emit(o, &sb);
+	sb_release(&sb);
+	sb_release(&body);
+	trie_free(&t);
+	free(marks);
+	profile_free(&p);
+	return 0;
+}

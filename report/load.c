@@ -1,0 +1,401 @@
+/* load.c: reads a dump file and checks every length, count, id and total before any view sees
+ * it (see load.h). It must never read past the buffer, loop without consuming bytes, or
+ * allocate more than a small multiple of the file size, whatever the file holds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "load.h"
+#include "strbuf.h"
+#include "usage.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the dump reader assumes a little-endian host (the format is little-endian)"
+#endif
+
+_Static_assert(sizeof(struct mp_file_header) == 16, "file header");
+_Static_assert(sizeof(struct mp_record_header) == 16, "record header");
+_Static_assert(sizeof(struct mp_info) == 72, "info");
+_Static_assert(sizeof(struct mp_module) == 32, "module");
+_Static_assert(sizeof(struct mp_range) == 32, "range");
+_Static_assert(sizeof(struct mp_frame) == 16, "frame");
+_Static_assert(sizeof(struct mp_chain) == 48, "chain");
+_Static_assert(sizeof(struct mp_size_class) == 40, "size class");
+_Static_assert(sizeof(struct mp_end) == 48, "end");
+
+struct parser {
+	struct dump *d;
+	const unsigned char *p;
+	size_t size;
+	char *err;
+	size_t modules_alloc, chains_alloc;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct parser *ps, uint64_t off,
+                                                      const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	sb_addf(&sb, " (at offset %llu)", (unsigned long long)off);
+	ps->err = sb_detach(&sb);
+	return -1;
+}
+
+static const char *tag_name(uint32_t tag)
+{
+	switch (tag) {
+	case MP_TAG_INFO:
+		return "INFO";
+	case MP_TAG_EXE:
+		return "EXE";
+	case MP_TAG_CMDLINE:
+		return "CMDLINE";
+	case MP_TAG_MODULE:
+		return "MODULE";
+	case MP_TAG_CHAIN:
+		return "CHAIN";
+	case MP_TAG_END:
+		return "END";
+	}
+	return "unknown";
+}
+
+/* a + b, failing on overflow of the 64-bit sums the END record holds. */
+static bool add_u64(uint64_t *a, uint64_t b)
+{
+	return !__builtin_add_overflow(*a, b, a);
+}
+
+static int parse_module(struct parser *ps, const unsigned char *pl, uint64_t len, uint64_t off)
+{
+	struct dump *d = ps->d;
+	struct mp_module m;
+	if (len < sizeof(m))
+		return fail(ps, off, "MODULE record too short (%llu bytes, needs %zu)",
+		            (unsigned long long)len, sizeof(m));
+	memcpy(&m, pl, sizeof(m));
+	uint64_t want =
+	    sizeof(m) + (uint64_t)m.nranges * sizeof(struct mp_range) + m.buildid_len + m.path_len;
+	if (want != len)
+		return fail(ps, off,
+		            "MODULE record of %llu bytes does not match its %u ranges, %u-byte "
+		            "build-id and %u-byte path",
+		            (unsigned long long)len, m.nranges, m.buildid_len, m.path_len);
+	/* ids are 0..n-1 and every MODULE record takes at least 48 bytes, so an id past
+	 * size / 48 cannot be valid: refusing it keeps memory bounded by the file size */
+	if (m.id >= ps->size / 48)
+		return fail(ps, off, "module id %u is out of range", m.id);
+	/* Modules are stored by id; ids are 0..n-1 and checked against END later. */
+	if (m.id >= ps->modules_alloc) {
+		size_t old = ps->modules_alloc;
+		ALLOC_GROW(d->modules, (size_t)m.id + 1, ps->modules_alloc);
+		memset(d->modules + old, 0, (ps->modules_alloc - old) * sizeof(*d->modules));
+	}
+	struct dump_module *dm = &d->modules[m.id];
+	if (dm->path)
+		return fail(ps, off, "module id %u appears twice", m.id);
+	dm->m = m;
+	dm->ranges = (const struct mp_range *)(pl + sizeof(m));
+	dm->buildid = pl + sizeof(m) + (size_t)m.nranges * sizeof(struct mp_range);
+	const char *path = (const char *)dm->buildid + m.buildid_len;
+	if (memchr(path, '\0', m.path_len))
+		return fail(ps, off, "module %u's path holds a NUL byte", m.id);
+	dm->path = xstrndup(path, m.path_len);
+	if (m.id + 1 > d->nmodules)
+		d->nmodules = m.id + 1;
+	return 0;
+}
+
+static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len, uint64_t off)
+{
+	struct dump *d = ps->d;
+	struct mp_chain c;
+	if (len < sizeof(c))
+		return fail(ps, off, "CHAIN record too short (%llu bytes, needs %zu)",
+		            (unsigned long long)len, sizeof(c));
+	memcpy(&c, pl, sizeof(c));
+	uint64_t want = sizeof(c) + (uint64_t)c.nframes * sizeof(struct mp_frame) +
+	                (uint64_t)c.nclasses * sizeof(struct mp_size_class);
+	if (want != len)
+		return fail(
+		    ps, off,
+		    "CHAIN record %u of %llu bytes does not match its %u frames and %u size "
+		    "classes",
+		    c.id, (unsigned long long)len, c.nframes, c.nclasses);
+	if (c.inuse_objects > c.alloc_objects || c.inuse_space > c.alloc_space)
+		return fail(ps, off, "chain %u has more in use than it allocated", c.id);
+	const struct mp_frame *frames = (const struct mp_frame *)(pl + sizeof(c));
+	const struct mp_size_class *cls =
+	    (const struct mp_size_class *)(pl + sizeof(c) + (size_t)c.nframes * sizeof(*frames));
+	uint64_t objects = 0, bytes = 0;
+	for (uint32_t i = 0; i < c.nclasses; i++) {
+		const struct mp_size_class *k = &cls[i];
+		uint64_t coff = off + 16 + (uint64_t)((const unsigned char *)k - pl);
+		if (k->log2 >= MP_SIZE_CLASSES || (i && k->log2 <= cls[i - 1].log2))
+			return fail(ps, coff, "chain %u: size class %u is out of order or range",
+			            c.id, k->log2);
+		uint64_t lo = k->log2 ? 1ull << (k->log2 - 1) : 0;
+		uint64_t hi = k->log2 == 0 ? 0 : k->log2 == 64 ? UINT64_MAX : (1ull << k->log2) - 1;
+		if (!k->objects || k->min_size > k->max_size || k->min_size < lo ||
+		    k->max_size > hi)
+			return fail(ps, coff,
+			            "chain %u: size class %u holds sizes %llu..%llu outside it",
+			            c.id, k->log2, (unsigned long long)k->min_size,
+			            (unsigned long long)k->max_size);
+		if (!add_u64(&objects, k->objects) || !add_u64(&bytes, k->bytes))
+			return fail(ps, coff, "chain %u: size class totals overflow", c.id);
+	}
+	if (c.nclasses && (objects != c.alloc_objects || bytes != c.alloc_space))
+		return fail(
+		    ps, off,
+		    "chain %u: size classes sum to %llu objects, %llu bytes, the chain says "
+		    "%llu, %llu",
+		    c.id, (unsigned long long)objects, (unsigned long long)bytes,
+		    (unsigned long long)c.alloc_objects, (unsigned long long)c.alloc_space);
+	ALLOC_GROW(d->chains, d->nchains + 1, ps->chains_alloc);
+	struct dump_chain *dc = &d->chains[d->nchains++];
+	dc->c = c;
+	dc->frames = frames;
+	dc->classes = cls;
+	return 0;
+}
+
+static int parse_cmdline(struct parser *ps, const unsigned char *pl, uint64_t len)
+{
+	struct dump *d = ps->d;
+	size_t n = 0;
+	for (uint64_t i = 0; i < len; i++)
+		n += pl[i] == '\0';
+	if (len && pl[len - 1] != '\0')
+		n++;
+	d->argv = xcalloc(n + 1, sizeof(char *));
+	size_t start = 0;
+	for (uint64_t i = 0; i <= len && d->argc < n; i++) {
+		if (i == len || pl[i] == '\0') {
+			d->argv[d->argc++] =
+			    xstrndup((const char *)pl + start, (size_t)(i - start));
+			start = (size_t)i + 1;
+		}
+	}
+	return 0;
+}
+
+static int check_end(struct parser *ps, uint64_t off)
+{
+	struct dump *d = ps->d;
+	const struct mp_end *e = &d->end;
+	if (e->nchains != d->nchains)
+		return fail(ps, off, "END says %llu chains, the file holds %zu",
+		            (unsigned long long)e->nchains, d->nchains);
+	if (e->nmodules != d->nmodules)
+		return fail(ps, off, "END says %llu modules, the file holds %zu",
+		            (unsigned long long)e->nmodules, d->nmodules);
+	for (size_t i = 0; i < d->nmodules; i++)
+		if (!d->modules[i].path)
+			return fail(ps, off, "module id %zu is missing", i);
+	uint64_t sum[4] = {0, 0, 0, 0};
+	for (size_t i = 0; i < d->nchains; i++) {
+		const struct dump_chain *c = &d->chains[i];
+		if (!add_u64(&sum[0], c->c.alloc_objects) || !add_u64(&sum[1], c->c.alloc_space) ||
+		    !add_u64(&sum[2], c->c.inuse_objects) || !add_u64(&sum[3], c->c.inuse_space))
+			return fail(ps, off, "chain totals overflow");
+		for (uint32_t j = 0; j < c->c.nframes; j++) {
+			uint32_t m = c->frames[j].module;
+			if (m != MP_MODULE_NONE && m >= d->nmodules)
+				return fail(ps, off,
+				            "chain %u frame %u names module %u, which is not "
+				            "in the file",
+				            c->c.id, j, m);
+		}
+	}
+	const char *what[4] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
+	uint64_t endv[4] = {e->alloc_objects, e->alloc_space, e->inuse_objects, e->inuse_space};
+	for (int k = 0; k < 4; k++)
+		if (endv[k] != sum[k])
+			return fail(ps, off,
+			            "END total %s is %llu but the chains sum to %llu (corrupt or "
+			            "spliced file)",
+			            what[k], (unsigned long long)endv[k],
+			            (unsigned long long)sum[k]);
+	return 0;
+}
+
+static int parse(struct parser *ps)
+{
+	struct dump *d = ps->d;
+	const unsigned char *p = ps->p;
+	size_t size = ps->size;
+	if (size == 0)
+		return fail(ps, 0, "file is empty, not a mapprof dump");
+	if (size < sizeof(struct mp_file_header) || memcmp(p, MP_MAGIC, MP_MAGIC_LEN) != 0) {
+		if (size >= MP_MAGIC_LEN && memcmp(p, MP_MAGIC, MP_MAGIC_LEN) == 0)
+			return fail(ps, size, "truncated file header (%zu bytes)", size);
+		if (size < MP_MAGIC_LEN && memcmp(p, MP_MAGIC, size) == 0)
+			return fail(ps, size, "truncated file header (%zu bytes)", size);
+		return fail(ps, 0, "not a mapprof dump (no MAPPROF magic)");
+	}
+	struct mp_file_header h;
+	memcpy(&h, p, sizeof(h));
+	if (h.version != MP_VERSION)
+		return fail(
+		    ps, 8,
+		    "dump format version %u is not supported (this mapprof reads version %u)",
+		    h.version, MP_VERSION);
+	if (h.header_size < sizeof(h) || h.header_size % 8 || h.header_size > size)
+		return fail(ps, 12, "bad header size %u", h.header_size);
+	size_t off = h.header_size;
+	bool have_info = false, have_end = false;
+	while (off < size) {
+		if (have_end)
+			return fail(ps, off, "data after the END record");
+		if (size - off < sizeof(struct mp_record_header))
+			return fail(ps, off, "truncated record header (%zu bytes left)",
+			            size - off);
+		struct mp_record_header rh;
+		memcpy(&rh, p + off, sizeof(rh));
+		size_t left = size - off - sizeof(rh);
+		if (rh.length > left)
+			return fail(ps, off,
+			            "%s record (tag %#x) claims %llu bytes but only %zu remain "
+			            "(truncated file?)",
+			            tag_name(rh.tag), rh.tag, (unsigned long long)rh.length, left);
+		const unsigned char *pl = p + off + sizeof(rh);
+		uint64_t len = rh.length;
+		if (!have_info && rh.tag != MP_TAG_INFO)
+			return fail(ps, off, "first record is %s (tag %#x), not INFO",
+			            tag_name(rh.tag), rh.tag);
+		int r = 0;
+		switch (rh.tag) {
+		case MP_TAG_INFO:
+			if (have_info)
+				return fail(ps, off, "second INFO record");
+			if (len < sizeof(d->info))
+				return fail(ps, off,
+				            "INFO record too short (%llu bytes, needs %zu)",
+				            (unsigned long long)len, sizeof(d->info));
+			memcpy(&d->info, pl, sizeof(d->info));
+			have_info = true;
+			break;
+		case MP_TAG_EXE:
+			if (memchr(pl, '\0', len))
+				return fail(ps, off, "EXE path holds a NUL byte");
+			free(d->exe);
+			d->exe = xstrndup((const char *)pl, len);
+			break;
+		case MP_TAG_CMDLINE:
+			if (d->argv)
+				return fail(ps, off, "second CMDLINE record");
+			r = parse_cmdline(ps, pl, len);
+			break;
+		case MP_TAG_MODULE:
+			r = parse_module(ps, pl, len, off);
+			break;
+		case MP_TAG_CHAIN:
+			r = parse_chain(ps, pl, len, off);
+			break;
+		case MP_TAG_END:
+			if (len < sizeof(d->end))
+				return fail(ps, off, "END record too short (%llu bytes, needs %zu)",
+				            (unsigned long long)len, sizeof(d->end));
+			memcpy(&d->end, pl, sizeof(d->end));
+			have_end = true;
+			r = check_end(ps, off);
+			break;
+		default:
+			break; /* a newer writer's record: skipped, as the format asks */
+		}
+		if (r)
+			return r;
+		uint64_t padded = (len + 7) & ~(uint64_t)7;
+		if (padded > left)
+			padded = left; /* the last record's padding may be cut by nothing else */
+		off += sizeof(rh) + (size_t)padded;
+	}
+	if (!have_info)
+		return fail(ps, off, "no INFO record");
+	if (!have_end)
+		return fail(ps, size, "truncated: no END record (the file ends early)");
+	return 0;
+}
+
+int dump_parse(struct dump *d, unsigned char *data, size_t size, char **err)
+{
+	struct parser ps = {.d = d, .p = data, .size = size};
+	d->data = data;
+	d->size = size;
+	if (parse(&ps)) {
+		*err = ps.err;
+		return -1;
+	}
+	if (!d->exe)
+		d->exe = xstrdup("");
+	if (!d->argv)
+		d->argv = xcalloc(1, sizeof(char *));
+	return 0;
+}
+
+static unsigned char *read_all(const char *path, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		die("%s: is a directory, not a dump", path);
+	size_t alloc = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
+	unsigned char *buf = xmalloc(alloc);
+	size_t len = 0;
+	for (;;) {
+		if (len == alloc) {
+			alloc *= 2;
+			buf = xrealloc(buf, alloc);
+		}
+		ssize_t n = read(fd, buf + len, alloc - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("%s: read error: %s", path, strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*size = len;
+	return buf;
+}
+
+struct dump *dump_load(const char *path)
+{
+	struct dump *d = xcalloc(1, sizeof(*d));
+	size_t size;
+	unsigned char *data = read_all(path, &size);
+	char *err = NULL;
+	d->path = xstrdup(path);
+	if (dump_parse(d, data, size, &err))
+		die("%s: %s", path, err);
+	return d;
+}
+
+void dump_free(struct dump *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nmodules; i++)
+		free(d->modules[i].path);
+	free(d->modules);
+	free(d->chains);
+	for (size_t i = 0; i < d->argc; i++)
+		free(d->argv[i]);
+	free(d->argv);
+	free(d->exe);
+	free(d->data);
+	free(d->path);
+	free(d);
+}

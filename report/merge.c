@@ -1,0 +1,177 @@
+/* merge.c: `mapprof merge A B ... -o OUT`: writes the merged profile as one dump in the same
+ * format (include/mapprof_dump.h). Chains merge by symbols; each merged chain keeps the
+ * module+offset frames of its first occurrence; sampled dumps are written already scaled (the
+ * output has sample_period 0). It writes OUT through a temporary file and a rename, and never
+ * writes a file the loader would refuse. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "usage.h"
+#include "views.h"
+
+static void put(struct strbuf *sb, const void *p, size_t n)
+{
+	sb_add(sb, p, n);
+}
+
+static void record(struct strbuf *sb, uint32_t tag, const void *payload, size_t len)
+{
+	struct mp_record_header h = {.tag = tag, .flags = 0, .length = len};
+	put(sb, &h, sizeof(h));
+	put(sb, payload, len);
+	static const char zeros[8];
+	put(sb, zeros, (8 - len % 8) % 8);
+}
+
+/* The frames of a dump chain: one per return address. An address symbolizes to its inlined
+ * frames followed by exactly one frame that is not inlined, so those are the addresses. */
+static size_t raw_frames(const struct pchain *c, struct mp_frame *out)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < c->nframes; k++) {
+		if (c->frames[k].inlined)
+			continue;
+		out[n].module =
+		    c->frames[k].module < 0 ? MP_MODULE_NONE : (uint32_t)c->frames[k].module;
+		out[n].reserved = 0;
+		out[n].offset = c->frames[k].offset;
+		n++;
+	}
+	return n;
+}
+
+void merge_write(struct profile *p, const char *out)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct mp_file_header fh = {.version = MP_VERSION, .header_size = sizeof(fh)};
+	memcpy(fh.magic, MP_MAGIC, MP_MAGIC_LEN);
+	put(&sb, &fh, sizeof(fh));
+
+	struct mp_info info;
+	memset(&info, 0, sizeof(info));
+	const struct dump *first = p->dumps[0];
+	info.pid = first->info.pid;
+	info.ppid = first->info.ppid;
+	info.start_ns = first->info.start_ns;
+	info.flags = MP_INFO_FREES_TRACKED;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		const struct mp_info *in = &p->dumps[i]->info;
+		if (in->start_ns < info.start_ns)
+			info.start_ns = in->start_ns;
+		if (in->end_ns > info.end_ns)
+			info.end_ns = in->end_ns;
+		if (in->max_depth > info.max_depth)
+			info.max_depth = in->max_depth;
+		if (!(in->flags & MP_INFO_FREES_TRACKED))
+			info.flags &= ~MP_INFO_FREES_TRACKED;
+		info.unwinder = in->unwinder;
+		info.not_recorded += in->not_recorded;
+		info.threads += in->threads;
+	}
+	record(&sb, MP_TAG_INFO, &info, sizeof(info));
+	record(&sb, MP_TAG_EXE, first->exe, strlen(first->exe));
+	struct strbuf cmd = STRBUF_INIT;
+	for (size_t i = 0; i < first->argc; i++)
+		sb_add(&cmd, first->argv[i], strlen(first->argv[i]) + 1);
+	record(&sb, MP_TAG_CMDLINE, cmd.buf ? cmd.buf : "", cmd.len);
+	sb_release(&cmd);
+
+	for (size_t i = 0; i < p->sym.nmods; i++) {
+		const struct sym_module *m = &p->sym.mods[i];
+		struct strbuf rec = STRBUF_INIT;
+		struct mp_module mm = {
+		    .id = (uint32_t)i,
+		    .flags = (m->main ? MP_MODULE_MAIN : 0) |
+		             (m->unloaded ? MP_MODULE_UNLOADED : 0) |
+		             (m->vdso ? MP_MODULE_VDSO : 0),
+		    .load_bias = m->load_bias,
+		    .nranges = m->nranges,
+		    .buildid_len = (uint32_t)m->buildid_len,
+		    .path_len = (uint32_t)strlen(m->path),
+		};
+		put(&rec, &mm, sizeof(mm));
+		put(&rec, m->ranges, (size_t)m->nranges * sizeof(struct mp_range));
+		put(&rec, m->buildid, m->buildid_len);
+		put(&rec, m->path, mm.path_len);
+		record(&sb, MP_TAG_MODULE, rec.buf, rec.len);
+		sb_release(&rec);
+	}
+
+	struct mp_end end = {.nmodules = p->sym.nmods};
+	struct mp_frame *frames = NULL;
+	size_t frames_alloc = 0;
+	uint32_t id = 0;
+	for (size_t i = 0; i < p->nchains; i++) {
+		const struct pchain *c = &p->chains[i];
+		if (c->hidden || !c->v[S_ALLOC_OBJECTS])
+			continue;
+		ALLOC_GROW(frames, c->nframes + 1, frames_alloc);
+		size_t nf = raw_frames(c, frames);
+		struct mp_chain mc = {
+		    .id = id,
+		    .flags = c->truncated ? MP_CHAIN_TRUNCATED : 0,
+		    .nframes = (uint32_t)nf,
+		    .nclasses = (uint32_t)c->nclasses,
+		    .alloc_objects = c->v[S_ALLOC_OBJECTS],
+		    .alloc_space = c->v[S_ALLOC_SPACE],
+		    /* scaled in-use values can round past the allocated ones: clamp */
+		    .inuse_objects = c->v[S_INUSE_OBJECTS] < c->v[S_ALLOC_OBJECTS]
+		                         ? c->v[S_INUSE_OBJECTS]
+		                         : c->v[S_ALLOC_OBJECTS],
+		    .inuse_space = c->v[S_INUSE_SPACE] < c->v[S_ALLOC_SPACE] ? c->v[S_INUSE_SPACE]
+		                                                             : c->v[S_ALLOC_SPACE],
+		};
+		struct strbuf rec = STRBUF_INIT;
+		put(&rec, &mc, sizeof(mc));
+		put(&rec, frames, nf * sizeof(*frames));
+		for (size_t k = 0; k < c->nclasses; k++) {
+			const struct pclass *z = &c->classes[k];
+			struct mp_size_class sc = {.log2 = z->log2,
+			                           .objects = z->objects,
+			                           .bytes = z->bytes,
+			                           .min_size = z->min,
+			                           .max_size = z->max};
+			put(&rec, &sc, sizeof(sc));
+		}
+		record(&sb, MP_TAG_CHAIN, rec.buf, rec.len);
+		id++;
+		sb_release(&rec);
+		end.nchains++;
+		end.alloc_objects += mc.alloc_objects;
+		end.alloc_space += mc.alloc_space;
+		end.inuse_objects += mc.inuse_objects;
+		end.inuse_space += mc.inuse_space;
+	}
+	free(frames);
+	record(&sb, MP_TAG_END, &end, sizeof(end));
+
+	struct strbuf tmp = STRBUF_INIT;
+	sb_addf(&tmp, "%s.tmp.%d", out, (int)getpid());
+	FILE *f = fopen(sb_str(&tmp), "wx");
+	if (!f)
+		die("%s: cannot create: %s", sb_str(&tmp), strerror(errno));
+	if (sb_write(&sb, f) | fclose(f)) {
+		unlink(sb_str(&tmp));
+		die("%s: write error: %s", out, strerror(errno));
+	}
+	if (rename(sb_str(&tmp), out)) {
+		int e = errno;
+		unlink(sb_str(&tmp));
+		die("%s: cannot rename into place: %s", out, strerror(e));
+	}
+	sb_release(&tmp);
+	sb_release(&sb);
+}
+
+int cmd_merge(struct options *o)
+{
+	if (!o->output)
+		die_usage("merge: needs -o OUT");
+	struct profile p;
+	load_profile(&p, o, 0);
+	merge_write(&p, o->output);
+	profile_free(&p);
+	return 0;
+}

@@ -1,0 +1,180 @@
+/* options.c: the one option parser (see options.h). Every subcommand accepts every option, so a
+ * flag means the same thing in every view; it exits 1 on a malformed command line and never
+ * reads a file. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "usage.h"
+
+const char *const sample_names[NSAMPLES] = {"alloc_objects", "alloc_space", "inuse_objects",
+                                            "inuse_space"};
+
+enum opt_type { OPT_BOOL, OPT_LONG, OPT_STRING, OPT_DOUBLE, OPT_SAMPLE };
+
+struct option_spec {
+	const char *name; /* long name, without -- */
+	char short_name;  /* 0 if none */
+	enum opt_type type;
+	size_t field; /* offsetof(struct options, ...) */
+	const char *arg;
+	const char *help;
+};
+
+#define F(x) offsetof(struct options, x)
+
+static const struct option_spec specs[] = {
+    {"sample", 0, OPT_SAMPLE, F(sample), "INDEX",
+     "alloc_objects (default), alloc_space, inuse_objects or inuse_space"},
+    {"lines", 0, OPT_BOOL, F(lines), NULL, "per source line instead of per function"},
+    {"nodecount", 'n', OPT_LONG, F(nodecount), "N", "show at most N rows (0: all)"},
+    {"focus", 0, OPT_STRING, F(focus), "RE", "keep only chains through a function matching RE"},
+    {"ignore", 0, OPT_STRING, F(ignore), "RE", "drop chains through a function matching RE"},
+    {"growth-fn", 0, OPT_STRING, F(growth_fn), "RE",
+     "growth: also treat functions matching RE as map growth functions"},
+    {"json", 0, OPT_BOOL, F(json), NULL, "print JSON instead of text"},
+    {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout"},
+    {"format", 0, OPT_STRING, F(format), "FMT", "export: json, collapsed or pprof"},
+    {"fail-if-increase", 0, OPT_DOUBLE, F(fail_if_increase), "PCT",
+     "diff: exit 3 when the total grows by more than PCT percent"},
+    {"quiet", 'q', OPT_BOOL, F(quiet), NULL, "no warnings about missing or rebuilt binaries"},
+    {"full-names", 0, OPT_BOOL, F(full_names), NULL,
+     "C++ names with template arguments and parameters (text views)"},
+    {"help", 'h', OPT_BOOL, F(help), NULL, "show help for the command"},
+};
+
+void print_option_help(FILE *f)
+{
+	fprintf(f, "Options (the same for every command):\n");
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		const struct option_spec *s = &specs[i];
+		char left[64];
+		snprintf(left, sizeof(left), "%c%c%s--%s%s%s", s->short_name ? '-' : ' ',
+		         s->short_name ? s->short_name : ' ', s->short_name ? ", " : "  ", s->name,
+		         s->arg ? " " : "", s->arg ? s->arg : "");
+		fprintf(f, "  %-28s %s\n", left, s->help);
+	}
+}
+
+static void compile(regex_t *re, const char *pat, const char *what)
+{
+	int r = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+	if (r) {
+		char msg[256];
+		regerror(r, re, msg, sizeof(msg));
+		die_usage("--%s '%s': %s", what, pat, msg);
+	}
+}
+
+static void set(struct options *o, const struct option_spec *s, const char *val)
+{
+	void *p = (char *)o + s->field;
+	char *end;
+	switch (s->type) {
+	case OPT_BOOL:
+		*(bool *)p = true;
+		break;
+	case OPT_STRING:
+		*(const char **)p = val;
+		break;
+	case OPT_LONG:
+		errno = 0;
+		*(long *)p = strtol(val, &end, 10);
+		if (errno || *end || end == val || *(long *)p < 0)
+			die_usage("--%s wants a number >= 0, not '%s'", s->name, val);
+		break;
+	case OPT_DOUBLE:
+		errno = 0;
+		*(double *)p = strtod(val, &end);
+		if (errno || *end || end == val || *(double *)p < 0)
+			die_usage("--%s wants a number >= 0, not '%s'", s->name, val);
+		break;
+	case OPT_SAMPLE:
+		for (int i = 0; i < NSAMPLES; i++) {
+			if (strcmp(val, sample_names[i]) == 0) {
+				o->sample = (enum sample_index)i;
+				o->sample_set = true;
+				return;
+			}
+		}
+		die_usage("--sample: unknown sample index '%s' (alloc_objects, alloc_space, "
+		          "inuse_objects or inuse_space)",
+		          val);
+	}
+}
+
+static const struct option_spec *find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+		if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+			return &specs[i];
+	/* pprof spells it sample_index; accept that too */
+	if (len == 12 && strncmp(name, "sample_index", len) == 0)
+		return &specs[0];
+	return NULL;
+}
+
+static const struct option_spec *find_short(char c)
+{
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+		if (specs[i].short_name == c)
+			return &specs[i];
+	return NULL;
+}
+
+void parse_options(struct options *o, int argc, char **argv)
+{
+	o->fail_if_increase = -1;
+	o->args = xcalloc((size_t)argc + 1, sizeof(char *));
+	bool only_args = false;
+	for (int i = 0; i < argc; i++) {
+		char *a = argv[i];
+		if (only_args || a[0] != '-' || a[1] == '\0') {
+			o->args[o->nargs++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_args = true;
+			continue;
+		}
+		const struct option_spec *s;
+		const char *val = NULL;
+		if (a[1] == '-') {
+			/* --name, --name=value, --name value */
+			const char *name = a + 2;
+			const char *eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			s = find_long(name, len);
+			if (!s)
+				die_usage("unknown option '%s'", a);
+			if (eq)
+				val = eq + 1;
+			if (s->type == OPT_BOOL && eq)
+				die_usage("option '--%s' takes no value", s->name);
+		} else {
+			/* -o FILE, -oFILE, -q; pprof's single-dash long forms (-focus RE) too */
+			s = a[2] ? NULL : find_short(a[1]);
+			if (!s && a[2])
+				s = find_long(a + 1, strlen(a + 1));
+			if (!s && (s = find_short(a[1])) && s->type != OPT_BOOL)
+				val = a + 2;
+			if (!s)
+				die_usage("unknown option '%s'", a);
+		}
+		if (s->type != OPT_BOOL && !val) {
+			if (i + 1 >= argc)
+				die_usage("option '--%s' needs a value (%s)", s->name, s->arg);
+			val = argv[++i];
+		}
+		set(o, s, val);
+	}
+	if (o->focus)
+		compile(&o->focus_re, o->focus, "focus");
+	if (o->ignore)
+		compile(&o->ignore_re, o->ignore, "ignore");
+	if (o->growth_fn)
+		compile(&o->growth_fn_re, o->growth_fn, "growth-fn");
+}

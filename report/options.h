@@ -1,0 +1,42 @@
+/* options.h: the report's one options struct and its one parser, shared by every subcommand so
+ * that --sample, --focus, --ignore, --nodecount, --json ... behave the same everywhere (after
+ * git's parse-options and pprof). Parsing never touches a dump. */
+#ifndef MP_OPTIONS_H
+#define MP_OPTIONS_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+enum sample_index { S_ALLOC_OBJECTS, S_ALLOC_SPACE, S_INUSE_OBJECTS, S_INUSE_SPACE, NSAMPLES };
+
+extern const char *const sample_names[NSAMPLES];
+
+struct options {
+	const char *cmd; /* subcommand */
+	enum sample_index sample;
+	bool sample_set;    /* --sample given */
+	bool lines;         /* --lines: per file:line instead of per function */
+	long nodecount;     /* --nodecount N: rows shown (0 = all) */
+	const char *focus;  /* --focus RE */
+	const char *ignore; /* --ignore RE */
+	regex_t focus_re, ignore_re;
+	const char *growth_fn; /* --growth-fn RE */
+	regex_t growth_fn_re;
+	bool json;               /* --json */
+	const char *output;      /* -o FILE */
+	const char *format;      /* --format json|collapsed|pprof */
+	double fail_if_increase; /* --fail-if-increase PCT; < 0 when not given */
+	bool quiet;              /* -q: no warnings about modules */
+	bool full_names; /* --full-names: C++ names with template arguments and parameters */
+	bool help;
+	char **args; /* operands left after the options */
+	int nargs;
+};
+
+/* Parses argv (after the subcommand name) into o; dies with exit 1 on a bad option. */
+void parse_options(struct options *o, int argc, char **argv);
+/* Prints the options table (for --help). */
+void print_option_help(FILE *f);
+
+#endif

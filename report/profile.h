@@ -1,0 +1,91 @@
+/* profile.h: the one symbolized in-memory profile every view and exporter reads. Dumps are
+ * loaded, symbolized and merged by symbols (chains that symbolize identically are one chain);
+ * sampled dumps are scaled to unbiased estimates here and nowhere else. Views never re-read a
+ * dump file and never symbolize on their own. */
+#ifndef MP_PROFILE_H
+#define MP_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "load.h"
+#include "options.h"
+#include "strbuf.h"
+#include "symbolize.h"
+
+struct pframe {
+	int module;                  /* symbolizer module index, -1 when outside every module */
+	uint64_t offset;             /* module offset (return address) of the first occurrence */
+	const char *function, *file; /* interned; NULL when unknown */
+	int line;
+	bool inlined;
+};
+
+struct pclass {
+	uint32_t log2;
+	uint64_t objects, bytes; /* scaled when the dump was sampled */
+	uint64_t min, max;
+};
+
+struct pchain {
+	int id;                  /* index in profile.chains */
+	uint64_t v[NSAMPLES];    /* values, scaled when sampled */
+	uint64_t base[NSAMPLES]; /* diff: the BASE profile's values (v holds NEW) */
+	bool truncated;
+	bool hidden;    /* dropped by --focus/--ignore */
+	size_t nframes; /* innermost first, inlined frames expanded */
+	struct pframe *frames;
+	size_t nclasses; /* log2 increasing */
+	struct pclass *classes;
+	uint64_t hash;
+};
+
+struct profile {
+	struct symbolizer sym;
+	struct dump **dumps;
+	size_t ndumps;
+	struct pchain *chains;
+	size_t nchains, chains_alloc;
+	size_t *index; /* open addressing over chains by hash; SIZE_MAX empty */
+	size_t index_cap;
+	uint64_t total[NSAMPLES]; /* over all chains */
+	uint64_t shown[NSAMPLES]; /* over chains kept by --focus/--ignore */
+	uint64_t base_total[NSAMPLES], base_shown[NSAMPLES]; /* diff: the BASE side */
+	bool loading_base;  /* profile_add_dump adds to the BASE side */
+	bool frees_tracked; /* every dump tracked frees */
+	bool full_names;    /* --full-names: no C++ name simplification in views */
+};
+
+/* Loads every path (dying on a bad one), symbolizes and merges; applies --focus/--ignore. */
+void profile_load(struct profile *p, const struct options *o, char **paths, int npaths);
+/* Loads BASE into the base side and NEW into v, for diff views. */
+void profile_load_diff(struct profile *p, const struct options *o, const char *base,
+                       const char *now);
+/* Adds one more loaded dump (owned by the profile from now on); to the BASE side of a diff
+ * when p->loading_base is set. */
+void profile_add_dump(struct profile *p, struct dump *d);
+/* Marks chains hidden per --focus/--ignore and computes shown[]. */
+void profile_filter(struct profile *p, const struct options *o);
+void profile_free(struct profile *p);
+
+/* A frame's display name: the function (C++ names shortened as pprof does, unless
+ * --full-names), or "module+0xOFF" when unknown. */
+void frame_name(const struct profile *p, const struct pframe *f, struct strbuf *sb);
+/* The same, never shortened (regexes match this one, then the short one). */
+void frame_full_name(const struct profile *p, const struct pframe *f, struct strbuf *sb);
+/* "file:line" of a frame, or "" when unknown. */
+void frame_where(const struct pframe *f, struct strbuf *sb);
+/* The basename of a module path (for module+offset names). */
+const char *module_base(const struct profile *p, int module);
+/* True when two frames are the same symbol (function, file:line, inlined, or module+offset). */
+bool frame_same(const struct pframe *a, const struct pframe *b);
+/* True when RE matches the frame's full or display name, or its file:line. */
+bool frame_matches(const struct profile *p, const struct pframe *f, const regex_t *re);
+
+/* Human-readable value of a sample: "1.5MB" for space, "12345" for objects. */
+void format_value(struct strbuf *sb, enum sample_index s, uint64_t v);
+/* Percentage of v in total, 0 when total is 0. */
+double percent(uint64_t v, uint64_t total);
+
+#endif

@@ -1,0 +1,44 @@
+/* trie.h: call trees built from the profile's chains (outermost caller at the root), shared by
+ * tree, peek and flame. Children are keyed by node_key() (function, or function file:line), so
+ * the same function reached by two paths is two nodes. It never changes the profile. */
+#ifndef MP_TRIE_H
+#define MP_TRIE_H
+
+#include "views.h"
+
+struct tnode {
+	const char *key;
+	const struct pframe *frame; /* representative */
+	uint64_t v[NSAMPLES];       /* everything below (cum) */
+	uint64_t self[NSAMPLES];    /* allocations made here (this frame called the allocator) */
+	uint64_t base[NSAMPLES];    /* diff flame graphs: the base profile's cum */
+	size_t *kids;
+	size_t nkids, kids_alloc;
+	uint64_t growth_v; /* flame: value of the chosen sample on growth chains */
+	int growth;        /* flame: mostly growth (drawn highlighted) */
+};
+
+struct trie {
+	struct tnode *n; /* n[0] is the root */
+	size_t len, alloc;
+};
+
+void trie_init(struct trie *t);
+/* Adds frames[from] (outermost) down to frames[0] with value v under node `at`; returns the
+ * leaf node index. */
+size_t trie_add(struct trie *t, struct profile *p, size_t at, const struct pchain *c, size_t from,
+                bool lines, const uint64_t v[NSAMPLES]);
+/* The child of `at` with this (interned or static) key, created with frame f if missing. */
+size_t trie_child(struct trie *t, size_t at, const char *key, const struct pframe *f);
+/* Sorts every node's children by sample s, largest first. */
+void trie_sort(struct trie *t, enum sample_index s);
+void trie_free(struct trie *t);
+
+/* Prints the subtree under `at` as indented text: "value pct  name", children largest first,
+ * at most nodecount per node (0: all), nodes under min_value folded into one line. */
+void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, enum sample_index s,
+                uint64_t total, long nodecount, uint64_t min_value);
+/* The subtree under `at` as JSON: {"name":..,"value":..,"self":..,"children":[..]}. */
+void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s);
+
+#endif

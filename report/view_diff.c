@@ -1,0 +1,239 @@
+/* view_diff.c: `mapprof diff BASE NEW`: per-function and per-chain deltas (NEW - BASE) of the
+ * chosen sample, largest change first, with totals. Both sides go into one profile, so chains
+ * match by symbols (function, file:line), never by addresses. --fail-if-increase PCT exits 3. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "usage.h"
+#include "views.h"
+
+struct drow {
+	const char *name;
+	const struct pchain *c; /* chain rows */
+	int64_t base, now, base_cum, now_cum;
+};
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const struct drow *x = a, *y = b;
+	int64_t dx = llabs(x->now - x->base), dy = llabs(y->now - y->base);
+	if (dx != dy)
+		return dx > dy ? -1 : 1;
+	int64_t cx = llabs(x->now_cum - x->base_cum), cy = llabs(y->now_cum - y->base_cum);
+	if (cx != cy)
+		return cx > cy ? -1 : 1;
+	/* equal changes: the more specific function (smaller cum) first, not _start */
+	int64_t sx = x->base_cum + x->now_cum, sy = y->base_cum + y->now_cum;
+	if (sx != sy)
+		return sx < sy ? -1 : 1;
+	return x->name && y->name ? strcmp(x->name, y->name) : 0;
+}
+
+static void signed_value(struct strbuf *sb, enum sample_index s, int64_t v)
+{
+	struct strbuf t = STRBUF_INIT;
+	if (v > 0)
+		sb_addch(&t, '+');
+	else if (v < 0)
+		sb_addch(&t, '-');
+	format_value(&t, s, (uint64_t)llabs(v));
+	sb_addf(sb, "%11s", sb_str(&t));
+	sb_release(&t);
+}
+
+static void value(struct strbuf *sb, enum sample_index s, int64_t v)
+{
+	struct strbuf t = STRBUF_INIT;
+	format_value(&t, s, (uint64_t)v);
+	sb_addf(sb, "%10s", sb_str(&t));
+	sb_release(&t);
+}
+
+static double delta_pct(int64_t base, int64_t now)
+{
+	if (base == 0)
+		return now == 0 ? 0.0 : 1e9;
+	return 100.0 * (double)(now - base) / (double)base;
+}
+
+/* "innermost <- caller <- ..." for a chain row, up to main. */
+static void chain_label(struct strbuf *sb, struct profile *p, const struct pchain *c)
+{
+	for (size_t k = 0; k < c->nframes; k++) {
+		if (k)
+			sb_adds(sb, " <- ");
+		frame_name(p, &c->frames[k], sb);
+		if (c->frames[k].file) {
+			sb_addch(sb, ' ');
+			frame_where(&c->frames[k], sb);
+		}
+		if (c->frames[k].function && strcmp(c->frames[k].function, "main") == 0)
+			break;
+	}
+}
+
+int cmd_diff(struct options *o)
+{
+	need_args(o, 2, 2, "BASE and NEW dumps");
+	struct profile p;
+	profile_load_diff(&p, o, o->args[0], o->args[1]);
+	const struct dump *base = p.dumps[0], *now = p.dumps[1];
+	enum sample_index s = o->sample;
+
+	/* per function: flat and cum of each side */
+	struct node_table t;
+	memset(&t, 0, sizeof(t));
+	struct drow *fr = NULL;
+	size_t fr_alloc = 0;
+	for (size_t i = 0; i < p.nchains; i++) {
+		const struct pchain *c = &p.chains[i];
+		if (c->hidden)
+			continue;
+		for (size_t k = 0; k < c->nframes; k++) {
+			const char *key = node_key(&p, &c->frames[k], o->lines);
+			size_t x = nodes_get(&t, key);
+			if (x >= fr_alloc) {
+				size_t old = fr_alloc;
+				ALLOC_GROW(fr, x + 1, fr_alloc);
+				memset(fr + old, 0, (fr_alloc - old) * sizeof(*fr));
+			}
+			fr[x].name = key;
+			if (k == 0) {
+				fr[x].base += (int64_t)c->base[s];
+				fr[x].now += (int64_t)c->v[s];
+			}
+			if (t.v[x].last_chain != i) {
+				t.v[x].last_chain = i;
+				fr[x].base_cum += (int64_t)c->base[s];
+				fr[x].now_cum += (int64_t)c->v[s];
+			}
+		}
+	}
+	size_t nf = t.n;
+	if (nf)
+		qsort(fr, nf, sizeof(*fr), cmp_rows);
+	struct drow *cr = xcalloc(p.nchains + 1, sizeof(*cr));
+	size_t nc = 0;
+	for (size_t i = 0; i < p.nchains; i++) {
+		const struct pchain *c = &p.chains[i];
+		if (c->hidden || c->base[s] == c->v[s])
+			continue;
+		cr[nc].c = c;
+		cr[nc].base = (int64_t)c->base[s];
+		cr[nc].now = (int64_t)c->v[s];
+		nc++;
+	}
+	if (nc)
+		qsort(cr, nc, sizeof(*cr), cmp_rows);
+	size_t limit = o->nodecount ? (size_t)o->nodecount : 20;
+	if (o->nodecount == 0 && o->json)
+		limit = SIZE_MAX;
+	int64_t bt = (int64_t)p.base_shown[s], nt = (int64_t)p.shown[s];
+	double pct = delta_pct(bt, nt);
+
+	struct strbuf sb = STRBUF_INIT;
+	if (o->json) {
+		sb_addf(&sb,
+		        "{\"sample\":\"%s\",\"base_total\":%lld,\"new_total\":%lld,\"delta\":%lld,"
+		        "\"delta_pct\":%.4f,\"functions\":[",
+		        sample_names[s], (long long)bt, (long long)nt, (long long)(nt - bt),
+		        bt ? pct : 0.0);
+		size_t shown = 0;
+		for (size_t i = 0; i < nf && shown < limit; i++) {
+			const struct drow *r = &fr[i];
+			if (r->base == r->now && r->base_cum == r->now_cum)
+				continue;
+			sb_adds(&sb, shown++ ? ",{\"name\":" : "{\"name\":");
+			sb_json_str(&sb, r->name);
+			sb_addf(
+			    &sb,
+			    ",\"base_flat\":%lld,\"new_flat\":%lld,\"base_cum\":%lld,\"new_cum\":"
+			    "%lld}",
+			    (long long)r->base, (long long)r->now, (long long)r->base_cum,
+			    (long long)r->now_cum);
+		}
+		sb_adds(&sb, "],\"chains\":[");
+		for (size_t i = 0; i < nc && i < limit; i++) {
+			sb_addf(&sb, "%s{\"base\":%lld,\"new\":%lld,\"frames\":", i ? "," : "",
+			        (long long)cr[i].base, (long long)cr[i].now);
+			json_frames(&sb, &p, cr[i].c);
+			sb_addch(&sb, '}');
+		}
+		sb_adds(&sb, "]}\n");
+	} else {
+		sb_addf(&sb, "Base: %s (pid %llu)\nNew:  %s (pid %llu)\n", base->path,
+		        (unsigned long long)base->info.pid, now->path,
+		        (unsigned long long)now->info.pid);
+		sb_addf(&sb, "Total %s: ", sample_names[s]);
+		format_value(&sb, s, (uint64_t)bt);
+		sb_adds(&sb, " -> ");
+		format_value(&sb, s, (uint64_t)nt);
+		sb_adds(&sb, " (");
+		if (nt > bt)
+			sb_addch(&sb, '+');
+		else if (nt < bt)
+			sb_addch(&sb, '-');
+		format_value(&sb, s, (uint64_t)llabs(nt - bt));
+		if (bt)
+			sb_addf(&sb, ", %+.2f%%", pct);
+		sb_adds(
+		    &sb,
+		    ")\n\nPer function (flat = allocator calls made by the function itself):\n");
+		sb_adds(&sb,
+		        "   flat base   flat new  flat delta    cum base    cum new   cum delta  "
+		        "function\n");
+		size_t shown = 0;
+		for (size_t i = 0; i < nf && shown < limit; i++) {
+			const struct drow *r = &fr[i];
+			if (r->base == r->now && r->base_cum == r->now_cum)
+				continue;
+			shown++;
+			value(&sb, s, r->base);
+			sb_addch(&sb, ' ');
+			value(&sb, s, r->now);
+			sb_addch(&sb, ' ');
+			signed_value(&sb, s, r->now - r->base);
+			sb_addch(&sb, ' ');
+			value(&sb, s, r->base_cum);
+			sb_addch(&sb, ' ');
+			value(&sb, s, r->now_cum);
+			sb_addch(&sb, ' ');
+			signed_value(&sb, s, r->now_cum - r->base_cum);
+			sb_addf(&sb, "  %s\n", r->name);
+		}
+		if (!shown)
+			sb_adds(&sb, "  (no change)\n");
+		sb_adds(&sb, "\nPer chain (innermost <- callers):\n");
+		sb_adds(&sb, "      base        new       delta  chain\n");
+		for (size_t i = 0; i < nc && i < limit; i++) {
+			value(&sb, s, cr[i].base);
+			sb_addch(&sb, ' ');
+			value(&sb, s, cr[i].now);
+			sb_addch(&sb, ' ');
+			signed_value(&sb, s, cr[i].now - cr[i].base);
+			sb_adds(&sb, "  ");
+			chain_label(&sb, &p, cr[i].c);
+			sb_addch(&sb, '\n');
+		}
+		if (!nc)
+			sb_adds(&sb, "  (no change)\n");
+		else if (nc > limit)
+			sb_addf(&sb, "  (%zu more changed chains; --nodecount N shows more)\n",
+			        nc - limit);
+	}
+	emit(o, &sb);
+	sb_release(&sb);
+	int rc = 0;
+	if (o->fail_if_increase >= 0 && nt > bt && (bt == 0 || pct > o->fail_if_increase)) {
+		fflush(stdout);
+		fprintf(stderr, "mapprof: %s grew by %s%.2f%% (%lld -> %lld), more than %.2f%%\n",
+		        sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0, (long long)bt,
+		        (long long)nt, o->fail_if_increase);
+		rc = 3;
+	}
+	free(cr);
+	free(fr);
+	nodes_free(&t);
+	profile_free(&p);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/* view_tree.c: `mapprof tree`: the call tree from the outermost callers down to the functions
+ * that call the allocator, cumulative value and share per node, largest first; children under
+ * 0.1% of the total fold into one "(N more)" line. Reads only the profile. */
+#include "trie.h"
+#include "usage.h"
+
+int cmd_tree(struct options *o)
+{
+	struct profile p;
+	load_profile(&p, o, 0);
+	struct trie t;
+	trie_init(&t);
+	for (size_t i = 0; i < p.nchains; i++) {
+		const struct pchain *c = &p.chains[i];
+		if (!c->hidden && c->nframes)
+			trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v);
+	}
+	trie_sort(&t, o->sample);
+	enum sample_index s = o->sample;
+	struct strbuf sb = STRBUF_INIT;
+	if (o->json) {
+		sb_addf(&sb, "{\"sample\":\"%s\",\"total\":%llu,\"tree\":", sample_names[s],
+		        (unsigned long long)p.total[s]);
+		trie_json(&sb, &t, 0, s);
+		sb_adds(&sb, "}\n");
+	} else {
+		text_header(&sb, &p, o);
+		sb_addf(&sb, "Call tree of %s (callers above callees; nodes under 0.1%% folded)\n",
+		        sample_names[s]);
+		sb_adds(&sb, "       cum   cum%\n");
+		trie_print(&sb, &t, 0, 0, s, p.total[s], o->nodecount, p.total[s] / 1000);
+	}
+	emit(o, &sb);
+	sb_release(&sb);
+	trie_free(&t);
+	profile_free(&p);
+	return 0;
+}

@@ -1,0 +1,204 @@
+"""test_report_growth.py: `mapprof growth` finds the chains that lead into container growth,
+with the right number of growth allocations and sizes, in programs that count their own growth:
+a uthash table (macro growth, found by sizes alone), a realloc-doubling array, a C++
+std::unordered_map (libstdc++ _M_rehash) and GLib's GHashTable, each at -O0 and -O2; it reports
+nothing for programs that allocate the same amount without growth. `diff` of a growing container
+against the same container pre-sized shows the saving growth predicted."""
+import json
+import os
+import re
+import subprocess
+
+import lib
+
+PROGS = os.path.join(lib.ROOT, "tests", "progs")
+_bins = {}
+
+
+def text(b):
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
+def build(name, src, opt, flags=(), lang="c"):
+    key = (name, opt)
+    if key not in _bins:
+        _bins[key] = lib.build_prog("%s_%s" % (name, opt), [os.path.join(PROGS, src)],
+                                    flags=["-" + opt, "-g"] + list(flags), lang=lang)
+    return _bins[key]
+
+
+def run(argv):
+    cp, dump = lib.run_profiled(argv)
+    assert cp.returncode == 0, "%s exited %d" % (argv, cp.returncode)
+    lines = [l for l in text(cp.stdout).splitlines() if l.startswith("{")]
+    assert lines, "%s printed no JSON" % argv
+    return json.loads(lines[-1]), dump
+
+
+def growth(dump, *opts):
+    return json.loads(text(lib.mapprof("growth", "--json", *opts, dump).stdout))
+
+
+def through(sites, name):
+    pat = re.compile(r"(?:^|[\s:])" + re.escape(name) + r"(?:$|[.(\s\[<])")
+    return [s for s in sites if any(f["function"] and pat.search(f["function"])
+                                    for f in s["frames"])]
+
+
+def check_site(what, sites, truth, first_counted=True):
+    """One site holds the growth the program counted: all of it, plus at most the container's
+    first allocation of the sequence (same call site, the size the growth starts from)."""
+    assert len(sites) == 1, "%s: %d sites: %s" % (what, len(sites), sites)
+    s = sites[0]
+    want = truth["growth"]
+    assert want["allocations"] <= s["growth_allocations"] <= want["allocations"] + 1, \
+        "%s: growth %d, the program counted %d" % (what, s["growth_allocations"],
+                                                   want["allocations"])
+    extra = [z for z in s["sizes"] if z not in want["sizes"]]
+    assert len(extra) <= 1 and (not extra or extra[0] == s["sizes"][0]), \
+        "%s: sizes %s, the program's %s" % (what, s["sizes"], want["sizes"])
+    assert s["sizes"][-1] == want["sizes"][-1], (what, s["sizes"], want["sizes"])
+    assert s["growth_bytes"] - want["bytes"] in (0, s["sizes"][0]), (what, s, want)
+    # sizing once at the final size saves every allocation but the last
+    assert s["save_objects"] == s["growth_allocations"] - 1
+    assert s["save_bytes"] == s["growth_bytes"] - s["sizes"][-1]
+    assert s["frames"][0]["function"] or s["frames"][0]["module"], s["frames"][0]
+    return s
+
+
+def check_uthash(opt):
+    truth, dump = run([build("report_growth", "report_growth.c", opt), "uthash", "20000"])
+    assert truth["growth"]["allocations"] >= 5, truth
+    g = growth(dump)
+    s = check_site("uthash -" + opt, through(g["sites"], "fill_uthash"), truth)
+    assert s["kind"] == "size-steps" and abs(s["factor"] - 2.0) < 1e-6, s
+    out = text(lib.mapprof("growth", dump).stdout)
+    assert "HASH_INITIAL_NUM_BUCKETS_LOG2" in out and "main" in out, out
+    # pre-sized (HASH_INITIAL_NUM_BUCKETS_LOG2=16): same items, no growth site
+    pre = build("report_growth_presized", "report_growth.c", opt, ["-DUT_PRESIZE=16"])
+    truth, dump = run([pre, "uthash", "20000"])
+    assert truth["presize"] and truth["growth"]["allocations"] == 0, truth
+    assert growth(dump)["sites"] == []
+
+
+def test_report_growth_uthash_O2():
+    check_uthash("O2")
+
+
+def test_report_growth_uthash_O0():
+    check_uthash("O0")
+
+
+def check_vector(opt):
+    exe = build("report_growth", "report_growth.c", opt)
+    truth, dump = run([exe, "vector", "100000"])
+    g = growth(dump)
+    s = check_site("vector -" + opt, through(g["sites"], "fill_vector"), truth)
+    assert s["kind"] == "size-steps"
+    assert len(g["sites"]) == 1, g["sites"]
+    truth, dump = run([exe, "vector", "100000", "--presize"])
+    assert growth(dump)["sites"] == []
+    # a growth function named by the user turns the same site into a growth-function site
+    truth, dump = run([exe, "vector", "100000"])
+    (s,) = through(growth(dump, "--growth-fn", "^fill_vector$")["sites"], "fill_vector")
+    assert s["kind"] == "growth-function" and s["growth_function"] == "fill_vector"
+
+
+def test_report_growth_vector_O2():
+    check_vector("O2")
+
+
+def test_report_growth_vector_O0():
+    check_vector("O0")
+
+
+def test_report_growth_none_without_growth():
+    for opt in ("O0", "O2"):
+        exe = build("report_growth", "report_growth.c", opt)
+        grown, d1 = run([exe, "vector", "100000"])
+        flat, d2 = run([exe, "flat", "100000"])
+        b1 = lib.profile_json([d1])["totals"]["alloc_space"]
+        b2 = lib.profile_json([d2])["totals"]["alloc_space"]
+        # the same amount (within the one initial array and rounding), no growth
+        assert abs(b1 - b2) < 0.01 * b1, (b1, b2)
+        assert growth(d2)["sites"] == [], growth(d2)
+        varied, d3 = run([exe, "varied", "5000"])
+        assert growth(d3)["sites"] == [], growth(d3)
+        out = text(lib.mapprof("growth", d2).stdout)
+        assert "No container growth found" in out
+
+
+def check_umap(opt):
+    exe = build("report_umap", "report_umap.cc", opt, lang="c++")
+    truth, dump = run([exe, "10000"])
+    g = growth(dump)
+    s = check_site("unordered_map -" + opt, through(g["sites"], "_M_rehash"), truth)
+    assert s["kind"] == "growth-function" and "_M_rehash" in s["growth_function"], s
+    assert "libstdc++" in s["container"] and "reserve" in s["knob"], s
+    assert through([s], "fill"), "the chain does not lead up to fill()"
+    truth, dump = run([exe, "10000", "--reserve"])
+    assert truth["growth"]["allocations"] == 0
+    assert through(growth(dump)["sites"], "_M_rehash") == []
+
+
+def test_report_growth_unordered_map_O2():
+    check_umap("O2")
+
+
+def test_report_growth_unordered_map_O0():
+    check_umap("O0")
+
+
+def ghash(opt):
+    """The GLib example program (examples/ghash_map.c), built by `make examples`."""
+    exe = os.path.join(lib.BUILD, "examples", *(["O0"] if opt == "O0" else []), "ghash_map")
+    r = subprocess.run(["make", "-s", exe[len(lib.ROOT) + 1:]], cwd=lib.ROOT,
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not os.path.exists(exe):
+        raise lib.Skip("cannot build the GLib example: " + r.stderr[-300:])
+    return exe
+
+
+def check_ghash(opt):
+    truth, dump = run([ghash(opt), "10000"])
+    sites = through(growth(dump)["sites"], "g_hash_table_insert")
+    want = truth["growth"]
+    # GLib grows at four call sites (three arrays and a rehash bitmap), each a doubling run
+    got = sum(s["growth_allocations"] for s in sites)
+    assert len(sites) == 4 and want["allocations"] <= got <= want["allocations"] + len(sites), \
+        (len(sites), got, want["allocations"])
+    for s in sites:
+        assert [z for z in s["sizes"] if z not in want["sizes"]] == [], (s["sizes"], want)
+        assert s["container"] == "GLib GHashTable" and "no public way" in s["knob"]
+    truth, dump = run([ghash(opt), "10000", "--presize"])
+    assert through(growth(dump)["sites"], "g_hash_table_insert") == []
+
+
+def test_report_growth_ghash_O2():
+    check_ghash("O2")
+
+
+def test_report_growth_ghash_O0():
+    check_ghash("O0")
+
+
+def test_report_diff_shows_predicted_saving():
+    """unordered_map grown one insert at a time vs reserve()d: the same final bucket array, so
+    diff must show exactly the objects and bytes growth said sizing once would save."""
+    exe = build("report_umap", "report_umap.cc", "O2", lang="c++")
+    truth, grown = run([exe, "10000"])
+    _, presized = run([exe, "10000", "--reserve"])
+    (s,) = through(growth(grown)["sites"], "_M_rehash")
+    for sample, save in (("alloc_objects", s["save_objects"]), ("alloc_space", s["save_bytes"])):
+        d = json.loads(text(lib.mapprof("diff", "--json", "--sample", sample, grown,
+                                        presized).stdout))
+        assert d["delta"] == -save, (sample, d["delta"], save)
+    # uthash: sized once at its final bucket count the table makes one bucket array instead
+    # of the whole doubling run: the objects growth said would be saved
+    exe = build("report_growth", "report_growth.c", "O2")
+    pre = build("report_growth_presized", "report_growth.c", "O2", ["-DUT_PRESIZE=16"])
+    _, grown = run([exe, "uthash", "20000"])
+    _, presized = run([pre, "uthash", "20000"])
+    (s,) = through(growth(grown)["sites"], "fill_uthash")
+    d = json.loads(text(lib.mapprof("diff", "--json", grown, presized).stdout))
+    assert d["delta"] == -s["save_objects"], (d["delta"], s)

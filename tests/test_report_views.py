@@ -1,0 +1,444 @@
+"""test_report_views.py: the mapprof views (top, tree, peek, export, diff, merge, help) on dumps of
+tests/progs/report_sites.c, a program that knows exactly how many allocations each of its call
+sites makes (it prints them). Every expected number comes from the program's own JSON line."""
+import json
+import os
+import re
+
+import lib
+
+SRC = os.path.join(lib.ROOT, "tests", "progs", "report_sites.c")
+_bins = {}
+
+
+def text(b):
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
+def prog(opt="O2"):
+    if opt not in _bins:
+        _bins[opt] = lib.build_prog("report_sites_" + opt, [SRC], flags=["-" + opt, "-g"])
+    return _bins[opt]
+
+
+def run_sites(scale=1, opt="O2", env=None):
+    """Runs report_sites under the profiler; returns (its truth, dump path)."""
+    cp, dump = lib.run_profiled([prog(opt), str(scale)], env=env)
+    assert cp.returncode == 0, "report_sites exited %d" % cp.returncode
+    lines = [l for l in text(cp.stdout).splitlines() if l.startswith("{")]
+    assert lines, "report_sites printed no JSON"
+    return json.loads(lines[-1]), dump
+
+
+def view_json(*args):
+    cp = lib.mapprof(*args)
+    return json.loads(text(cp.stdout))
+
+
+def rows_by_name(top):
+    return {r["name"]: r for r in top["rows"]}
+
+
+def check_top(opt):
+    truth, dump = run_sites(1, opt)
+    for sample, key in (("alloc_objects", "objects"), ("alloc_space", "bytes")):
+        rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", "--sample", sample,
+                                      dump))
+        assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"][key], (sample, rows["leaf_alpha"])
+        assert rows["leaf_alpha"]["cum"] == truth["leaf_alpha"][key]
+        assert rows["leaf_beta"]["flat"] == truth["leaf_beta"][key]
+        # inner_gamma is inlined into outer_delta: the inlined frame gets the flat value
+        assert rows["inner_gamma"]["flat"] == truth["inner_gamma"][key]
+        assert rows["outer_delta"]["flat"] == 0
+        assert rows["outer_delta"]["cum"] == truth["inner_gamma"][key]
+        assert rows["mid_epsilon"]["cum"] == truth["mid_epsilon"][key]
+        assert rows["main"]["cum"] >= truth["leaf_alpha"][key] + truth["leaf_beta"][key] + \
+            truth["inner_gamma"][key]
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", "--sample",
+                                  "inuse_objects", dump))
+    assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"]["inuse_objects"]
+    assert rows.get("leaf_beta", {"flat": 0})["flat"] == 0
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", "--sample",
+                                  "inuse_space", dump))
+    assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"]["inuse_bytes"]
+
+
+def test_report_top_counts_O2():
+    check_top("O2")
+
+
+def test_report_top_counts_O0():
+    check_top("O0")
+
+
+def test_report_top_text_header():
+    truth, dump = run_sites(1)
+    prof = lib.profile_json([dump])
+    out = text(lib.mapprof("top", dump).stdout)
+    head = out.splitlines()[:4]
+    assert any(str(prof["dumps"][0]["pid"]) in l and "report_sites" in l for l in head), head
+    assert any("alloc_objects %d" % prof["totals"]["alloc_objects"] in l for l in head), head
+    assert re.search(r"^\s*flat\s+flat%\s+sum%\s+cum\s+cum%", out, re.M), out
+    m = re.search(r"^\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+leaf_alpha$", out, re.M)
+    assert m and int(m.group(1)) == truth["leaf_alpha"]["objects"], out
+
+
+def source_line(needle):
+    with open(SRC) as f:
+        for i, l in enumerate(f, 1):
+            if needle in l:
+                return i
+    raise AssertionError(needle)
+
+
+def test_report_top_lines():
+    for opt in ("O0", "O2"):
+        truth, dump = run_sites(1, opt)
+        top = view_json("top", "--json", "--lines", "--nodecount", "0", dump)
+        want = source_line("void *p = malloc(32);")
+        rows = [r for r in top["rows"] if r["name"] == "leaf_alpha" and r["flat"]]
+        assert len(rows) == 1 and rows[0]["line"] == want and \
+            rows[0]["file"].endswith("report_sites.c"), (opt, rows)
+        assert rows[0]["flat"] == truth["leaf_alpha"]["objects"]
+        gamma = [r for r in top["rows"] if r["name"] == "inner_gamma" and r["flat"]]
+        assert gamma and gamma[0]["line"] == source_line("void *p = malloc(1000);"), gamma
+
+
+def test_report_focus_ignore():
+    truth, dump = run_sites(2)
+    rows = rows_by_name(view_json("top", "--json", "--focus", "mid_epsilon", dump))
+    assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"]["objects"] // 2
+    assert rows["leaf_beta"]["flat"] == truth["leaf_beta"]["objects"]
+    assert "inner_gamma" not in rows
+    rows = rows_by_name(view_json("top", "--json", "--ignore", "mid_epsilon", dump))
+    assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"]["objects"] // 2
+    assert "leaf_beta" not in rows
+    assert rows["inner_gamma"]["flat"] == truth["inner_gamma"]["objects"]
+    # the same options on every view: export honours them too
+    prof = json.loads(text(lib.mapprof("export", "--focus", "leaf_beta", dump).stdout))
+    assert prof["totals"]["alloc_objects"] == truth["leaf_beta"]["objects"]
+    assert lib.mapprof("top", "--focus", "(", dump, check=False).returncode == 1
+
+
+def find_path(node, names):
+    for n in names:
+        node = next((c for c in node["children"] if c["name"] == n), None)
+        if node is None:
+            return None
+    return node
+
+
+def test_report_tree():
+    truth, dump = run_sites(1)
+    tree = view_json("tree", "--json", dump)["tree"]
+    main = None
+    stack = [tree]
+    while stack and main is None:
+        n = stack.pop()
+        main = next((c for c in n["children"] if c["name"] == "main"), None)
+        stack.extend(n["children"])
+    assert main, "no main in the tree"
+    half = truth["leaf_alpha"]["objects"] // 2
+    assert find_path(main, ["leaf_alpha"])["value"] == half
+    assert find_path(main, ["mid_epsilon", "leaf_alpha"])["value"] == half
+    assert find_path(main, ["mid_epsilon", "leaf_beta"])["value"] == truth["leaf_beta"]["objects"]
+    assert find_path(main, ["outer_delta", "inner_gamma"])["value"] == \
+        truth["inner_gamma"]["objects"]
+    out = text(lib.mapprof("tree", dump).stdout)
+    # callers above callees: mid_epsilon's line comes before its leaf_beta child, indented more
+    lines = out.splitlines()
+    i = next(i for i, l in enumerate(lines) if l.rstrip().endswith(" mid_epsilon"))
+    j = next(j for j, l in enumerate(lines) if l.rstrip().endswith(" leaf_beta"))
+    def indent(line):
+        return len(re.match(r"\s*\S+\s+\S+%(\s*)", line).group(1))
+    assert i < j and indent(lines[j]) > indent(lines[i]), out
+
+
+def test_report_peek():
+    truth, dump = run_sites(1)
+    peek = view_json("peek", "--json", "^leaf_alpha$", dump)
+    (f,) = peek["functions"]
+    assert f["name"] == "leaf_alpha" and f["cum"] == truth["leaf_alpha"]["objects"]
+    assert f["self"] == truth["leaf_alpha"]["objects"]
+    callers = {c["name"]: c["value"] for c in f["callers"]}
+    half = truth["leaf_alpha"]["objects"] // 2
+    assert callers == {"main": half, "mid_epsilon": half}, callers
+    peek = view_json("peek", "--json", "outer_delta", dump)
+    (f,) = peek["functions"]
+    callees = {c["name"]: c["value"] for c in f["callees"]["children"]}
+    assert callees == {"inner_gamma": truth["inner_gamma"]["objects"]}, callees
+    out = text(lib.mapprof("peek", "mid_epsilon", dump).stdout)
+    assert "callers" in out and "callees" in out and "leaf_beta" in out, out
+    assert lib.mapprof("peek", dump, check=False).returncode == 1
+
+
+def test_report_export_json_schema():
+    truth, dump = run_sites(1)
+    prof = lib.profile_json([dump])
+    assert prof["format"] == "mapprof-profile" and prof["version"] == 1
+    assert prof["sample_types"] == ["alloc_objects", "alloc_space", "inuse_objects",
+                                    "inuse_space"]
+    d = prof["dumps"][0]
+    for k, t in (("path", str), ("pid", int), ("ppid", int), ("exe", str), ("cmdline", list),
+                 ("start_ns", int), ("end_ns", int), ("max_depth", int), ("sample_period", int),
+                 ("not_recorded", int), ("threads", int), ("forked", bool),
+                 ("frees_tracked", bool), ("sequence", int)):
+        assert isinstance(d[k], t), (k, d[k])
+    assert d["cmdline"][1:] == ["1"] and d["frees_tracked"] and d["sample_period"] == 0
+    for m in prof["modules"]:
+        assert m["symbols"] in ("dwarf", "symtab", "none", "missing", "mismatch"), m
+        assert m["build_id"] is None or re.fullmatch(r"[0-9a-f]+", m["build_id"]), m
+    main_mod = [m for m in prof["modules"] if m["path"].endswith("report_sites_O2")]
+    assert main_mod and main_mod[0]["symbols"] == "dwarf"
+    for k in prof["sample_types"]:
+        assert prof["totals"][k] == sum(c[k] for c in prof["chains"])
+    alpha = [c for c in prof["chains"] if c["frames"] and c["frames"][0]["function"] == "leaf_alpha"]
+    assert sum(c["alloc_objects"] for c in alpha) == truth["leaf_alpha"]["objects"]
+    for c in alpha:
+        assert c["sizes"] == [{"log2": 6, "objects": c["alloc_objects"],
+                               "bytes": 32 * c["alloc_objects"], "min": 32, "max": 32}], c["sizes"]
+    gamma = [c for c in prof["chains"] if c["frames"] and c["frames"][0]["function"] == "inner_gamma"]
+    assert len(gamma) == 1
+    f0, f1 = gamma[0]["frames"][:2]
+    assert f0["inlined"] is True and f1["function"] == "outer_delta" and f1["inlined"] is False
+    assert f0["offset"] == f1["offset"] and re.fullmatch(r"0x[0-9a-f]+", f0["offset"])
+    assert f0["file"].endswith("report_sites.c") and isinstance(f0["line"], int)
+
+
+def test_report_json_on_every_view():
+    _, a = run_sites(1)
+    _, b = run_sites(2)
+    for args in (["top", a], ["tree", a], ["peek", "leaf", a], ["growth", a], ["diff", a, b],
+                 ["top", a, b], ["export", a]):
+        json.loads(text(lib.mapprof(*(args[:1] + ["--json"] + args[1:])).stdout))
+
+
+def test_report_several_dumps_merge_by_symbols():
+    t1, a = run_sites(1)
+    t2, b = run_sites(3)
+    rows = rows_by_name(view_json("top", "--json", a, b))
+    assert rows["leaf_alpha"]["flat"] == t1["leaf_alpha"]["objects"] + t2["leaf_alpha"]["objects"]
+    prof = lib.profile_json([a, b])
+    one = lib.profile_json([a])
+    assert len(prof["chains"]) == len(one["chains"]), "identical chains were not merged"
+    assert len(prof["dumps"]) == 2
+
+
+def test_report_merge_writes_a_valid_dump():
+    t1, a = run_sites(1)
+    t2, b = run_sites(2, "O0")
+    out = os.path.join(os.path.dirname(a), "merged-%d.dump" % os.getpid())
+    if os.path.exists(out):
+        os.unlink(out)
+    lib.mapprof("merge", a, b, "-o", out)
+    both = lib.profile_json([a, b])
+    merged = lib.profile_json([out])
+    assert merged["totals"] == both["totals"]
+    key = lambda c: json.dumps([(f["function"], f["file"], f["line"], f["inlined"])
+                                for f in c["frames"]])
+    want = sorted((key(c), c["alloc_objects"], c["alloc_space"], c["inuse_objects"],
+                   c["inuse_space"], json.dumps(c["sizes"])) for c in both["chains"])
+    got = sorted((key(c), c["alloc_objects"], c["alloc_space"], c["inuse_objects"],
+                  c["inuse_space"], json.dumps(c["sizes"])) for c in merged["chains"])
+    assert got == want
+    # the independent reader accepts it too
+    try:
+        d = lib.read_dump(out)
+        assert d
+    except lib.Skip:
+        pass
+    assert lib.mapprof("merge", a, check=False).returncode == 1  # no -o
+
+
+def test_report_diff():
+    t1, a = run_sites(1)
+    t2, b = run_sites(3)
+    d = view_json("diff", "--json", "--nodecount", "0", a, b)
+    ta = lib.profile_json([a])["totals"]["alloc_objects"]
+    tb = lib.profile_json([b])["totals"]["alloc_objects"]
+    assert d["base_total"] == ta and d["new_total"] == tb and d["delta"] == tb - ta
+    f = {r["name"]: r for r in d["functions"]}
+    assert f["leaf_alpha"]["base_flat"] == t1["leaf_alpha"]["objects"]
+    assert f["leaf_alpha"]["new_flat"] == t2["leaf_alpha"]["objects"]
+    assert f["mid_epsilon"]["new_cum"] - f["mid_epsilon"]["base_cum"] == \
+        t2["mid_epsilon"]["objects"] - t1["mid_epsilon"]["objects"]
+    # the largest change comes first
+    deltas = [abs(r["new_flat"] - r["base_flat"]) for r in d["functions"]]
+    assert deltas == sorted(deltas, reverse=True)
+    # a rebuilt binary (-O0 vs -O2) still matches chains by symbols
+    t3, c = run_sites(1, "O0")
+    d = view_json("diff", "--json", "--focus", "leaf_", a, c)
+    assert d["delta"] == 0 and d["chains"] == [], d
+    # CI gate
+    assert lib.mapprof("diff", "--fail-if-increase", "10", a, b, check=False).returncode == 3
+    assert lib.mapprof("diff", "--fail-if-increase", "1000", a, b, check=False).returncode == 0
+    assert lib.mapprof("diff", "--fail-if-increase", "0", b, a, check=False).returncode == 0
+    assert lib.mapprof("diff", a, check=False).returncode == 1
+
+
+def test_report_sampled_dump_is_scaled():
+    truth, dump = run_sites(100, env={"MAPPROF_SAMPLE": "256"})
+    prof = lib.profile_json([dump])
+    assert prof["dumps"][0]["sample_period"] == 256
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", dump))
+    for name in ("leaf_alpha", "inner_gamma"):
+        got, want = rows[name]["flat"], truth[name]["objects"]
+        # 32-byte requests are sampled with p = 1 - exp(-32/256) ~ 12%: thousands of samples,
+        # so the unbiased estimate lands well within 15%
+        assert abs(got - want) <= 0.15 * want, (name, got, want)
+
+
+def test_report_help_and_usage():
+    cp = lib.mapprof("--help")
+    out = text(cp.stdout)
+    for cmd in ("top", "tree", "peek", "growth", "diff", "merge", "export", "flame"):
+        assert re.search(r"^\s+%s\s" % cmd, out, re.M), cmd
+        h = text(lib.mapprof("help", cmd).stdout)
+        assert h.startswith("usage: mapprof " + cmd) and "--sample" in h
+        assert text(lib.mapprof(cmd, "--help").stdout) == h
+    assert re.match(r"mapprof \d+\.\d+", text(lib.mapprof("--version").stdout))
+    for bad in (["nosuchcmd"], ["top", "--nosuchopt", "x"], ["top"], [],
+                ["top", "--sample", "bogus", "x"], ["top", "--nodecount", "-1", "x"],
+                ["export", "--format", "bogus", "x"]):
+        cp = lib.mapprof(*bad, check=False)
+        assert cp.returncode == 1, (bad, cp.returncode)
+        assert text(cp.stderr).startswith("mapprof: ") or bad == [], (bad, cp.stderr)
+
+
+def test_report_missing_binary_warns_once():
+    import shutil
+    d = lib.tmpdir("mapprof-missing-")
+    exe = os.path.join(d, "gone_prog")
+    shutil.copy(prog("O2"), exe)
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    os.unlink(exe)
+    cp = lib.mapprof("top", "--nodecount", "0", dump)
+    err = text(cp.stderr)
+    assert err.count(exe) == 1 and "module+offset" in err, err
+    assert "leaf_alpha" not in text(cp.stdout)
+    prof = lib.profile_json([dump])
+    (m,) = [m for m in prof["modules"] if m["path"] == exe]
+    assert m["symbols"] == "missing"
+    frames = [f for c in prof["chains"] for f in c["frames"] if f["module"] == exe]
+    assert frames and all(f["function"] is None and f["offset"].startswith("0x") for f in frames)
+    # rebuilt since the run: build-id mismatch, same treatment
+    shutil.copy(prog("O0"), exe)
+    cp = lib.mapprof("export", dump)
+    assert text(cp.stderr).count(exe) == 1 and "build-id" in text(cp.stderr), cp.stderr
+    prof = json.loads(text(cp.stdout))
+    (m,) = [m for m in prof["modules"] if m["path"] == exe]
+    assert m["symbols"] == "mismatch"
+    # -q silences it
+    assert text(lib.mapprof("top", "-q", dump).stderr) == ""
+
+
+def test_report_top_many_functions():
+    """A real program with hundreds of distinct functions (the Python interpreter importing a
+    few modules): every view completes, and the flat column adds up to the total."""
+    py = "/usr/bin/python3"
+    if not os.path.exists(py):
+        raise lib.Skip("no %s" % py)
+    cp, dump = lib.run_profiled([py, "-c", "import json, email.parser, http.client, decimal"],
+                                out=os.path.join(lib.tmpdir(), "python.dump"))
+    assert cp.returncode == 0, cp.stderr
+    top = view_json("top", "--json", "--nodecount", "0", dump)
+    assert len(top["rows"]) > 256, len(top["rows"])
+    assert sum(r["flat"] for r in top["rows"]) == top["total"]
+    assert all(r["cum"] >= r["flat"] for r in top["rows"])
+    for view in ("tree", "growth", "peek"):
+        args = [view, "--json"] + (["Py"] if view == "peek" else []) + [dump]
+        json.loads(text(lib.mapprof(*args).stdout))
+
+
+def test_report_inline_frames_match_addr2line():
+    """Inline expansion checked against binutils: for every address in the executable, the
+    file:line of each expanded frame (innermost first) equals `addr2line -i` of address - 1."""
+    import shutil
+    import subprocess
+    a2l = shutil.which("addr2line")
+    if not a2l:
+        raise lib.Skip("no addr2line (binutils)")
+    exe = lib.build_prog("report_umap_O2", [os.path.join(lib.ROOT, "tests", "progs",
+                                                         "report_umap.cc")],
+                         flags=["-O2", "-g"], lang="c++")
+    cp, dump = lib.run_profiled([exe, "2000"])
+    assert cp.returncode == 0
+    prof = lib.profile_json([dump])
+    groups = {}
+    for c in prof["chains"]:
+        for f in c["frames"]:
+            if f["module"] == exe:
+                key = f["offset"]
+                seq = groups.setdefault(key, [])
+                if len(seq) < sum(1 for g in c["frames"] if g["offset"] == key and
+                                  g["module"] == exe):
+                    seq.append((os.path.basename(f["file"] or "??"), f["line"] or 0))
+    assert len(groups) >= 5, groups
+    addrs = ["0x%x" % (int(k, 16) - 1) for k in groups]
+    assert any(len(seq) > 3 for seq in groups.values()), "no deeply inlined address"
+    # addr2line prints one or more "file:line" lines per address; split them with -a markers
+    r = subprocess.run([a2l, "-a", "-i", "-e", exe] + addrs, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    want, cur = {}, None
+    for line in r.stdout.splitlines():
+        if line.startswith("0x"):
+            cur = "0x%x" % (int(line, 16) + 1)
+            want[cur] = []
+        else:
+            path, _, ln = line.rpartition(":")
+            ln = ln.split()[0]
+            want[cur].append((os.path.basename(path), int(ln) if ln.isdigit() else 0))
+    for key, seq in groups.items():
+        assert seq == want[key], (key, seq, want[key])
+
+
+def test_report_separate_debug_file():
+    """A stripped executable whose DWARF lives in a separate file named by .gnu_debuglink (as
+    Debian's -dbgsym packages do, there under /usr/lib/debug): functions and lines still come
+    from DWARF. Stripped of everything (no debug link, no symbol table), frames are module+offset."""
+    import shutil
+    import subprocess
+    if not (shutil.which("objcopy") and shutil.which("strip")):
+        raise lib.Skip("no binutils")
+    d = lib.tmpdir("mapprof-debuglink-")
+    exe = os.path.join(d, "sites")
+    shutil.copy(prog("O2"), exe)
+    subprocess.run(["objcopy", "--only-keep-debug", exe, exe + ".debug"], check=True)
+    subprocess.run(["strip", "--strip-all", exe], check=True)
+    subprocess.run(["objcopy", "--add-gnu-debuglink=" + exe + ".debug", exe], cwd=d, check=True)
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    prof = lib.profile_json([dump])
+    (m,) = [m for m in prof["modules"] if m["path"] == exe]
+    assert m["symbols"] == "dwarf", m
+    rows = rows_by_name(view_json("top", "--json", "--lines", "--nodecount", "0", dump))
+    assert rows["leaf_alpha"]["line"] == source_line("void *p = malloc(32);"), rows["leaf_alpha"]
+    # no debug file, no symbol table: module+offset frames, and still a valid profile
+    os.unlink(exe + ".debug")
+    prof = lib.profile_json([dump])
+    (m,) = [m for m in prof["modules"] if m["path"] == exe]
+    assert m["symbols"] in ("none", "symtab"), m
+    frames = [f for c in prof["chains"] for f in c["frames"] if f["module"] == exe]
+    assert frames and not [f for f in frames if f["function"] == "leaf_alpha"]
+    out = text(lib.mapprof("top", dump).stdout)
+    assert re.search(r"sites\+0x[0-9a-f]+", out), out
+
+
+def test_report_truncated_chains():
+    """With MAPPROF_DEPTH=3 every chain of report_sites is deeper than the limit: the export
+    marks them truncated, the tree and the collapsed stacks put them under "(truncated)", and the
+    counts still add up to what the program made."""
+    truth, dump = run_sites(1, env={"MAPPROF_DEPTH": "3"})
+    prof = lib.profile_json([dump])
+    trunc = [c for c in prof["chains"] if c["truncated"]]
+    assert trunc and all(len(c["frames"]) >= 3 for c in trunc)
+    alpha = sum(c["alloc_objects"] for c in prof["chains"]
+                if c["frames"][0]["function"] == "leaf_alpha")
+    assert alpha == truth["leaf_alpha"]["objects"]
+    tree = view_json("tree", "--json", dump)["tree"]
+    (t,) = [c for c in tree["children"] if c["name"] == "(truncated)"]
+    assert t["value"] == sum(c["alloc_objects"] for c in trunc)
+    out = text(lib.mapprof("export", "--format", "collapsed", dump).stdout)
+    assert sum(int(l.rsplit(" ", 1)[1]) for l in out.splitlines()
+               if l.startswith("(truncated);")) == t["value"]
