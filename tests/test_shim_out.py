@@ -1,0 +1,141 @@
+"""test_shim_out.py: where the dump goes. MAPPROF_OUT with %p, %e and %% expanded; the default
+mapprof.<exe>.<pid>.dump in the working directory; and every way the path can be refused (a
+directory the process cannot write, a missing directory, an existing file, a symlink): the program
+still exits 0 with its own output intact, mapprof prints exactly one stderr line naming the path
+and the reason, and nothing at the path is overwritten or followed."""
+import os
+
+import lib
+import test_shim_api
+
+
+def prog():
+    return test_shim_api.alloc_api()
+
+
+def run(out, cwd=None, user=None):
+    env = {} if out is None else {"MAPPROF_OUT": out}
+    cp, pid = lib.run([prog(), "50"], env=env, cwd=cwd, preload=[lib.LIB], user=user)
+    assert cp.returncode == 0, "exit %d with MAPPROF_OUT=%s: %s" % (cp.returncode, out,
+                                                                    cp.stderr[-500:])
+    truth = lib.truth(cp)
+    assert truth["pid"] == pid and truth["total"]["objects"] > 0
+    return cp, pid
+
+
+def one_line_about(cp, path, reason):
+    lines = cp.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mapprof: "), \
+        "expected one mapprof line on stderr, got %r" % cp.stderr
+    assert path in lines[0], "the line does not name %s: %r" % (path, lines[0])
+    assert reason.lower() in lines[0].lower(), "the line does not say %r: %r" % (reason,
+                                                                                 lines[0])
+
+
+def no_leftovers(d, keep):
+    extra = sorted(set(os.listdir(d)) - set(keep))
+    assert not extra, "files left in %s: %s" % (d, extra)
+
+
+def test_out_expands_pid_exe_percent():
+    d = lib.tmpdir()
+    cp, pid = run(os.path.join(d, "%e-%p-%%.dump"))
+    name = "alloc_api-%d-%%.dump" % pid
+    no_leftovers(d, [name])
+    dump = lib.read_dump(os.path.join(d, name))
+    assert dump["info"]["pid"] == pid
+    assert not cp.stderr, cp.stderr
+
+
+def test_out_default_name_in_cwd():
+    d = lib.tmpdir()
+    cp, pid = run(None, cwd=d)
+    name = "mapprof.alloc_api.%d.dump" % pid
+    no_leftovers(d, [name])
+    assert lib.read_dump(os.path.join(d, name))["info"]["pid"] == pid
+    assert not cp.stderr, cp.stderr
+
+
+def test_out_relative_to_cwd():
+    d = lib.tmpdir()
+    os.mkdir(os.path.join(d, "sub"))
+    cp, pid = run("sub/%p.dump", cwd=d)
+    lib.read_dump(os.path.join(d, "sub", "%d.dump" % pid))
+
+
+def test_out_missing_directory():
+    d = lib.tmpdir()
+    path = os.path.join(d, "missing", "x.dump")
+    cp, _ = run(path)
+    one_line_about(cp, path, "No such file or directory")
+    no_leftovers(d, [])
+
+
+def test_out_unwritable_directory():
+    """Root writes anywhere, so the program runs as nobody, with a directory it cannot write."""
+    if os.geteuid() != 0:
+        raise lib.Skip("needs root to run the program as another user")
+    d = lib.tmpdir()
+    os.chmod(d, 0o755)
+    ro = os.path.join(d, "ro")
+    os.mkdir(ro, 0o755)
+    for p in (lib.LIB, prog()):  # nobody must be able to reach both
+        if not os.access(p, os.R_OK) or any(
+                not os.stat(a).st_mode & 0o001 for a in parents(p)):
+            raise lib.Skip("%s is not reachable by other users" % p)
+    path = os.path.join(ro, "x.dump")
+    cp, _ = run(path, cwd="/", user="nobody")
+    one_line_about(cp, path, "Permission denied")
+    no_leftovers(ro, [])
+
+
+def parents(p):
+    p = os.path.dirname(os.path.abspath(p))
+    out = []
+    while p != "/":
+        out.append(p)
+        p = os.path.dirname(p)
+    return out
+
+
+def test_out_existing_file_is_kept():
+    d = lib.tmpdir()
+    path = os.path.join(d, "taken.dump")
+    with open(path, "w") as f:
+        f.write("precious\n")
+    cp, _ = run(path)
+    one_line_about(cp, path, "exist")
+    with open(path) as f:
+        assert f.read() == "precious\n", "the existing file was overwritten"
+    no_leftovers(d, ["taken.dump"])
+
+
+def test_out_symlink_is_not_followed():
+    d = lib.tmpdir()
+    # A dangling symlink: following it would create the target.
+    link, target = os.path.join(d, "link.dump"), os.path.join(d, "target")
+    os.symlink(target, link)
+    cp, _ = run(link)
+    one_line_about(cp, link, "exist")
+    assert os.path.islink(link) and os.readlink(link) == target
+    no_leftovers(d, ["link.dump"])
+    # A symlink to an existing file: following it would overwrite the file.
+    with open(target, "w") as f:
+        f.write("precious\n")
+    cp, _ = run(link)
+    one_line_about(cp, link, "exist")
+    assert os.path.islink(link)
+    with open(target) as f:
+        assert f.read() == "precious\n", "the symlink's target was overwritten"
+    no_leftovers(d, ["link.dump", "target"])
+
+
+def test_out_second_run_same_path():
+    """Two runs with the same fixed path: the first dump stays, the second run says so."""
+    d = lib.tmpdir()
+    path = os.path.join(d, "fixed.dump")
+    run(path)
+    first = lib.read_dump(path)
+    cp, _ = run(path)
+    one_line_about(cp, path, "exist")
+    assert lib.read_dump(path)["info"]["pid"] == first["info"]["pid"]
