@@ -61,6 +61,7 @@ deps:
 -include examples/examples.mk
 -include tests/tests.mk
 -include bench/bench.mk
+-include tests/soak.mk
 
 test: deps
 	$(MAKE) all $(CMD_SAN)

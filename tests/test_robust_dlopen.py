@@ -1,0 +1,66 @@
+"""test_robust_dlopen.py: dlopen and dlclose. Allocations made through a library that was
+dlclose'd before exit are counted exactly and their frames still symbolize: the dump keeps the
+library's module (flagged unloaded) with its path, build-id and ranges, and both nm (through
+lib.read_dump) and the report tool name the library's function. A second library, loaded where
+the first was, gets its own module. The loader's own allocations come only through load() and
+unload()."""
+import os
+
+import lib
+import robust
+
+
+def build():
+    liba = lib.build_prog("librobust_a.so", ["robust_dlib.c"],
+                          flags=["-O2", "-shared", "-fPIC", "-DVARIANT=a"])
+    libb = lib.build_prog("librobust_b.so", ["robust_dlib.c"],
+                          flags=["-O2", "-shared", "-fPIC", "-DVARIANT=b"])
+    return robust.build("robust_dlopen"), liba, libb
+
+
+def lib_sites(d, libpath, name):
+    """Counts of the chains whose innermost frame is NAME in the module of LIBPATH."""
+    mods = [m for m in d["modules"] if m["path"] == libpath]
+    assert len(mods) == 1, "modules for %s: %s" % (libpath, [m["path"] for m in d["modules"]])
+    m = mods[0]
+    syms = lib.Symbols(libpath)
+    chains = [c for c in d["chains"] if c["frames"][0][0] == m["id"]]
+    for c in chains:
+        fn = syms.lookup(c["frames"][0][1] - 1)
+        assert fn == name, "a chain from %s starts in %s, not %s" % (libpath, fn, name)
+    return m, chains
+
+
+def test_dlclosed_library_frames_symbolize():
+    prog, liba, libb = build()
+    cp, dump = lib.run_profiled([prog, liba, libb])
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    robust.no_shim_lines(cp, "robust_dlopen")
+    t = lib.truth(cp, "main")
+    d = lib.read_dump(dump)
+    ma, ca = lib_sites(d, liba, "site_lib_a")
+    mb, cb = lib_sites(d, libb, "site_lib_b")
+    assert ma["flags"] & lib.MODULE_UNLOADED, "dlclose'd library not flagged unloaded"
+    assert not mb["flags"] & lib.MODULE_UNLOADED, "loaded library flagged unloaded"
+    assert ma["build_id"] and ma["ranges"] and mb["build_id"] and ma["id"] != mb["id"]
+    for name, chains in (("site_lib_a", ca), ("site_lib_b", cb)):
+        assert lib.tally(chains) == lib.as_counts(t["sites"][name]), "%s: dump %s, program %s" % (
+            name, lib.fmt_counts(lib.tally(chains)), lib.fmt_counts(lib.as_counts(t["sites"][name])))
+    # Every other chain: site_main, or the loader under load()/unload().
+    rest = [c for c in d["chains"] if c not in ca and c not in cb]
+    got, other = lib.by_site({"modules": d["modules"], "chains": rest}, prog)
+    assert got == {"site_main": lib.as_counts(t["sites"]["site_main"])}, got
+    robust.runtime_other(d, prog, other, via=("load", "unload"), what="robust_dlopen")
+
+    # The report tool symbolizes the unloaded library's frames from its file.
+    prof = lib.profile_json([dump])
+    mods = {m["path"]: m for m in prof["modules"]}
+    assert mods[liba]["unloaded"] and not mods[libb]["unloaded"], mods[liba]
+    found = {}
+    for c in prof["chains"]:
+        f = c["frames"][0]
+        if f["function"] in ("site_lib_a", "site_lib_b"):
+            assert f["module"] == (liba if f["function"] == "site_lib_a" else libb), f
+            found[f["function"]] = found.get(f["function"], 0) + c["alloc_objects"]
+    assert found == {"site_lib_a": t["sites"]["site_lib_a"]["objects"],
+                     "site_lib_b": t["sites"]["site_lib_b"]["objects"]}, found

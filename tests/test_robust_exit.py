@@ -1,0 +1,97 @@
+"""test_robust_exit.py: every way a process ends. exit(), return from main, exit from a thread other
+than main, the last thread ending after main's pthread_exit, atexit handlers and program
+destructors that allocate (counted), _exit and _Exit (dump written), abort (dump written, still
+killed by SIGABRT), quick_exit (dump via at_quick_exit, after the program's own handler); a fatal
+signal writes no dump. In every case the exit status is the program's own and the dump, when
+there is one, holds exactly the program's truth."""
+import os
+import signal
+
+import lib
+import robust
+
+# mode -> (exit status, dump written, threads created)
+MODES = {
+    "return": (0, True, 0),
+    "exit": (7, True, 0),
+    "_exit": (8, True, 0),
+    "_Exit": (9, True, 0),
+    "abort": (-signal.SIGABRT, True, 0),
+    "quick_exit": (10, True, 0),
+    "thread_exit": (11, True, 1),
+    "main_pthread_exit": (0, True, 1),
+    "atexit": (12, True, 0),
+    "segv": (-signal.SIGSEGV, False, 0),
+}
+
+
+def check_mode(mode):
+    prog = robust.build("robust_exit")
+    status, dumped, threads = MODES[mode]
+    out = lib.tmpdir()
+    cp, dump = lib.run_profiled([prog, mode], out=os.path.join(out, "%e.%p.dump"))
+    assert cp.returncode == status, "%s: exit status %d, the program's own is %d; stderr %s" % (
+        mode, cp.returncode, status, cp.stderr[-500:])
+    robust.no_shim_lines(cp, mode)
+    truth = lib.truth(cp, mode)
+    robust.no_temp_files(out)
+    if not dumped:
+        assert robust.files(out) == [], "%s: a dump after a fatal signal: %s" % (
+            mode, robust.files(out))
+        return
+    assert robust.files(out) == [os.path.basename(dump)], "%s: files %s" % (mode,
+                                                                            robust.files(out))
+    d = lib.read_dump(dump)
+    # main_pthread_exit: pthread_exit dlopens libgcc_s (ld.so allocates for it).
+    robust.check_process(d, prog, truth, mode, threads=threads, via=("end_main_thread",))
+    assert d["info"]["sequence"] == 0
+
+
+def test_exit_return():
+    check_mode("return")
+
+
+def test_exit_exit():
+    check_mode("exit")
+
+
+def test_exit_underscore_exit():
+    check_mode("_exit")
+
+
+def test_exit_underscore_Exit():
+    check_mode("_Exit")
+
+
+def test_exit_abort():
+    check_mode("abort")
+
+
+def test_exit_quick_exit():
+    check_mode("quick_exit")
+
+
+def test_exit_from_other_thread():
+    check_mode("thread_exit")
+
+
+def test_exit_last_thread_after_main_pthread_exit():
+    check_mode("main_pthread_exit")
+
+
+def test_exit_atexit_and_destructor_allocations_counted():
+    check_mode("atexit")
+
+
+def test_exit_fatal_signal_no_dump():
+    check_mode("segv")
+
+
+def test_exit_modes_same_status_without_profiler():
+    """The statuses above are the program's own: the same without mapprof."""
+    prog = robust.build("robust_exit")
+    for mode, (status, _, _) in sorted(MODES.items()):
+        cp, _ = lib.run([prog, mode])
+        assert cp.returncode == status, "%s without mapprof: status %d, expected %d" % (
+            mode, cp.returncode, status)
+        lib.truth(cp, mode)
