@@ -10,13 +10,13 @@ BUILD ?= build
 # the missing ones with apt-get and does nothing when all are present.
 DEPS_BUILD = gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libelf-dev zlib1g-dev
 DEPS_EXAMPLES = libglib2.0-dev
-DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go
+DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go binutils chromium
 DEPS = $(DEPS_BUILD) $(DEPS_EXAMPLES) $(DEPS_TEST)
 
 WARN = -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE
-SHIM_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-omit-frame-pointer
+SHIM_CFLAGS = $(BASE_CFLAGS) -fexceptions -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-omit-frame-pointer
 SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
 REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
 REPORT_LIBS = -ldw -lelf -lz -lm

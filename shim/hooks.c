@@ -40,30 +40,17 @@ static size_t boot_size(const void *p)
 
 /* ---- the hooks ---- */
 
-static inline bool recording(void)
-{
-	return !mp_in_hook && mp.enabled;
-}
-
-static inline void *after_alloc(void *p, size_t size)
-{
-	if (p && (!mp.sample_period || !mp_sample_skip(size))) {
-		int saved = errno;
-		mp_in_hook++;
-		mp_record_alloc(p, size);
-		mp_in_hook--;
-		errno = saved;
-	}
-	return p;
-}
+/* The caller's return address: a call from inside a forwarded C++ operator
+ * new is the operator's own (cxx.c). */
+#define RA ((uintptr_t)__builtin_return_address(0))
 
 MP_EXPORT void *malloc(size_t size)
 {
 	if (unlikely(!mp_ready()))
 		return boot_alloc(size, 16, false);
-	if (!recording())
+	if (!mp_recording_from(RA))
 		return mp_real.malloc(size);
-	return after_alloc(mp_real.malloc(size), size);
+	return mp_after_alloc(mp_real.malloc(size), size);
 }
 
 MP_EXPORT void free(void *p)
@@ -72,7 +59,7 @@ MP_EXPORT void free(void *p)
 		return;
 	if (unlikely(!mp_ready()))
 		return; /* cannot happen: only bootstrap memory exists before init */
-	if (recording()) {
+	if (mp_recording()) {
 		int saved = errno;
 		mp_in_hook++;
 		mp_record_free(p);
@@ -92,10 +79,10 @@ MP_EXPORT void *calloc(size_t n, size_t size)
 		}
 		return boot_alloc(total, 16, true);
 	}
-	if (!recording())
+	if (!mp_recording_from(RA))
 		return mp_real.calloc(n, size);
 	void *p = mp_real.calloc(n, size);
-	return after_alloc(p, n * size); /* no overflow: calloc succeeded */
+	return mp_after_alloc(p, n * size); /* no overflow: calloc succeeded */
 }
 
 /* realloc(p, n>0) counts one object of n bytes and releases p;
@@ -105,16 +92,16 @@ MP_EXPORT void *calloc(size_t n, size_t size)
 static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, size_t), size_t n,
                             size_t elem)
 {
-	if (!recording())
+	if (!mp_recording())
 		return real(p, n, elem);
 	int saved = errno;
 	uint64_t meta = 0;
+	/* The guard stays raised across the real call: glibc's reallocarray
+	 * calls realloc through the PLT, which must not count a second time. */
 	mp_in_hook++;
 	bool tracked = mp_live_take(p, &meta);
-	mp_in_hook--;
 	void *q = real(p, n, elem);
 	int after = errno;
-	mp_in_hook++;
 	if (q || size == 0) {
 		if (tracked)
 			mp_account_free(meta);
@@ -194,8 +181,8 @@ MP_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		return 0;
 	}
 	int r = mp_real.posix_memalign(out, align, size);
-	if (r == 0 && recording())
-		after_alloc(*out, size);
+	if (r == 0 && mp_recording_from(RA))
+		mp_after_alloc(*out, size);
 	return r;
 }
 
@@ -205,7 +192,7 @@ MP_EXPORT void *aligned_alloc(size_t align, size_t size)
 		return boot_alloc(size, align, false);
 	void *p = mp_real.aligned_alloc ? mp_real.aligned_alloc(align, size)
 	                                : mp_real.memalign(align, size);
-	return recording() ? after_alloc(p, size) : p;
+	return mp_recording_from(RA) ? mp_after_alloc(p, size) : p;
 }
 
 MP_EXPORT void *memalign(size_t align, size_t size)
@@ -213,7 +200,7 @@ MP_EXPORT void *memalign(size_t align, size_t size)
 	if (unlikely(!mp_ready()))
 		return boot_alloc(size, align, false);
 	void *p = mp_real.memalign(align, size);
-	return recording() ? after_alloc(p, size) : p;
+	return mp_recording_from(RA) ? mp_after_alloc(p, size) : p;
 }
 
 MP_EXPORT void *valloc(size_t size)
@@ -222,7 +209,7 @@ MP_EXPORT void *valloc(size_t size)
 		return boot_alloc(size, 4096, false);
 	void *p = mp_real.valloc ? mp_real.valloc(size)
 	                         : mp_real.memalign((size_t)sysconf(_SC_PAGESIZE), size);
-	return recording() ? after_alloc(p, size) : p;
+	return mp_recording_from(RA) ? mp_after_alloc(p, size) : p;
 }
 
 MP_EXPORT void *pvalloc(size_t size)
@@ -236,5 +223,5 @@ MP_EXPORT void *pvalloc(size_t size)
 		size_t page = (size_t)sysconf(_SC_PAGESIZE);
 		p = mp_real.memalign(page, (size + page - 1) & ~(page - 1));
 	}
-	return recording() ? after_alloc(p, size) : p;
+	return mp_recording_from(RA) ? mp_after_alloc(p, size) : p;
 }

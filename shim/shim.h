@@ -4,6 +4,7 @@
 #ifndef MAPPROF_SHIM_H
 #define MAPPROF_SHIM_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -224,5 +225,34 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size);
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t mp_now_ns(void);
+
+/* hooks.c and cxx.c: is this call the program's, to be recorded? */
+static inline bool mp_recording(void)
+{
+	return !mp_in_hook && mp.enabled;
+}
+
+/* cxx.c: inside a forwarded C++ operator new or delete on this thread, and
+ * whether a return address lies in the code of one (its own calls of malloc). */
+extern __thread int mp_in_newop;
+bool mp_from_newop(uintptr_t ra);
+
+static inline bool mp_recording_from(uintptr_t ra)
+{
+	return mp_recording() && (likely(!mp_in_newop) || !mp_from_newop(ra));
+}
+
+/* Record a successful allocation of size bytes at p (sampling decides). */
+static inline void *mp_after_alloc(void *p, size_t size)
+{
+	if (p && (!mp.sample_period || !mp_sample_skip(size))) {
+		int saved = errno;
+		mp_in_hook++;
+		mp_record_alloc(p, size);
+		mp_in_hook--;
+		errno = saved;
+	}
+	return p;
+}
 
 #endif

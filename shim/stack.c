@@ -74,17 +74,57 @@ void mp_stack_thread_init(void)
 	pthread_attr_destroy(&attr);
 }
 
+static inline bool own_frame(uintptr_t ip)
+{
+	return (ip >= mp.self_lo && ip < mp.self_hi) || (ip >= mp.unw_lo && ip < mp.unw_hi);
+}
+
+/* Which return addresses a frame-pointer walk may step past. The record a
+ * callee saves holds its caller's rbp; that is the caller's own frame only
+ * if the caller keeps a frame pointer. So the step from return address ra
+ * (inside caller F) to the next record is right exactly when F keeps one, a
+ * fact about ra alone, learned once per address by comparing a walk with
+ * libunwind's, and kept here: a direct-mapped table of ra << 1 | good, one
+ * 64-bit word per slot so a racing reader sees a whole entry or none. An
+ * evicted address is learned again. */
+#define VERDICT_BITS 14
+static uint64_t verdicts[1u << VERDICT_BITS];
+
+enum { RA_UNKNOWN, RA_GOOD, RA_BAD };
+
+static inline unsigned verdict_slot(uintptr_t ra)
+{
+	return (unsigned)((ra * 0x9e3779b97f4a7c15ull) >> (64 - VERDICT_BITS));
+}
+
+static inline int verdict(uintptr_t ra)
+{
+	uint64_t v = __atomic_load_n(&verdicts[verdict_slot(ra)], __ATOMIC_RELAXED);
+	if (v >> 1 != ra)
+		return RA_UNKNOWN;
+	return v & 1 ? RA_GOOD : RA_BAD;
+}
+
+static inline void verdict_set(uintptr_t ra, bool good)
+{
+	__atomic_store_n(&verdicts[verdict_slot(ra)], (uint64_t)ra << 1 | good, __ATOMIC_RELAXED);
+}
+
 /* Walk the frame-pointer chain. Every frame must lie on this thread's stack,
  * above the previous one, and the walk ends where the chain leaves the stack
- * (the C runtime's start code does not keep frame pointers). A frame pointer
- * that points into the stack but not upwards (code built without frame
- * pointers, a corrupt chain) or a thread whose stack is unknown (a signal
- * handler on an alternate stack) returns -1: the caller falls back to
- * libunwind. Never dereferences anything outside the stack. */
-__attribute__((noinline)) static int fp_backtrace(void **buf, int want)
+ * (the C runtime's start code does not keep frame pointers). It also stops
+ * (returns -1, the caller falls back to libunwind) at a return address not
+ * known to lie in a function that keeps a frame pointer: code built without
+ * them would make the walk skip frames. Unknown addresses are stored in
+ * *unknown for the caller to learn. A thread whose stack is unknown (a signal
+ * handler on an alternate stack) also returns -1. Never dereferences anything
+ * outside the stack. */
+__attribute__((noinline)) static int fp_backtrace(void **buf, int want, bool *unknown,
+                                                  uintptr_t *last_depth)
 {
 	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 	int n = 0;
+	*unknown = false;
 	if (!stack_hi || fp < stack_lo || fp >= stack_hi)
 		return -1;
 	while (n < want) {
@@ -95,10 +135,59 @@ __attribute__((noinline)) static int fp_backtrace(void **buf, int want)
 		if (!ra)
 			break;
 		buf[n++] = (void *)ra;
+		*last_depth = stack_hi - fp;
 		if (next < stack_lo || next >= stack_hi)
 			break; /* left the stack: the start code's frames */
 		if (next <= fp)
 			return -1;
+		int v = own_frame(ra) ? RA_GOOD : verdict(ra); /* the shim keeps frame pointers */
+		if (v != RA_GOOD) {
+			*unknown = v == RA_UNKNOWN;
+			return -1;
+		}
+		fp = next;
+	}
+	return n;
+}
+
+/* Learn the verdicts of a frame-pointer walk's return addresses from
+ * libunwind's walk of the same stack (both taken in mp_stack_capture, so
+ * their innermost frames line up once our own are skipped). */
+static void verdicts_learn(void **fpw, int nf, void **unw, int nu)
+{
+	int i = 0, j = 0;
+	while (i < nf && own_frame((uintptr_t)fpw[i]))
+		i++;
+	while (j < nu && own_frame((uintptr_t)unw[j]))
+		j++;
+	for (; i + 1 < nf && j + 1 < nu; i++, j++) {
+		if (unw[j] != fpw[i])
+			return;
+		bool good = unw[j + 1] == fpw[i + 1];
+		verdict_set((uintptr_t)fpw[i], good);
+		if (!good)
+			return;
+	}
+}
+
+/* An unguarded walk, for learning: as far as the chain stays on the stack
+ * and goes upwards, trusting every step. */
+__attribute__((noinline)) static int fp_walk_raw(void **buf, int want)
+{
+	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+	int n = 0;
+	if (!stack_hi || fp < stack_lo || fp >= stack_hi)
+		return 0;
+	while (n < want) {
+		if (fp > stack_hi - 2 * sizeof(uintptr_t) || (fp & 7))
+			break;
+		const uintptr_t *frame = (const uintptr_t *)fp;
+		uintptr_t next = frame[0], ra = frame[1];
+		if (!ra)
+			break;
+		buf[n++] = (void *)ra;
+		if (next < stack_lo || next >= stack_hi || next <= fp)
+			break;
 		fp = next;
 	}
 	return n;
@@ -106,48 +195,53 @@ __attribute__((noinline)) static int fp_backtrace(void **buf, int want)
 
 /* The frames above the last one a frame-pointer walk reaches (the C
  * runtime's start code, thread start) never change for a given return
- * address, so libunwind finds them once and they are reused: fp mode then
- * gives the same chains as libunwind. */
+ * address at a given depth below the top of the stack, so libunwind finds
+ * them once and they are reused: fp mode then gives the same chains as
+ * libunwind. The depth is part of the key because a walk can also end in
+ * code without frame pointers whose rbp happens to point off the stack: the
+ * same return address there, at another depth, has other callers. */
 #define TAIL_CACHE 64
 #define TAIL_MAX   6
 static struct {
-	uintptr_t last; /* 0: free */
-	int n;          /* frames in tail, or -1 while being filled */
+	uintptr_t last; /* 0: free; (uintptr_t)-1: being filled */
+	uintptr_t depth;
+	int n;
 	uintptr_t tail[TAIL_MAX];
 } tails[TAIL_CACHE];
 
-static int tail_find(uintptr_t last, uintptr_t *out)
+static inline unsigned tail_slot(uintptr_t last, uintptr_t depth)
 {
-	unsigned h = (unsigned)((last * 0x9e3779b97f4a7c15ull) >> 58);
-	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last)
+	return (unsigned)(((last ^ depth * 0xff51afd7ed558ccdull) * 0x9e3779b97f4a7c15ull) >> 58);
+}
+
+static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
+{
+	unsigned h = tail_slot(last, depth);
+	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last || tails[h].depth != depth)
 		return -1;
-	int n = __atomic_load_n(&tails[h].n, __ATOMIC_ACQUIRE);
+	int n = tails[h].n;
 	for (int i = 0; i < n; i++)
 		out[i] = tails[h].tail[i];
 	return n;
 }
 
-static void tail_learn(uintptr_t last, void **full, int n)
+static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
 {
 	int at = 0;
 	while (at < n && (uintptr_t)full[at] != last)
 		at++;
 	if (at == n || n - at - 1 > TAIL_MAX || n - at - 1 < 0)
 		return;
-	unsigned h = (unsigned)((last * 0x9e3779b97f4a7c15ull) >> 58);
+	unsigned h = tail_slot(last, depth);
 	uintptr_t expected = 0;
 	if (!__atomic_compare_exchange_n(&tails[h].last, &expected, (uintptr_t)-1, false,
 	                                 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return; /* taken: this return address keeps using libunwind's full walk */
+	tails[h].depth = depth;
 	tails[h].n = n - at - 1;
 	for (int i = 0; i < n - at - 1; i++)
 		tails[h].tail[i] = (uintptr_t)full[at + 1 + i];
 	__atomic_store_n(&tails[h].last, last, __ATOMIC_RELEASE);
-}
-
-static inline bool own_frame(uintptr_t ip)
-{
-	return (ip >= mp.self_lo && ip < mp.self_hi) || (ip >= mp.unw_lo && ip < mp.unw_hi);
 }
 
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
@@ -156,18 +250,25 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 	int want = (int)max + SKIP_ROOM + 1;
 	int n = -1;
 	if (mp.unwinder == MP_UNWIND_FP) {
-		n = fp_backtrace(buf, want);
+		bool unknown;
+		uintptr_t depth = 0;
+		n = fp_backtrace(buf, want, &unknown, &depth);
 		if (n > 0 && n < want) {
 			uintptr_t tail[TAIL_MAX];
-			int k = tail_find((uintptr_t)buf[n - 1], tail);
+			int k = tail_find((uintptr_t)buf[n - 1], depth, tail);
 			if (k >= 0) {
 				for (int i = 0; i < k && n < want; i++)
 					buf[n++] = (void *)tail[i];
 			} else {
 				uintptr_t last = (uintptr_t)buf[n - 1];
 				n = unw_backtrace(buf, want);
-				tail_learn(last, buf, n);
+				tail_learn(last, depth, buf, n);
 			}
+		} else if (n < 0 && unknown) {
+			void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
+			int nr = fp_walk_raw(raw, want);
+			n = unw_backtrace(buf, want);
+			verdicts_learn(raw, nr, buf, n);
 		}
 	}
 	if (n < 0)

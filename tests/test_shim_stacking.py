@@ -31,7 +31,8 @@ def stacked(alloc, package, prog, args, nthreads=0):
     what = "%s over %s" % (os.path.basename(prog), os.path.basename(alloc))
     other = lib.check_sites(d, prog, truth["sites"], what)
     # The allocator itself links libstdc++, whose emergency pool then appears even in C.
-    extra = test_shim_api.runtime_chains(d, prog, other, nthreads=nthreads)
+    extra = test_shim_api.runtime_chains(d, prog, other, nthreads=nthreads,
+                                         allocator=os.path.basename(alloc).split(".")[0])
     test_shim_api.check_totals(d, truth, extra, what)
 
 
