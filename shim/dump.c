@@ -95,7 +95,8 @@ static void w_blob_record(uint32_t tag, const void *p, size_t n)
 }
 
 /* Expand %p (pid), %e (executable name) and %% in the path template. */
-static bool expand_path(char *out, size_t size, uint32_t sequence)
+/* generation > 1 expands %p as <pid>-<generation>: see mp_dump_write. */
+static bool expand_path(char *out, size_t size, uint32_t sequence, unsigned generation)
 {
 	const char *tmpl = mp.out_template[0] ? mp.out_template : "mapprof.%e.%p.dump";
 	const char *exe = strrchr(mp.exe, '/');
@@ -105,7 +106,10 @@ static bool expand_path(char *out, size_t size, uint32_t sequence)
 		char tmp[32];
 		const char *add = tmp;
 		if (*t == '%' && t[1] == 'p') {
-			snprintf(tmp, sizeof(tmp), "%d", (int)mp.pid);
+			if (generation > 1)
+				snprintf(tmp, sizeof(tmp), "%d-%u", (int)mp.pid, generation);
+			else
+				snprintf(tmp, sizeof(tmp), "%d", (int)mp.pid);
 			t++;
 		} else if (*t == '%' && t[1] == 'e') {
 			add = exe[0] ? exe : "unknown";
@@ -240,7 +244,7 @@ static int publish(const char *tmp, const char *path)
 int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 {
 	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
-	if (!expand_path(path, sizeof(path), sequence)) {
+	if (!expand_path(path, sizeof(path), sequence, 1)) {
 		mp_log("cannot write dump: path from MAPPROF_OUT is too long");
 		return ENAMETOOLONG;
 	}
@@ -289,6 +293,16 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 		goto fail;
 	}
 	err = publish(tmp, path);
+	/* A name with the pid in it that is taken: an image this process ran
+	 * before an exec of the same executable wrote it (the pid stays across
+	 * exec). Take <pid>-2, <pid>-3, ... rather than lose this image's dump. */
+	for (unsigned g = 2;
+	     err == EEXIST && g <= 64 && strstr(mp.out_template[0] ? mp.out_template : "%p", "%p");
+	     g++) {
+		if (!expand_path(path, sizeof(path), sequence, g))
+			break;
+		err = publish(tmp, path);
+	}
 	if (err) {
 		unlink(tmp);
 		what = err == EEXIST ? "will not replace existing file" : "cannot create";

@@ -37,6 +37,45 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
+/* A byte count: digits, optionally followed by K, M or G (powers of 1024,
+ * with or without a trailing "iB" or "B"): 524288, 512K, 512KiB. */
+static bool parse_bytes(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return false;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	}
+	if (shift) {
+		end++;
+		if (end[0] == 'i' && end[1] == 'B')
+			end += 2;
+		else if (end[0] == 'B')
+			end++;
+	} else if (end[0] == 'B') {
+		end++;
+	}
+	if (*end || v > (max >> shift))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
 static int parse_signal(const char *s)
 {
 	uint64_t n;
@@ -83,10 +122,12 @@ static void read_settings(void)
 	}
 	s = getenv("MAPPROF_SAMPLE");
 	if (s && *s) {
-		if (parse_u64(s, 1ull << 40, &v))
+		if (parse_bytes(s, 1ull << 40, &v))
 			mp.sample_period = v;
 		else
-			mp_log("MAPPROF_SAMPLE=%s is not a byte count; recording every call", s);
+			mp_log("MAPPROF_SAMPLE=%s is not a byte count (such as 524288 or 512K); "
+			       "recording every call",
+			       s);
 	}
 	s = getenv("MAPPROF_SIGNAL");
 	if (s && *s) {

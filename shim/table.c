@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "hashkeys.h"
 #include "shim.h"
 
 #define HC_SIZE 4096 /* per-thread chain cache entries */
@@ -76,15 +77,16 @@ static void lost(void)
 
 /* ---- chains ---- */
 
-/* Products with a different odd multiplier per position are independent of
- * each other, so the CPU overlaps them (a sequential mix was the largest cost
- * of the hot path); one final mix spreads the sum. Keys are compared in full,
- * so the hash only has to spread. */
+/* Products with a different random odd multiplier per position are
+ * independent of each other, so the CPU overlaps them (a sequential mix was
+ * the largest cost of the hot path); one final mix spreads the sum. Keys are
+ * compared in full, so the hash only has to spread. */
+_Static_assert(MP_HASHKEYS >= MP_MAX_DEPTH + 2, "a multiplier per key position");
 static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
 {
 	uint64_t h = n;
 	for (uint32_t i = 0; i < n; i++)
-		h += ips[i] * (0x9e3779b97f4a7c15ull + 2 * (uint64_t)i);
+		h += ips[i] * mp_hashkeys[i];
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ull;
 	h ^= h >> 29;
@@ -482,13 +484,18 @@ void mp_record_alloc(void *p, size_t size)
 		return;
 	}
 	count_alloc(tc, c->id, size);
-	uint64_t stale;
-	int r = live_insert((uintptr_t)p, meta_make(c->id, size), &stale);
+	uint64_t stale, meta = meta_make(c->id, size);
+	int r = live_insert((uintptr_t)p, meta, &stale);
 	if (unlikely(r != 0)) {
-		if (r > 0)
+		if (r > 0) {
 			mp_account_free(stale);
-		else
+		} else {
+			/* No room to remember the block: its free will not be seen, so
+			 * it is not counted as live either (inuse stays a lower bound),
+			 * and the dump says how many calls could not be recorded. */
+			mp_account_free(meta);
 			lost();
+		}
 	}
 }
 

@@ -177,16 +177,21 @@ def test_exec_double_fork():
     assert len(robust.files(out)) == 3, robust.files(out)
 
 
-def test_exec_self_same_name_refused_cleanly():
-    """exec of the same executable keeps the pid and the exe name, so the new image's default
-    dump name is taken by the old image's dump: the new image must not overwrite it, prints one
-    line, and its exit status is unchanged."""
+def test_exec_same_executable_keeps_both_dumps():
+    """exec of the program's own executable: same pid, same name, two images. The first image's
+    dump keeps its name; the second, finding it taken, writes <pid>-2 instead of losing its
+    dump (and never replaces the first)."""
     prog, _ = progs()
-    cp, out, what = run(["exec", "execv", prog])
+    out = lib.tmpdir()
+    cp, _ = lib.run_profiled([prog, "exec", "execv", prog], out=os.path.join(out, "%e.%p.dump"))
+    what = "exec of itself"
+    assert cp.returncode == 0, "%s: exit %d: %s" % (what, cp.returncode, cp.stderr[-800:])
+    robust.no_shim_lines(cp, what)
+    robust.no_temp_files(out)
     roles = {t["role"]: t for t in lib.json_lines(cp.stdout)}
     assert sorted(roles) == ["before", "leaf"], roles
-    name = "robust_exec.%d.dump" % cp.pid
-    assert robust.files(out) == [name], robust.files(out)
-    robust.check_process(lib.read_dump(os.path.join(out, name)), prog, roles["before"], what)
-    lines = lib.shim_lines(cp.stderr)
-    assert len(lines) == 1 and name in lines[0], cp.stderr
+    base = "robust_exec.%d" % cp.pid
+    assert sorted(robust.files(out)) == [base + "-2.dump", base + ".dump"], robust.files(out)
+    for name, role in ((base + ".dump", "before"), (base + "-2.dump", "leaf")):
+        d = lib.read_dump(os.path.join(out, name))
+        robust.check_process(d, prog, roles[role], "%s: %s" % (what, role))
