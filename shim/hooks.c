@@ -59,7 +59,7 @@ MP_EXPORT void free(void *p)
 		return;
 	if (unlikely(!mp_ready()))
 		return; /* cannot happen: only bootstrap memory exists before init */
-	if (mp_recording()) {
+	if (mp_recording() && !mp_untracked(p)) {
 		int saved = errno;
 		mp_in_hook++;
 		mp_record_free(p);
@@ -105,7 +105,7 @@ static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, 
 	if (q || size == 0) {
 		if (tracked)
 			mp_account_free(meta);
-		if (q && (!mp.sample_period || !mp_sample_skip(size)))
+		if (q && (!mp.sample_period || !mp_sample_skip_fast(size)))
 			mp_record_alloc(q, size);
 		after = q ? saved : after;
 	} else if (tracked) {

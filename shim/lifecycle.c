@@ -323,9 +323,9 @@ static void init(void)
 	__atomic_store_n(&mp.init_state, 2, __ATOMIC_RELEASE);
 }
 
-bool mp_ready(void)
+bool mp_ready_slow(void)
 {
-	if (likely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2))
+	if (__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2)
 		return true;
 	if (mp.init_state == 1 && mp_in_hook)
 		return false; /* inside our own init: bootstrap */

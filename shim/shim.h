@@ -175,7 +175,11 @@ extern struct mp_real mp_real;
 extern __thread int mp_in_hook; /* > 0 while the shim itself runs on this thread */
 
 /* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
-bool mp_ready(void);
+bool mp_ready_slow(void);
+static inline bool mp_ready(void)
+{
+	return likely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2) || mp_ready_slow();
+}
 void mp_dump_final(void);
 
 void mp_spin_lock(int *l);
@@ -242,10 +246,44 @@ static inline bool mp_recording_from(uintptr_t ra)
 	return mp_recording() && (likely(!mp_in_newop) || !mp_from_newop(ra));
 }
 
+/* Sampling mode's fast path, inline in the hooks: bytes left until the next
+ * sample on this thread (table.c draws the gaps); true if this call is not
+ * sampled. */
+extern __thread int64_t mp_sample_left;
+static inline bool mp_sample_skip_fast(size_t size)
+{
+	int64_t left = mp_sample_left - (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
+	if (likely(left > 0)) {
+		mp_sample_left = left;
+		return true;
+	}
+	return mp_sample_skip(size);
+}
+
+/* Sampling mode: the counting filter's slot of a block address. By address
+ * bits, not a hash: blocks next to each other share a cache line of the
+ * filter, so a free costs one load that mostly hits (a hashed index missed
+ * the cache on most frees). Tracked blocks are few, so slots rarely clash. */
+static inline uint16_t *mp_filter_slot(uintptr_t p)
+{
+	return &mp.sample_filter[(p >> 4) & (MP_FILTER_SIZE - 1)];
+}
+
+static inline uint64_t mp_ptr_hash(uintptr_t p)
+{
+	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
+}
+
+/* Sampling mode: p is certainly not a tracked block (one load, no lock). */
+static inline bool mp_untracked(const void *p)
+{
+	return mp.sample_filter && !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE);
+}
+
 /* Record a successful allocation of size bytes at p (sampling decides). */
 static inline void *mp_after_alloc(void *p, size_t size)
 {
-	if (p && (!mp.sample_period || !mp_sample_skip(size))) {
+	if (p && (!mp.sample_period || !mp_sample_skip_fast(size))) {
 		int saved = errno;
 		mp_in_hook++;
 		mp_record_alloc(p, size);

@@ -24,8 +24,8 @@ struct mp_tcache {
 };
 
 static __thread struct mp_tcache *tls_tc;
-static __thread bool tls_dead;           /* past our thread-exit hook: use the global table */
-static __thread int64_t tls_sample_left; /* bytes until the next sample */
+static __thread bool tls_dead;   /* past our thread-exit hook: use the global table */
+__thread int64_t mp_sample_left; /* bytes until the next sample */
 static __thread uint64_t tls_rng;
 
 #define META_CHAIN_BITS 24
@@ -301,7 +301,7 @@ void mp_account_free(uint64_t meta)
 
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
+	return mp_ptr_hash(p);
 }
 
 /* The shard comes from the block's 2 MiB region, not from its hash: threads
@@ -321,23 +321,23 @@ static inline uint64_t home_of(uint64_t h, uint32_t bits)
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
  * "certainly not tracked" for them with one load and no lock. */
-static inline uint16_t *filter_of(uint64_t h)
+static inline uint16_t *filter_of(uintptr_t p)
 {
-	return &mp.sample_filter[(h >> 20) & (MP_FILTER_SIZE - 1)];
+	return mp_filter_slot(p);
 }
 
-static void filter_add(uint64_t h)
+static void filter_add(uintptr_t p)
 {
-	uint16_t *f = filter_of(h);
+	uint16_t *f = filter_of(p);
 	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
 	while (v != UINT16_MAX && !__atomic_compare_exchange_n(f, &v, (uint16_t)(v + 1), true,
 	                                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
 }
 
-static void filter_remove(uint64_t h)
+static void filter_remove(uintptr_t p)
 {
-	uint16_t *f = filter_of(h);
+	uint16_t *f = filter_of(p);
 	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
 	while (v != UINT16_MAX && v != 0 &&
 	       !__atomic_compare_exchange_n(f, &v, (uint16_t)(v - 1), true, __ATOMIC_RELEASE,
@@ -387,7 +387,7 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 	} else {
 		s->count++;
 		if (mp.sample_filter)
-			filter_add(h);
+			filter_add(p);
 	}
 	s->tab[i].ptr = p;
 	s->tab[i].meta = meta;
@@ -399,7 +399,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	uint64_t h = ptr_hash(p);
-	if (mp.sample_filter && !__atomic_load_n(filter_of(h), __ATOMIC_ACQUIRE))
+	if (mp.sample_filter && !__atomic_load_n(filter_of(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
@@ -429,7 +429,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	s->count--;
 	mp_spin_unlock(&s->lock);
 	if (mp.sample_filter)
-		filter_remove(h);
+		filter_remove(p);
 	return true;
 }
 
@@ -460,12 +460,12 @@ static int64_t next_sample_gap(void)
 
 bool mp_sample_skip(size_t size)
 {
-	if (unlikely(!tls_sample_left))
-		tls_sample_left = next_sample_gap();
-	tls_sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-	if (likely(tls_sample_left > 0))
+	if (unlikely(!mp_sample_left))
+		mp_sample_left = next_sample_gap();
+	mp_sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+	if (likely(mp_sample_left > 0))
 		return true;
-	tls_sample_left = next_sample_gap();
+	mp_sample_left = next_sample_gap();
 	return false;
 }
 
