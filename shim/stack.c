@@ -194,19 +194,24 @@ __attribute__((noinline)) static int fp_walk_raw(void **buf, int want)
 }
 
 /* The frames above the last one a frame-pointer walk reaches (the C
- * runtime's start code, thread start) never change for a given return
- * address at a given depth below the top of the stack, so libunwind finds
- * them once and they are reused: fp mode then gives the same chains as
- * libunwind. The depth is part of the key because a walk can also end in
- * code without frame pointers whose rbp happens to point off the stack: the
- * same return address there, at another depth, has other callers. */
+ * runtime's start code, thread start: code without frame pointers whose rbp
+ * points off the stack) rarely change for a given return address at a given
+ * depth below the top of the stack, so libunwind finds them once and they
+ * are reused. Not blindly: when learned, the stack slot holding each of those
+ * return addresses is found and remembered, and a reuse checks that those
+ * slots still hold them (a few loads). A return address reached on another
+ * path at the same depth (a function without frame pointers called from
+ * several places) has other callers in those slots and takes libunwind's
+ * full walk. */
 #define TAIL_CACHE 64
 #define TAIL_MAX   6
+#define TAIL_SCAN  4096 /* words searched for the slots when learning */
 static struct {
 	uintptr_t last; /* 0: free; (uintptr_t)-1: being filled */
 	uintptr_t depth;
 	int n;
 	uintptr_t tail[TAIL_MAX];
+	uintptr_t where[TAIL_MAX]; /* stack_hi - address of the slot holding tail[i] */
 } tails[TAIL_CACHE];
 
 static inline unsigned tail_slot(uintptr_t last, uintptr_t depth)
@@ -220,27 +225,49 @@ static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
 	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last || tails[h].depth != depth)
 		return -1;
 	int n = tails[h].n;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		uintptr_t w = tails[h].where[i];
+		if (w > stack_hi - stack_lo || *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
+			return -1;
 		out[i] = tails[h].tail[i];
+	}
 	return n;
 }
 
+/* full[0..n) is libunwind's walk of a stack whose frame-pointer walk ended
+ * at last, found in the record at stack_hi - depth. */
 static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
 {
 	int at = 0;
 	while (at < n && (uintptr_t)full[at] != last)
 		at++;
-	if (at == n || n - at - 1 > TAIL_MAX || n - at - 1 < 0)
+	int k = n - at - 1;
+	if (at == n || k > TAIL_MAX || k < 0)
 		return;
+	uintptr_t where[TAIL_MAX];
+	const uintptr_t *w = (const uintptr_t *)(stack_hi - depth) + 2;
+	const uintptr_t *end = (const uintptr_t *)stack_hi;
+	if (end - w > TAIL_SCAN)
+		end = w + TAIL_SCAN;
+	for (int i = 0; i < k; i++) {
+		while (w < end && *w != (uintptr_t)full[at + 1 + i])
+			w++;
+		if (w == end)
+			return; /* a slot not found: this address keeps libunwind's full walk */
+		where[i] = stack_hi - (uintptr_t)w;
+		w++;
+	}
 	unsigned h = tail_slot(last, depth);
 	uintptr_t expected = 0;
 	if (!__atomic_compare_exchange_n(&tails[h].last, &expected, (uintptr_t)-1, false,
 	                                 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return; /* taken: this return address keeps using libunwind's full walk */
 	tails[h].depth = depth;
-	tails[h].n = n - at - 1;
-	for (int i = 0; i < n - at - 1; i++)
+	tails[h].n = k;
+	for (int i = 0; i < k; i++) {
 		tails[h].tail[i] = (uintptr_t)full[at + 1 + i];
+		tails[h].where[i] = where[i];
+	}
 	__atomic_store_n(&tails[h].last, last, __ATOMIC_RELEASE);
 }
 
