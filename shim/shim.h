@@ -159,6 +159,10 @@ struct mp_state {
 	uint16_t *sample_filter; /* sampling mode: counting filter of tracked blocks */
 	uint32_t chains_cap;
 
+	int fork_pending;                /* a fork waits for libunwind to be idle */
+	bool membarrier_ok;              /* the unwind gate's fast side is a compiler barrier */
+	uint64_t unwinding_unregistered; /* atomic: threads without a cache inside libunwind */
+
 	uint64_t not_recorded;      /* atomic */
 	uint64_t threads;           /* atomic */
 	uintptr_t self_lo, self_hi; /* our own text, stripped from stacks */
@@ -196,6 +200,13 @@ char *mp_arena_strdup(const char *s, size_t len);
 void mp_stack_init(void);
 void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) */
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated);
+/* The unwind gate: a fork waits until no other thread is inside libunwind,
+ * whose internal locks would otherwise stay locked in the child forever.
+ * mp_unwinding is this thread's flag, published in its cache. */
+extern __thread int mp_unwinding;
+extern __thread bool mp_unwind_registered;
+void mp_unwind_drain(void);        /* fork prepare, mp.lock held */
+void mp_unwind_reopen(bool child); /* fork parent and child */
 
 /* modules.c: the module map (call with mp.lock held). */
 void mp_modules_refresh(void);
@@ -215,6 +226,7 @@ bool mp_live_take(void *p, uint64_t *meta);   /* remove p, give its record */
 void mp_live_restore(void *p, uint64_t meta); /* undo mp_live_take */
 void mp_account_free(uint64_t meta);          /* count a block taken from the map */
 void mp_thread_exit(void *tcache);
+bool mp_tcaches_unwinding(const int *own); /* mp.lock held: another thread inside libunwind? */
 void mp_fork_prepare(void);
 void mp_fork_parent(void);
 void mp_fork_child(void);

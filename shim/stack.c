@@ -5,7 +5,11 @@
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <link.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -55,6 +59,84 @@ void mp_stack_init(void)
 	object_range((void *)unw_backtrace, &mp.unw_lo, &mp.unw_hi);
 	/* libunwind keeps its unwind-info cache per thread: no lock on the hot path. */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	mp.membarrier_ok =
+	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* ---- the unwind gate ----
+ *
+ * libunwind takes internal mutexes while it parses unwind info (its memory
+ * pools). A fork while another thread holds one leaves it locked in the child,
+ * whose next unwind then hangs. So a fork first waits until no other thread is
+ * inside libunwind, and holds new ones back until it is done. It is the
+ * asymmetric Dekker pattern: an unwinding thread stores its flag and then
+ * loads fork_pending; the forking thread stores fork_pending, runs membarrier
+ * (a full barrier on every thread of the process), then loads the flags; one
+ * of the two sees the other. The hot side then costs two plain stores, a load
+ * and a compiler barrier; without membarrier it takes a full fence. */
+__thread int mp_unwinding;
+__thread bool mp_unwind_registered;
+
+static void gate_leave(bool registered)
+{
+	if (registered)
+		__atomic_store_n(&mp_unwinding, 0, __ATOMIC_RELEASE);
+	else
+		__atomic_sub_fetch(&mp.unwinding_unregistered, 1, __ATOMIC_SEQ_CST);
+}
+
+static int gated_backtrace(void **buf, int want)
+{
+	bool registered;
+	for (;;) {
+		registered = mp_unwind_registered;
+		if (likely(registered)) {
+			__atomic_store_n(&mp_unwinding, 1, __ATOMIC_RELAXED);
+			if (likely(mp.membarrier_ok))
+				__asm__ volatile("" ::: "memory");
+			else
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		} else {
+			__atomic_add_fetch(&mp.unwinding_unregistered, 1, __ATOMIC_SEQ_CST);
+		}
+		if (likely(!__atomic_load_n(&mp.fork_pending, __ATOMIC_RELAXED)))
+			break;
+		gate_leave(registered);
+		while (__atomic_load_n(&mp.fork_pending, __ATOMIC_ACQUIRE))
+			sched_yield();
+	}
+	int n = unw_backtrace(buf, want);
+	gate_leave(registered);
+	return n;
+}
+
+/* Waits (bounded: a thread stuck inside libunwind for seconds must not hang
+ * the program's fork) until no other thread is inside libunwind. The calling
+ * thread's own flag is skipped: it may be a signal handler that interrupted
+ * an unwind on this very thread. */
+void mp_unwind_drain(void)
+{
+	__atomic_store_n(&mp.fork_pending, 1, __ATOMIC_SEQ_CST);
+	if (mp.membarrier_ok &&
+	    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (unsigned spins = 0; spins < 200000; spins++) {
+		bool busy = __atomic_load_n(&mp.unwinding_unregistered, __ATOMIC_ACQUIRE) >
+		            (mp_unwinding && !mp_unwind_registered ? 1u : 0u);
+		busy = busy || mp_tcaches_unwinding(&mp_unwinding);
+		if (!busy)
+			return;
+		sched_yield();
+	}
+}
+
+void mp_unwind_reopen(bool child)
+{
+	/* The registration belongs to the process image; ask again in a child. */
+	if (child && mp.membarrier_ok)
+		mp.membarrier_ok =
+		    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+	__atomic_store_n(&mp.fork_pending, 0, __ATOMIC_RELEASE);
 }
 
 /* This thread's stack, for validating frame pointers. */
@@ -227,7 +309,8 @@ static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
 	int n = tails[h].n;
 	for (int i = 0; i < n; i++) {
 		uintptr_t w = tails[h].where[i];
-		if (w > stack_hi - stack_lo || *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
+		if (w > stack_hi - stack_lo ||
+		    *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
 			return -1;
 		out[i] = tails[h].tail[i];
 	}
@@ -288,18 +371,18 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 					buf[n++] = (void *)tail[i];
 			} else {
 				uintptr_t last = (uintptr_t)buf[n - 1];
-				n = unw_backtrace(buf, want);
+				n = gated_backtrace(buf, want);
 				tail_learn(last, depth, buf, n);
 			}
 		} else if (n < 0 && unknown) {
 			void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
 			int nr = fp_walk_raw(raw, want);
-			n = unw_backtrace(buf, want);
+			n = gated_backtrace(buf, want);
 			verdicts_learn(raw, nr, buf, n);
 		}
 	}
 	if (n < 0)
-		n = unw_backtrace(buf, want);
+		n = gated_backtrace(buf, want);
 	int skip = 0;
 	while (skip < n && own_frame((uintptr_t)buf[skip]))
 		skip++;

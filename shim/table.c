@@ -13,13 +13,23 @@
 #define HC_SIZE 4096 /* per-thread chain cache entries */
 #define TC_CAP  4096 /* per-thread counters; flushed at half full */
 
+/* A chain this thread has seen: its key's two hashes (a hit compares them
+ * instead of the key itself, which lives in cache lines of its own), its id,
+ * and its counters of the size class it last allocated (valid while the slot
+ * still holds that key: a flush empties the table). */
+struct hc_entry {
+	uint64_t hash;
+	uint64_t check;
+	struct mp_counts *counts;
+	uint32_t id;
+	uint32_t cls;
+};
+
 struct mp_tcache {
 	struct mp_tcache *next, *prev;
+	const int *unwinding; /* the owner's mp_unwinding */
 	struct mp_ctable counts;
-	struct {
-		uint64_t hash;
-		struct mp_chain_rec *chain;
-	} hc[HC_SIZE];
+	struct hc_entry hc[HC_SIZE];
 	struct mp_counts storage[TC_CAP];
 };
 
@@ -79,26 +89,27 @@ static void lost(void)
 
 /* Products with a different random odd multiplier per position are
  * independent of each other, so the CPU overlaps them (a sequential mix was
- * the largest cost of the hot path); one final mix spreads the sum. Keys are
- * compared in full, so the hash only has to spread. */
+ * the largest cost of the hot path); one final mix spreads the sum. The high
+ * halves of the same products summed give a second, independent hash, for
+ * free: the per-thread cache matches a chain by both (128 bits) and never
+ * reads the chain's stored key, which costs several cache misses. A false
+ * match needs two distinct keys whose low-half sums and high-half sums of
+ * products with random multipliers both agree, about 2^-128 per pair. The
+ * global table compares keys in full. */
 _Static_assert(MP_HASHKEYS >= MP_MAX_DEPTH + 2, "a multiplier per key position");
-static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
+static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n, uint64_t *check)
 {
-	uint64_t h = n;
-	for (uint32_t i = 0; i < n; i++)
-		h += ips[i] * mp_hashkeys[i];
+	uint64_t h = n, c = n;
+	for (uint32_t i = 0; i < n; i++) {
+		unsigned __int128 p = (unsigned __int128)ips[i] * mp_hashkeys[i];
+		h += (uint64_t)p;
+		c += (uint64_t)(p >> 64);
+	}
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ull;
 	h ^= h >> 29;
+	*check = c;
 	return h;
-}
-
-static inline bool same_key(const uintptr_t *a, const uintptr_t *b, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return false;
-	return true;
 }
 
 static bool chains_grow(void)
@@ -143,16 +154,20 @@ static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t
 	return c;
 }
 
-static struct mp_chain_rec *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t n)
+/* The chain of key[0..n) (key[n] holds its flags): its cache entry in this
+ * thread, or NULL when it cannot be recorded. Without a thread cache (tc
+ * NULL), *scratch is filled and returned. */
+static struct hc_entry *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t n,
+                                  struct hc_entry *scratch)
 {
-	uint64_t h = hash_ips(key, n + 1);
-	struct mp_chain_rec *c;
+	uint64_t check, h = hash_ips(key, n + 1, &check);
+	struct hc_entry *e = scratch;
 	if (tc) {
-		c = tc->hc[h & (HC_SIZE - 1)].chain;
-		if (c && tc->hc[h & (HC_SIZE - 1)].hash == h && c->nframes == n &&
-		    same_key(c->ips, key, n + 1))
-			return c;
+		e = &tc->hc[h & (HC_SIZE - 1)];
+		if (likely(e->hash == h && e->check == check && e->counts != NULL))
+			return e;
 	}
+	struct mp_chain_rec *c;
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
 	pthread_mutex_lock(&mp.lock);
 	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
@@ -172,11 +187,11 @@ static struct mp_chain_rec *chain_get(struct mp_tcache *tc, uintptr_t *key, uint
 			c = chain_new(key, n, h, frames);
 		pthread_mutex_unlock(&mp.lock);
 	}
-	if (tc && c) {
-		tc->hc[h & (HC_SIZE - 1)].hash = h;
-		tc->hc[h & (HC_SIZE - 1)].chain = c;
-	}
-	return c;
+	if (!c)
+		return NULL;
+	/* counts stays NULL until count_alloc fills it: an entry is a hit only then. */
+	*e = (struct hc_entry){.hash = h, .check = check, .counts = NULL, .id = c->id, .cls = 0};
+	return e;
 }
 
 /* ---- counters ---- */
@@ -213,7 +228,9 @@ static struct mp_tcache *tcache_get(void)
 	mp.tcaches = tc;
 	pthread_mutex_unlock(&mp.lock);
 	__atomic_add_fetch(&mp.threads, 1, __ATOMIC_RELAXED);
+	tc->unwinding = &mp_unwinding;
 	tls_tc = tc;
+	mp_unwind_registered = true;
 	pthread_setspecific(mp.tkey, tc);
 	if (mp.unwinder == MP_UNWIND_FP)
 		mp_stack_thread_init();
@@ -227,6 +244,7 @@ void mp_thread_exit(void *arg)
 {
 	struct mp_tcache *tc = arg;
 	pthread_mutex_lock(&mp.lock);
+	mp_unwind_registered = false;
 	tcache_flush_locked(tc);
 	if (tc->prev)
 		tc->prev->next = tc->next;
@@ -263,10 +281,19 @@ static struct mp_counts *counts_for(struct mp_tcache *tc, uint64_t key, bool *lo
 	return mp_ctable_slot(&mp.global, key, true);
 }
 
-static void count_alloc(struct mp_tcache *tc, uint32_t chain, uint64_t size)
+static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
 {
-	bool locked;
-	struct mp_counts *c = counts_for(tc, mp_counts_key(chain, mp_size_class(size)), &locked);
+	unsigned cls = mp_size_class(size);
+	uint64_t key = mp_counts_key(e->id, cls);
+	struct mp_counts *c = e->counts;
+	bool locked = false;
+	if (unlikely(!c || e->cls != cls || __atomic_load_n(&c->key, __ATOMIC_RELAXED) != key)) {
+		c = counts_for(tc, key, &locked);
+		if (tc && c) {
+			e->counts = c;
+			e->cls = cls;
+		}
+	}
 	if (c) {
 		bump(&c->objects, 1);
 		bump(&c->bytes, size);
@@ -475,16 +502,18 @@ void mp_record_alloc(void *p, size_t size)
 {
 	uintptr_t key[MP_MAX_DEPTH + 1];
 	bool truncated;
+	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
 	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated);
 	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-	struct mp_tcache *tc = tcache_get();
-	struct mp_chain_rec *c = chain_get(tc, key, n);
-	if (unlikely(!c)) {
+	struct hc_entry scratch;
+	struct hc_entry *e = chain_get(tc, key, n, &scratch);
+	if (unlikely(!e)) {
 		lost();
 		return;
 	}
-	count_alloc(tc, c->id, size);
-	uint64_t stale, meta = meta_make(c->id, size);
+	uint32_t id = e->id;
+	count_alloc(tc, e, size);
+	uint64_t stale, meta = meta_make(id, size);
 	int r = live_insert((uintptr_t)p, meta, &stale);
 	if (unlikely(r != 0)) {
 		if (r > 0) {
@@ -547,6 +576,14 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 	return (long)t.cap;
 }
 
+bool mp_tcaches_unwinding(const int *own)
+{
+	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next)
+		if (tc->unwinding != own && __atomic_load_n(tc->unwinding, __ATOMIC_ACQUIRE))
+			return true;
+	return false;
+}
+
 /* ---- fork ---- */
 
 /* Take every lock so that no thread holds one across the fork; the order
@@ -554,6 +591,7 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 void mp_fork_prepare(void)
 {
 	pthread_mutex_lock(&mp.lock);
+	mp_unwind_drain();
 	mp_spin_lock(&mp.modules_lock);
 	mp_spin_lock(&mp.arena_lock);
 	for (int i = 0; i < MP_LIVE_SHARDS; i++)
@@ -562,6 +600,7 @@ void mp_fork_prepare(void)
 
 void mp_fork_parent(void)
 {
+	mp_unwind_reopen(false);
 	for (int i = 0; i < MP_LIVE_SHARDS; i++)
 		mp_spin_unlock(&mp.live[i].lock);
 	mp_spin_unlock(&mp.arena_lock);
@@ -573,6 +612,7 @@ void mp_fork_parent(void)
  * live map start empty; the chains and the module map stay valid. */
 void mp_fork_child(void)
 {
+	mp_unwind_reopen(true);
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
 		if (s->tab)
