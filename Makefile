@@ -10,7 +10,7 @@ BUILD ?= build
 # the missing ones with apt-get and does nothing when all are present.
 DEPS_BUILD = gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libelf-dev zlib1g-dev
 DEPS_EXAMPLES = libglib2.0-dev
-DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go binutils chromium
+DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go binutils chromium clang-format
 DEPS = $(DEPS_BUILD) $(DEPS_EXAMPLES) $(DEPS_TEST)
 
 WARN = -Wall -Wextra -Werror

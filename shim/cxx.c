@@ -101,7 +101,7 @@ static void newop_drop(int *unused)
 }
 
 /* Marks the enclosing block as inside a forwarded operator, exception or not. */
-#define NEWOP_BLOCK __attribute__((cleanup(newop_drop))) int newop_ = (mp_in_newop++, 0)
+#define NEWOP_BLOCK __attribute__((cleanup(newop_drop), unused)) int newop_ = (mp_in_newop++, 0)
 
 static void guard_drop(int *unused)
 {
@@ -110,7 +110,7 @@ static void guard_drop(int *unused)
 }
 
 /* Raises the re-entry guard until the end of the enclosing block, exception or not. */
-#define GUARD_BLOCK __attribute__((cleanup(guard_drop))) int guard_ = (mp_in_hook++, 0)
+#define GUARD_BLOCK __attribute__((cleanup(guard_drop), unused)) int guard_ = (mp_in_hook++, 0)
 
 /* The next definition of operator i. libstdc++ may come after the shim in
  * the lookup order (the usual case) or be loaded later, privately, by a
