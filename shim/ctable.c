@@ -59,8 +59,6 @@ void mp_counts_add(struct mp_counts *dst, const struct mp_counts *src)
 {
 	dst->objects += __atomic_load_n(&src->objects, __ATOMIC_RELAXED);
 	dst->bytes += __atomic_load_n(&src->bytes, __ATOMIC_RELAXED);
-	dst->freed_objects += __atomic_load_n(&src->freed_objects, __ATOMIC_RELAXED);
-	dst->freed_bytes += __atomic_load_n(&src->freed_bytes, __ATOMIC_RELAXED);
 	uint64_t mn = __atomic_load_n(&src->min, __ATOMIC_RELAXED);
 	uint64_t mx = __atomic_load_n(&src->max, __ATOMIC_RELAXED);
 	if (mn < dst->min)

@@ -185,7 +185,8 @@ static void write_modules(void)
 	}
 }
 
-static void write_chains(const struct mp_counts *snap, long cap, struct mp_end *end)
+static void write_chains(const struct mp_counts *snap, long cap, const uint64_t *live_objects,
+                         const uint64_t *live_bytes, struct mp_end *end)
 {
 	struct mp_ctable t = {(struct mp_counts *)snap, (uint64_t)cap, 0};
 	struct mp_size_class cls[MP_SIZE_CLASSES];
@@ -206,11 +207,16 @@ static void write_chains(const struct mp_counts *snap, long cap, struct mp_end *
 			};
 			hdr.alloc_objects += e->objects;
 			hdr.alloc_space += e->bytes;
-			hdr.inuse_objects += e->objects - e->freed_objects;
-			hdr.inuse_space += e->bytes - e->freed_bytes;
 		}
 		if (!n)
 			continue;
+		/* Other threads may run on while this is written (on-demand dumps,
+		 * an exit while threads allocate): the live-map scan can be a little
+		 * ahead of the counters, never more live than allocated. */
+		hdr.inuse_objects =
+		    live_objects[id] < hdr.alloc_objects ? live_objects[id] : hdr.alloc_objects;
+		hdr.inuse_space =
+		    live_bytes[id] < hdr.alloc_space ? live_bytes[id] : hdr.alloc_space;
 		hdr.nclasses = n;
 		uint64_t len = sizeof(hdr) + c->nframes * sizeof(struct mp_frame) +
 		               n * sizeof(struct mp_size_class);
@@ -266,6 +272,12 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	struct mp_counts *snap = NULL;
 	size_t snap_bytes = 0;
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);
+	size_t live_size = ((size_t)mp.nchains + 1) * 2 * sizeof(uint64_t);
+	uint64_t *live = mp_map(live_size);
+	if (!live)
+		cap = -1;
+	else
+		mp_live_sum(live, live + mp.nchains + 1, mp.nchains);
 
 	struct mp_file_header fh = {.version = MP_VERSION, .header_size = sizeof(fh)};
 	memcpy(fh.magic, MP_MAGIC, MP_MAGIC_LEN);
@@ -274,12 +286,14 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	write_modules();
 	struct mp_end end = {0};
 	if (cap >= 0)
-		write_chains(snap, cap, &end);
+		write_chains(snap, cap, live, live + mp.nchains + 1, &end);
 	end.nmodules = mp.nmodules;
 	w_record(MP_TAG_END, sizeof(end));
 	w_put(&end, sizeof(end));
 	w_flush();
 	mp_unmap(snap, snap_bytes);
+	if (live)
+		mp_unmap(live, live_size);
 	pthread_mutex_unlock(&mp.lock);
 
 	if (cap < 0 && !w.err)

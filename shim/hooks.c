@@ -103,8 +103,6 @@ static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, 
 	void *q = real(p, n, elem);
 	int after = errno;
 	if (q || size == 0) {
-		if (tracked)
-			mp_account_free(meta);
 		if (q && (!mp.sample_period || !mp_sample_skip_fast(size)))
 			mp_record_alloc(q, size);
 		after = q ? saved : after;

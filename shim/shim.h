@@ -85,8 +85,6 @@ struct mp_counts {
 	uint64_t key; /* mp_counts_key(); 0 marks an empty slot */
 	uint64_t objects;
 	uint64_t bytes;
-	uint64_t freed_objects;
-	uint64_t freed_bytes;
 	uint64_t min;
 	uint64_t max;
 };
@@ -224,7 +222,10 @@ bool mp_sample_skip(size_t size);             /* sampling mode: true if this cal
 bool mp_record_free(void *p);                 /* false if p was not tracked */
 bool mp_live_take(void *p, uint64_t *meta);   /* remove p, give its record */
 void mp_live_restore(void *p, uint64_t meta); /* undo mp_live_take */
-void mp_account_free(uint64_t meta);          /* count a block taken from the map */
+/* What is live, per chain id (arrays of mp.nchains entries): summed from
+ * the live-block map, which holds exactly the blocks allocated and not yet
+ * freed, so frees need no counters of their own. */
+void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains);
 void mp_thread_exit(void *tcache);
 bool mp_tcaches_unwinding(const int *own); /* mp.lock held: another thread inside libunwind? */
 void mp_fork_prepare(void);

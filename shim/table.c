@@ -308,22 +308,6 @@ static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
 		pthread_mutex_unlock(&mp.lock);
 }
 
-void mp_account_free(uint64_t meta)
-{
-	uint64_t size = meta_size(meta);
-	bool locked;
-	struct mp_counts *c =
-	    counts_for(tcache_get(), mp_counts_key(meta_chain(meta), mp_size_class(size)), &locked);
-	if (c) {
-		bump(&c->freed_objects, 1);
-		bump(&c->freed_bytes, size);
-	} else {
-		lost();
-	}
-	if (locked)
-		pthread_mutex_unlock(&mp.lock);
-}
-
 /* ---- live-block map ---- */
 
 static inline uint64_t ptr_hash(uintptr_t p)
@@ -513,28 +497,39 @@ void mp_record_alloc(void *p, size_t size)
 	}
 	uint32_t id = e->id;
 	count_alloc(tc, e, size);
-	uint64_t stale, meta = meta_make(id, size);
-	int r = live_insert((uintptr_t)p, meta, &stale);
-	if (unlikely(r != 0)) {
-		if (r > 0) {
-			mp_account_free(stale);
-		} else {
-			/* No room to remember the block: its free will not be seen, so
-			 * it is not counted as live either (inuse stays a lower bound),
-			 * and the dump says how many calls could not be recorded. */
-			mp_account_free(meta);
-			lost();
-		}
-	}
+	uint64_t stale;
+	int r = live_insert((uintptr_t)p, meta_make(id, size), &stale);
+	/* r > 0: the address was in the map already (its free happened behind
+	 * our back, from a handler that interrupted the shim): the stale record
+	 * is gone, replaced. r < 0: no room to remember the block: it is not
+	 * counted as live (inuse stays a lower bound; its free will not be
+	 * seen), and the dump says how many calls could not be recorded. */
+	if (unlikely(r < 0))
+		lost();
 }
 
 bool mp_record_free(void *p)
 {
 	uint64_t meta;
-	if (!mp_live_take(p, &meta))
-		return false;
-	mp_account_free(meta);
-	return true;
+	return mp_live_take(p, &meta);
+}
+
+void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
+{
+	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
+		struct mp_live_shard *s = &mp.live[i];
+		mp_spin_lock(&s->lock);
+		for (uint64_t j = 0; s->tab && j < (1ull << s->bits); j++) {
+			if (!s->tab[j].ptr)
+				continue;
+			uint32_t chain = meta_chain(s->tab[j].meta);
+			if (chain < nchains) {
+				objects[chain]++;
+				bytes[chain] += meta_size(s->tab[j].meta);
+			}
+		}
+		mp_spin_unlock(&s->lock);
+	}
 }
 
 /* ---- snapshot for the dump ---- */
