@@ -14,7 +14,7 @@ static void add_name(struct strbuf *sb, const struct profile *p, const struct pf
 			sb->buf[i] = ':';
 }
 
-void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s)
+void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s, struct output *out)
 {
 	for (size_t i = 0; i < p->nchains; i++) {
 		const struct pchain *c = &p->chains[i];
@@ -23,12 +23,14 @@ void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s)
 		if (c->truncated)
 			sb_adds(sb, "(truncated);");
 		for (size_t k = c->nframes; k-- > 0;) {
-			add_name(sb, p, &c->frames[k]);
+			add_name(sb, p, c->frames[k]);
 			if (k)
 				sb_addch(sb, ';');
 		}
 		if (!c->nframes)
 			sb_adds(sb, "[unknown]");
 		sb_addf(sb, " %llu\n", (unsigned long long)c->v[s]);
+		if (out)
+			out_flush(out, sb, OUT_CHUNK);
 	}
 }

@@ -30,7 +30,7 @@ static void json_dump(struct strbuf *sb, const struct dump *d)
 	        in->flags & MP_INFO_FREES_TRACKED ? "true" : "false", in->sequence);
 }
 
-void export_json(struct strbuf *sb, struct profile *p)
+void export_json(struct strbuf *sb, struct profile *p, struct output *out)
 {
 	sb_adds(sb, "{\"format\":\"mapprof-profile\",\"version\":1,\"dumps\":[");
 	for (size_t i = 0; i < p->ndumps; i++) {
@@ -75,11 +75,12 @@ void export_json(struct strbuf *sb, struct profile *p)
 		first = 0;
 		sb_addch(sb, '\n');
 		json_chain(sb, p, c);
+		if (out)
+			out_flush(out, sb, OUT_CHUNK);
 	}
 	sb_adds(sb, "]}\n");
 }
 
-void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s);
 void export_pprof(struct profile *p, const struct options *o);
 
 int cmd_export(struct options *o)
@@ -90,12 +91,15 @@ int cmd_export(struct options *o)
 	struct profile p;
 	load_profile(&p, o, 0);
 	struct strbuf sb = STRBUF_INIT;
-	if (strcmp(fmt, "json") == 0) {
-		export_json(&sb, &p);
-		emit(o, &sb);
-	} else if (strcmp(fmt, "collapsed") == 0) {
-		export_collapsed(&sb, &p, o->sample);
-		emit(o, &sb);
+	if (strcmp(fmt, "json") == 0 || strcmp(fmt, "collapsed") == 0) {
+		/* written as it is made: the JSON of a large profile is several times its size */
+		struct output out;
+		out_open(&out, o);
+		if (strcmp(fmt, "json") == 0)
+			export_json(&sb, &p, &out);
+		else
+			export_collapsed(&sb, &p, o->sample, &out);
+		out_close(&out, &sb);
 	} else {
 		export_pprof(&p, o);
 	}

@@ -106,8 +106,9 @@ void export_pprof(struct profile *p, const struct options *o)
 	/* locations: one per distinct (module, offset), ids from 1 */
 	struct loc *locs = NULL;
 	size_t nlocs = 0, locs_alloc = 0;
-	struct node_table lix; /* key: interned "module:offset" */
-	memset(&lix, 0, sizeof(lix));
+	/* an address's frames are shared by every chain through it, and its one frame that is
+	 * not inlined stands for it: location ids by frame id (0: none yet) */
+	uint64_t *loc_of = xcalloc(p->nframes + 1, sizeof(*loc_of));
 	struct strbuf key = STRBUF_INIT;
 	struct strbuf m = STRBUF_INIT;
 	uint64_t *ids = NULL;
@@ -118,21 +119,16 @@ void export_pprof(struct profile *p, const struct options *o)
 			continue;
 		size_t nids = 0;
 		for (size_t k = 0; k < c->nframes; k++) {
-			const struct pframe *f = &c->frames[k];
+			const struct pframe *f = c->frames[k];
 			if (f->inlined)
 				continue; /* one location per address: its last (caller) frame */
-			sb_reset(&key);
-			sb_addf(&key, "%d:%llx", f->module, (unsigned long long)f->offset);
-			const char *kk = strpool_intern(&st.pool, sb_str(&key));
-			size_t x = nodes_find(&lix, kk);
-			if (x == SIZE_MAX) {
-				x = nodes_get(&lix, kk);
+			if (!loc_of[f->id]) {
 				ALLOC_GROW(locs, nlocs + 1, locs_alloc);
 				locs[nlocs] = (struct loc){f->module, f->offset, nlocs + 1};
-				lix.v[x].flat[0] = nlocs++;
+				loc_of[f->id] = ++nlocs;
 			}
 			ALLOC_GROW(ids, nids + 1, ids_alloc);
-			ids[nids++] = locs[lix.v[x].flat[0]].id;
+			ids[nids++] = loc_of[f->id];
 		}
 		sb_reset(&m);
 		sb_reset(&key);
@@ -241,7 +237,7 @@ void export_pprof(struct profile *p, const struct options *o)
 	sb_release(&line);
 	free(locs);
 	free(ids);
-	nodes_free(&lix);
+	free(loc_of);
 	nodes_free(&fix);
 	nodes_free(&st.ix);
 	free(st.v);

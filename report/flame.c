@@ -37,6 +37,7 @@ static void xml(struct strbuf *sb, const char *s)
 
 struct flame {
 	struct strbuf *sb;
+	struct output *out; /* sb is written out as it grows */
 	const struct trie *t;
 	enum sample_index s;
 	double total;
@@ -138,6 +139,7 @@ static void emit_node(struct flame *fl, size_t at, double x, int depth)
 	sb_adds(sb, "</text></g>\n");
 	double cx = x;
 	for (size_t i = 0; i < n->nkids; i++) {
+		out_flush(fl->out, fl->sb, OUT_CHUNK);
 		emit_node(fl, n->kids[i], cx, depth + 1);
 		cx += (double)width_of(fl, &fl->t->n[n->kids[i]]) / fl->total;
 	}
@@ -182,7 +184,15 @@ static const char script[] =
     "document.addEventListener('keydown',function(e){if(e.key==='Escape')reset();\n"
     " if((e.ctrlKey||e.metaKey)&&e.key==='f'){e.preventDefault();document.getElementById("
     "'search').dispatchEvent(new Event('click'));}});\n"
+    "function params(){var o={},q=typeof location!=='undefined'&&location?"
+    "(location.search||location.hash||'').substring(1):'';\n"
+    " q.split('&').forEach(function(kv){var i=kv.indexOf('=');if(i>0)o[decodeURIComponent("
+    "kv.substring(0,i))]=decodeURIComponent(kv.substring(i+1).replace(/\\+/g,' '));});return o;}\n"
     "reset();\n"
+    "var P=params();\n"
+    "if(P.zoom){var z=null;gs.forEach(function(g){if(short(g)===P.zoom&&(!z||+g.getAttribute("
+    "'data-w')>+z.getAttribute('data-w')))z=g;});if(z)zoom(z);}\n"
+    "if(P.s){try{search(new RegExp(P.s));}catch(e){found.textContent='bad regex';}}\n"
     "]]></script>\n";
 
 int cmd_flame(struct options *o)
@@ -208,31 +218,9 @@ int cmd_flame(struct options *o)
 		const struct pchain *c = &p.chains[i];
 		if (c->hidden || !c->nframes)
 			continue;
-		trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v);
-		/* base values and growth marks along the same path */
-		size_t at = 0;
-		for (int k = 0; k < NSAMPLES; k++)
-			t.n[0].base[k] += c->base[k];
-		if (c->truncated) {
-			size_t x = 0;
-			while (strcmp(t.n[t.n[0].kids[x]].key, "(truncated)") != 0)
-				x++;
-			at = t.n[0].kids[x];
-			for (int q = 0; q < NSAMPLES; q++)
-				t.n[at].base[q] += c->base[q];
-		}
-		for (size_t k = c->nframes; k-- > 0;) {
-			const char *key = node_key(&p, &c->frames[k], o->lines);
-			size_t x = 0;
-			for (x = 0; x < t.n[at].nkids; x++)
-				if (t.n[t.n[at].kids[x]].key == key)
-					break;
-			at = t.n[at].kids[x];
-			for (int q = 0; q < NSAMPLES; q++)
-				t.n[at].base[q] += c->base[q];
-			if (marks[i])
-				t.n[at].growth_v += c->v[s];
-		}
+		/* base values (diff) and growth marks along the same path */
+		size_t at = trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v, c->base,
+		                     marks[i] ? c->v[s] : 0);
 		if (marks[i]) {
 			/* a growth chain's allocations get a frame of their own under its
 			 * innermost function, so they show even where that function allocates
@@ -250,15 +238,15 @@ int cmd_flame(struct options *o)
 	for (size_t i = 1; i < t.len; i++)
 		t.n[i].growth = t.n[i].growth_v && t.n[i].growth_v * 2 >= t.n[i].v[s];
 	trie_sort(&t, s);
-	struct strbuf body = STRBUF_INIT;
-	struct flame fl = {.sb = &body, .t = &t, .s = s, .diff = diff};
+	struct strbuf sb = STRBUF_INIT;
+	struct output out;
+	struct flame fl = {.sb = &sb, .out = &out, .t = &t, .s = s, .diff = diff};
 	fl.total = (double)width_of(&fl, &t.n[0]);
 	if (fl.total <= 0)
 		fl.total = 1;
 	measure(&fl, 0, 0);
-	emit_node(&fl, 0, 0.0, 0);
 	int height = (fl.maxdepth + 1) * ROW + 70;
-	struct strbuf sb = STRBUF_INIT;
+	out_open(&out, o);
 	sb_addf(&sb,
 	        "<?xml version=\"1.0\" standalone=\"no\"?>\n"
 	        "<svg version=\"1.1\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
@@ -283,12 +271,11 @@ int cmd_flame(struct options *o)
 	        "<text id=\"found\" x=\"%d\" y=\"%d\"> </text>\n"
 	        "<text id=\"details\" x=\"10\" y=\"%d\"> </text>\n",
 	        WIDTH - 60, WIDTH - 200, height - 10, height - 10);
-	sb_add(&sb, body.buf ? body.buf : "", body.len);
+	emit_node(&fl, 0, 0.0, 0);
 	sb_adds(&sb, script);
 	sb_adds(&sb, "</svg>\n");
-	emit(o, &sb);
+	out_close(&out, &sb);
 	sb_release(&sb);
-	sb_release(&body);
 	trie_free(&t);
 	free(marks);
 	profile_free(&p);

@@ -129,6 +129,9 @@ static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len,
 		    "CHAIN record %u of %llu bytes does not match its %u frames and %u size "
 		    "classes",
 		    c.id, (unsigned long long)len, c.nframes, c.nclasses);
+	if (c.nframes > d->info.max_depth)
+		return fail(ps, off, "chain %u has %u frames, more than the dump's depth limit %u",
+		            c.id, c.nframes, d->info.max_depth);
 	if (c.inuse_objects > c.alloc_objects || c.inuse_space > c.alloc_space)
 		return fail(ps, off, "chain %u has more in use than it allocated", c.id);
 	const struct mp_frame *frames = (const struct mp_frame *)(pl + sizeof(c));
@@ -175,12 +178,16 @@ static int parse_cmdline(struct parser *ps, const unsigned char *pl, uint64_t le
 		n += pl[i] == '\0';
 	if (len && pl[len - 1] != '\0')
 		n++;
+	/* one copy of the payload (NUL-terminated at the end) that argv points into: a pointer
+	 * per argument, never an allocation per argument */
+	d->args_buf = xmalloc((size_t)len + 1);
+	memcpy(d->args_buf, pl, (size_t)len);
+	d->args_buf[len] = '\0';
 	d->argv = xcalloc(n + 1, sizeof(char *));
 	size_t start = 0;
 	for (uint64_t i = 0; i <= len && d->argc < n; i++) {
 		if (i == len || pl[i] == '\0') {
-			d->argv[d->argc++] =
-			    xstrndup((const char *)pl + start, (size_t)(i - start));
+			d->argv[d->argc++] = d->args_buf + start;
 			start = (size_t)i + 1;
 		}
 	}
@@ -391,8 +398,7 @@ void dump_free(struct dump *d)
 		free(d->modules[i].path);
 	free(d->modules);
 	free(d->chains);
-	for (size_t i = 0; i < d->argc; i++)
-		free(d->argv[i]);
+	free(d->args_buf);
 	free(d->argv);
 	free(d->exe);
 	free(d->data);

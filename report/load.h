@@ -18,7 +18,7 @@ struct dump_module {
 
 struct dump_chain {
 	struct mp_chain c;
-	const struct mp_frame *frames;       /* c.nframes */
+	const struct mp_frame *frames;       /* c.nframes, at most info.max_depth */
 	const struct mp_size_class *classes; /* c.nclasses, log2 strictly increasing */
 };
 
@@ -26,7 +26,8 @@ struct dump {
 	char *path; /* as named on the command line */
 	struct mp_info info;
 	char *exe;   /* "" when the dump has no EXE record */
-	char **argv; /* argc strings */
+	char **argv; /* argc strings, pointing into args_buf */
+	char *args_buf;
 	size_t argc;
 	struct dump_module *modules; /* indexed by module id */
 	size_t nmodules;

@@ -31,12 +31,12 @@ static size_t raw_frames(const struct pchain *c, struct mp_frame *out)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < c->nframes; k++) {
-		if (c->frames[k].inlined)
+		if (c->frames[k]->inlined)
 			continue;
 		out[n].module =
-		    c->frames[k].module < 0 ? MP_MODULE_NONE : (uint32_t)c->frames[k].module;
+		    c->frames[k]->module < 0 ? MP_MODULE_NONE : (uint32_t)c->frames[k]->module;
 		out[n].reserved = 0;
-		out[n].offset = c->frames[k].offset;
+		out[n].offset = c->frames[k]->offset;
 		n++;
 	}
 	return n;

@@ -9,15 +9,24 @@
 
 const char *node_key(struct profile *p, const struct pframe *f, bool lines)
 {
-	struct strbuf sb = STRBUF_INIT;
-	frame_name(p, f, &sb);
-	if (lines && f->file) {
+	if (!lines || !f->file)
+		return f->name;
+	/* "name file:line", made once per frame */
+	if (f->id >= p->nline_keys) {
+		p->line_keys = xreallocarray(p->line_keys, p->nframes + 1, sizeof(*p->line_keys));
+		memset(p->line_keys + p->nline_keys, 0,
+		       (p->nframes + 1 - p->nline_keys) * sizeof(*p->line_keys));
+		p->nline_keys = p->nframes + 1;
+	}
+	if (!p->line_keys[f->id]) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_adds(&sb, f->name);
 		sb_addch(&sb, ' ');
 		frame_where(f, &sb);
+		p->line_keys[f->id] = strpool_intern(&p->sym.pool, sb_str(&sb));
+		sb_release(&sb);
 	}
-	const char *k = strpool_intern(&p->sym.pool, sb_str(&sb));
-	sb_release(&sb);
-	return k;
+	return p->line_keys[f->id];
 }
 
 static void index_grow(struct node_table *t)
@@ -78,11 +87,11 @@ void nodes_build(struct node_table *t, struct profile *p, bool lines)
 		if (c->hidden)
 			continue;
 		for (size_t k = 0; k < c->nframes; k++) {
-			size_t x = nodes_get(t, node_key(p, &c->frames[k], lines));
+			size_t x = nodes_get(t, node_key(p, c->frames[k], lines));
 			struct node *nd = &t->v[x];
 			if (!nd->frame) {
-				nd->frame = &c->frames[k];
-				nd->name = node_key(p, &c->frames[k], false);
+				nd->frame = c->frames[k];
+				nd->name = c->frames[k]->name;
 			}
 			if (k == 0)
 				for (int s = 0; s < NSAMPLES; s++)
@@ -109,7 +118,8 @@ static int cmp_flat(const void *a, const void *b, void *arg)
 
 void nodes_sort_flat(struct node_table *t, enum sample_index s)
 {
-	qsort_r(t->v, t->n, sizeof(*t->v), cmp_flat, &s);
+	if (t->n > 1)
+		qsort_r(t->v, t->n, sizeof(*t->v), cmp_flat, &s);
 	/* the index is stale after sorting; rebuild it */
 	free(t->index);
 	t->index = NULL;
@@ -124,18 +134,49 @@ void nodes_free(struct node_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
-void emit(const struct options *o, const struct strbuf *sb)
+void out_open(struct output *out, const struct options *o)
 {
+	memset(out, 0, sizeof(*out));
 	if (!o->output || strcmp(o->output, "-") == 0) {
-		if (sb_write(sb, stdout) || fflush(stdout))
-			die("stdout: write error: %s", strerror(errno));
+		out->f = stdout;
+		out->name = "stdout";
 		return;
 	}
-	FILE *f = fopen(o->output, "w");
-	if (!f)
+	out->name = o->output;
+	out->f = fopen(o->output, "w");
+	if (!out->f)
 		die("%s: cannot create: %s", o->output, strerror(errno));
-	if (sb_write(sb, f) | fclose(f))
-		die("%s: write error: %s", o->output, strerror(errno));
+}
+
+void out_flush(struct output *out, struct strbuf *sb, size_t keep)
+{
+	if (sb->len <= keep)
+		return;
+	if (sb_write(sb, out->f))
+		die("%s: write error: %s", out->name, strerror(errno));
+	sb_reset(sb);
+}
+
+void out_close(struct output *out, struct strbuf *sb)
+{
+	out_flush(out, sb, 0);
+	if (out->f == stdout) {
+		if (fflush(stdout))
+			die("stdout: write error: %s", strerror(errno));
+	} else if (fclose(out->f)) {
+		die("%s: write error: %s", out->name, strerror(errno));
+	}
+	out->f = NULL;
+}
+
+void emit(const struct options *o, const struct strbuf *sb)
+{
+	struct output out;
+	out_open(&out, o);
+	if (sb_write(sb, out.f))
+		die("%s: write error: %s", out.name, strerror(errno));
+	struct strbuf empty = STRBUF_INIT;
+	out_close(&out, &empty);
 }
 
 void need_args(const struct options *o, int min, int max, const char *what)
@@ -150,7 +191,7 @@ void json_frames(struct strbuf *sb, const struct profile *p, const struct pchain
 {
 	sb_addch(sb, '[');
 	for (size_t k = 0; k < c->nframes; k++) {
-		const struct pframe *f = &c->frames[k];
+		const struct pframe *f = c->frames[k];
 		if (k)
 			sb_addch(sb, ',');
 		sb_adds(sb, "{\"module\":");

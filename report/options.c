@@ -43,6 +43,10 @@ static const struct option_spec specs[] = {
     {"quiet", 'q', OPT_BOOL, F(quiet), NULL, "no warnings about missing or rebuilt binaries"},
     {"full-names", 0, OPT_BOOL, F(full_names), NULL,
      "C++ names with template arguments and parameters (text views)"},
+    {"debug-dir", 0, OPT_STRING, F(debug_dir), "DIRS",
+     "look for separate debug files in DIRS too (colon-separated)"},
+    {"stats", 0, OPT_BOOL, F(stats), NULL,
+     "print counts and timings of reading and symbolizing to stderr"},
     {"help", 'h', OPT_BOOL, F(help), NULL, "show help for the command"},
 };
 

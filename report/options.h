@@ -28,7 +28,9 @@ struct options {
 	const char *format;      /* --format json|collapsed|pprof */
 	double fail_if_increase; /* --fail-if-increase PCT; < 0 when not given */
 	bool quiet;              /* -q: no warnings about modules */
-	bool full_names; /* --full-names: C++ names with template arguments and parameters */
+	bool full_names;       /* --full-names: C++ names with template arguments and parameters */
+	const char *debug_dir; /* --debug-dir DIRS */
+	bool stats; /* --stats: counts and timings of loading and symbolizing to stderr */
 	bool help;
 	char **args; /* operands left after the options */
 	int nargs;

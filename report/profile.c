@@ -1,13 +1,35 @@
 /* profile.c: builds the symbolized profile (see profile.h): each dump chain's addresses become
  * symbolic frames (inlines expanded), chains with the same symbols merge, sampled counts are
- * scaled. It never prints a view and never reads a dump's bytes after loading. */
+ * scaled. Each distinct address is symbolized and named once: its frames are made on first
+ * sight and shared by every chain through it. It never prints a view and never reads a dump's
+ * bytes after loading. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "profile.h"
 #include "usage.h"
 
+/* (module, offset) of one return address -> its frames in addr_frames */
+struct addr_entry {
+	int module; /* -2 marks an empty slot */
+	uint32_t n;
+	uint64_t offset;
+	size_t first;
+};
+
+/* a symbol class: what frame_same compares */
+struct sym_class {
+	const struct pframe *f; /* the first frame of the class; NULL marks an empty slot */
+	uint64_t hash;
+};
+
 bool frame_same(const struct pframe *a, const struct pframe *b)
+{
+	return a->sym == b->sym;
+}
+
+static bool same_symbol(const struct pframe *a, const struct pframe *b)
 {
 	if (a->function || b->function)
 		return a->function == b->function && a->file == b->file && a->line == b->line &&
@@ -15,8 +37,9 @@ bool frame_same(const struct pframe *a, const struct pframe *b)
 	return a->module == b->module && a->offset == b->offset;
 }
 
-static uint64_t frame_hash(uint64_t h, const struct pframe *f)
+static uint64_t symbol_hash(const struct pframe *f)
 {
+	uint64_t h = 0;
 	if (f->function) {
 		h = mp_hash_mix(h, (uintptr_t)f->function);
 		h = mp_hash_mix(h, (uintptr_t)f->file);
@@ -26,12 +49,43 @@ static uint64_t frame_hash(uint64_t h, const struct pframe *f)
 	return mp_hash_mix(h, f->offset);
 }
 
-static bool chain_same(const struct pchain *a, const struct pchain *b)
+/* The symbol class of a new frame: an existing one's id, or a new id. */
+static uint32_t symbol_class(struct profile *p, const struct pframe *f)
 {
-	if (a->hash != b->hash || a->nframes != b->nframes || a->truncated != b->truncated)
+	if ((p->nsyms + 1) * 2 > p->syms_cap) {
+		size_t cap = p->syms_cap ? p->syms_cap * 2 : 1024;
+		struct sym_class *t = xcalloc(cap, sizeof(*t));
+		for (size_t i = 0; i < p->syms_cap; i++) {
+			if (!p->syms[i].f)
+				continue;
+			size_t j = p->syms[i].hash & (cap - 1);
+			while (t[j].f)
+				j = (j + 1) & (cap - 1);
+			t[j] = p->syms[i];
+		}
+		free(p->syms);
+		p->syms = t;
+		p->syms_cap = cap;
+	}
+	uint64_t h = symbol_hash(f);
+	size_t j = h & (p->syms_cap - 1);
+	while (p->syms[j].f) {
+		if (p->syms[j].hash == h && same_symbol(p->syms[j].f, f))
+			return p->syms[j].f->sym;
+		j = (j + 1) & (p->syms_cap - 1);
+	}
+	p->syms[j].f = f;
+	p->syms[j].hash = h;
+	return (uint32_t)p->nsyms++;
+}
+
+static bool chain_same(const struct pchain *a, const struct pframe *const *frames, size_t n,
+                       bool truncated, uint64_t hash)
+{
+	if (a->hash != hash || a->nframes != n || a->truncated != truncated)
 		return false;
-	for (size_t i = 0; i < a->nframes; i++)
-		if (!frame_same(&a->frames[i], &b->frames[i]))
+	for (size_t i = 0; i < n; i++)
+		if (a->frames[i]->sym != frames[i]->sym)
 			return false;
 	return true;
 }
@@ -74,21 +128,20 @@ static void merge_classes(struct pchain *c, const struct pclass *k, size_t n)
 	}
 }
 
-/* Adds a symbolized chain, merging with an identical one. Takes ownership of frames. */
-static void add_chain(struct profile *p, struct pframe *frames, size_t nframes, bool truncated,
-                      const uint64_t v[NSAMPLES], const struct pclass *classes, size_t nclasses)
+/* Adds a symbolized chain, merging with an identical one; copies frames when it is new. */
+static void add_chain(struct profile *p, const struct pframe *const *frames, size_t nframes,
+                      bool truncated, const uint64_t v[NSAMPLES], const struct pclass *classes,
+                      size_t nclasses)
 {
-	struct pchain key = {.frames = frames, .nframes = nframes, .truncated = truncated};
 	uint64_t h = truncated ? 0x7472756e63ull : 0;
 	for (size_t i = 0; i < nframes; i++)
-		h = frame_hash(h, &frames[i]);
-	key.hash = h;
+		h = mp_hash_mix(h, frames[i]->sym);
 	if ((p->nchains + 1) * 2 > p->index_cap)
 		index_grow(p);
 	size_t j = h & (p->index_cap - 1);
 	while (p->index[j] != SIZE_MAX) {
 		struct pchain *c = &p->chains[p->index[j]];
-		if (chain_same(c, &key)) {
+		if (chain_same(c, frames, nframes, truncated, h)) {
 			for (int s = 0; s < NSAMPLES; s++) {
 				if (p->loading_base)
 					c->base[s] += v[s];
@@ -97,14 +150,19 @@ static void add_chain(struct profile *p, struct pframe *frames, size_t nframes, 
 			}
 			if (!p->loading_base)
 				merge_classes(c, classes, nclasses);
-			free(frames);
 			return;
 		}
 		j = (j + 1) & (p->index_cap - 1);
 	}
 	ALLOC_GROW(p->chains, p->nchains + 1, p->chains_alloc);
 	struct pchain *c = &p->chains[p->nchains];
-	*c = key;
+	memset(c, 0, sizeof(*c));
+	c->hash = h;
+	c->truncated = truncated;
+	c->nframes = nframes;
+	c->frames = xreallocarray(NULL, nframes ? nframes : 1, sizeof(*c->frames));
+	if (nframes)
+		memcpy(c->frames, frames, nframes * sizeof(*frames));
 	c->id = (int)p->nchains;
 	if (p->loading_base) {
 		memcpy(c->base, v, sizeof(c->base));
@@ -113,6 +171,71 @@ static void add_chain(struct profile *p, struct pframe *frames, size_t nframes, 
 		merge_classes(c, classes, nclasses);
 	}
 	p->index[j] = p->nchains++;
+}
+
+static void name_frame(struct profile *p, struct pframe *f);
+
+/* The frames of one return address: symbolized, named and classed on first sight, then
+ * shared. Returns how many (at least one) and points *out at them. */
+static size_t address_frames(struct profile *p, int mod, uint64_t offset, struct pframe ***out)
+{
+	if ((p->naddrs + 1) * 2 > p->addrs_cap) {
+		size_t cap = p->addrs_cap ? p->addrs_cap * 2 : 1024;
+		struct addr_entry *t = xmalloc(cap * sizeof(*t));
+		for (size_t i = 0; i < cap; i++)
+			t[i].module = -2;
+		for (size_t i = 0; i < p->addrs_cap; i++) {
+			struct addr_entry *e = &p->addrs[i];
+			if (e->module == -2)
+				continue;
+			size_t j =
+			    mp_hash_mix(mp_hash_mix(0, (uint64_t)(int64_t)e->module), e->offset) &
+			    (cap - 1);
+			while (t[j].module != -2)
+				j = (j + 1) & (cap - 1);
+			t[j] = *e;
+		}
+		free(p->addrs);
+		p->addrs = t;
+		p->addrs_cap = cap;
+	}
+	size_t j = mp_hash_mix(mp_hash_mix(0, (uint64_t)(int64_t)mod), offset) & (p->addrs_cap - 1);
+	while (p->addrs[j].module != -2) {
+		struct addr_entry *e = &p->addrs[j];
+		if (e->module == mod && e->offset == offset) {
+			*out = &p->addr_frames[e->first];
+			return e->n;
+		}
+		j = (j + 1) & (p->addrs_cap - 1);
+	}
+	const struct sym_frame *sf;
+	size_t ns = sym_lookup(&p->sym, mod, offset, &sf);
+	ALLOC_GROW(p->addr_frames, p->naddr_frames + ns, p->addr_frames_alloc);
+	ALLOC_GROW(p->frames, p->nframes + ns, p->frames_alloc);
+	struct pframe *block = xcalloc(ns, sizeof(*block));
+	for (size_t x = 0; x < ns; x++) {
+		struct pframe *pf = &block[x];
+		pf->module = mod;
+		pf->offset = offset;
+		pf->function = sf[x].function;
+		pf->file = sf[x].file;
+		pf->line = sf[x].line;
+		pf->inlined = sf[x].inlined;
+		pf->id = (uint32_t)p->nframes;
+		pf->sym = symbol_class(p, pf);
+		name_frame(p, pf);
+		p->frames[p->nframes++] = pf;
+		p->addr_frames[p->naddr_frames + x] = pf;
+	}
+	struct addr_entry *e = &p->addrs[j];
+	e->module = mod;
+	e->offset = offset;
+	e->n = (uint32_t)ns;
+	e->first = p->naddr_frames;
+	p->naddr_frames += ns;
+	p->naddrs++;
+	*out = &p->addr_frames[e->first];
+	return ns;
 }
 
 /* Go's and tcmalloc's unbiasing: with Poisson sampling of mean period P bytes, an allocation of
@@ -155,26 +278,21 @@ void profile_add_dump(struct profile *p, struct dump *d)
 	uint64_t period = d->info.sample_period;
 	struct pclass *cls = NULL;
 	size_t cls_alloc = 0;
+	const struct pframe **frames = NULL;
+	size_t frames_alloc = 0;
 	for (size_t i = 0; i < d->nchains; i++) {
 		const struct dump_chain *dc = &d->chains[i];
-		struct pframe *frames = NULL;
-		size_t n = 0, alloc = 0;
+		size_t n = 0;
 		for (uint32_t k = 0; k < dc->c.nframes; k++) {
 			const struct mp_frame *f = &dc->frames[k];
 			int mod = f->module == MP_MODULE_NONE ? -1 : map[f->module];
-			const struct sym_frame *sf;
-			size_t ns = sym_lookup(&p->sym, mod, f->offset, &sf);
-			ALLOC_GROW(frames, n + ns, alloc);
-			for (size_t x = 0; x < ns; x++) {
-				struct pframe *pf = &frames[n++];
-				pf->module = mod;
-				pf->offset = f->offset;
-				pf->function = sf[x].function;
-				pf->file = sf[x].file;
-				pf->line = sf[x].line;
-				pf->inlined = sf[x].inlined;
-			}
+			struct pframe **af;
+			size_t ns = address_frames(p, mod, f->offset, &af);
+			ALLOC_GROW(frames, n + ns, frames_alloc);
+			memcpy(frames + n, af, ns * sizeof(*af));
+			n += ns;
 		}
+		p->raw_frames += dc->c.nframes;
 		uint64_t v[NSAMPLES] = {dc->c.alloc_objects, dc->c.alloc_space, dc->c.inuse_objects,
 		                        dc->c.inuse_space};
 		ALLOC_GROW(cls, (size_t)dc->c.nclasses + 1, cls_alloc);
@@ -214,6 +332,7 @@ void profile_add_dump(struct profile *p, struct dump *d)
 		}
 		add_chain(p, frames, n, dc->c.flags & MP_CHAIN_TRUNCATED, v, cls, dc->c.nclasses);
 	}
+	free(frames);
 	free(cls);
 	free(map);
 }
@@ -223,11 +342,8 @@ bool frame_matches(const struct profile *p, const struct pframe *f, const regex_
 	struct strbuf sb = STRBUF_INIT;
 	frame_full_name(p, f, &sb);
 	bool m = regexec(re, sb_str(&sb), 0, NULL, 0) == 0;
-	if (!m && f->function && !p->full_names) {
-		sb_reset(&sb);
-		frame_name(p, f, &sb);
-		m = regexec(re, sb_str(&sb), 0, NULL, 0) == 0;
-	}
+	if (!m && f->function && !p->full_names)
+		m = regexec(re, f->name, 0, NULL, 0) == 0;
 	if (!m && f->file) {
 		/* file:line matches too, so --focus 'foo\.c:12' works */
 		sb_reset(&sb);
@@ -238,10 +354,25 @@ bool frame_matches(const struct profile *p, const struct pframe *f, const regex_
 	return m;
 }
 
-static bool chain_matches(const struct profile *p, const struct pchain *c, const regex_t *re)
+unsigned char *frames_matching(const struct profile *p, const regex_t *re)
+{
+	unsigned char *out = xcalloc(p->nframes + 1, 1);
+	/* frames of one symbol class match alike: test one of each */
+	unsigned char *done = xcalloc(p->nsyms + 1, 1);
+	for (size_t i = 0; i < p->nframes; i++) {
+		const struct pframe *f = p->frames[i];
+		if (!done[f->sym])
+			done[f->sym] = frame_matches(p, f, re) ? 2 : 1;
+		out[i] = done[f->sym] == 2;
+	}
+	free(done);
+	return out;
+}
+
+static bool chain_matches(const struct pchain *c, const unsigned char *match)
 {
 	for (size_t i = 0; i < c->nframes; i++)
-		if (frame_matches(p, &c->frames[i], re))
+		if (match[c->frames[i]->id])
 			return true;
 	return false;
 }
@@ -250,10 +381,12 @@ void profile_filter(struct profile *p, const struct options *o)
 {
 	memset(p->shown, 0, sizeof(p->shown));
 	memset(p->base_shown, 0, sizeof(p->base_shown));
+	unsigned char *focus = o->focus ? frames_matching(p, &o->focus_re) : NULL;
+	unsigned char *ignore = o->ignore ? frames_matching(p, &o->ignore_re) : NULL;
 	for (size_t i = 0; i < p->nchains; i++) {
 		struct pchain *c = &p->chains[i];
-		c->hidden = (o->focus && !chain_matches(p, c, &o->focus_re)) ||
-		            (o->ignore && chain_matches(p, c, &o->ignore_re));
+		c->hidden =
+		    (focus && !chain_matches(c, focus)) || (ignore && chain_matches(c, ignore));
 		if (!c->hidden) {
 			for (int s = 0; s < NSAMPLES; s++) {
 				p->shown[s] += c->v[s];
@@ -261,40 +394,76 @@ void profile_filter(struct profile *p, const struct options *o)
 			}
 		}
 	}
+	free(focus);
+	free(ignore);
 }
 
-static void profile_init(struct profile *p, const struct options *o)
+void profile_init(struct profile *p, const struct options *o)
 {
 	memset(p, 0, sizeof(*p));
 	p->frees_tracked = true;
 	p->full_names = o->full_names;
+	p->stats = o->stats;
 	p->sym.quiet = o->quiet;
+	if (o->debug_dir)
+		sym_set_debug_dirs(o->debug_dir);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void print_stats(const struct profile *p, double t0, double t1, double t2)
+{
+	if (!p->stats)
+		return;
+	size_t bytes = 0, chains = 0;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		bytes += p->dumps[i]->size;
+		chains += p->dumps[i]->nchains;
+	}
+	fflush(stdout);
+	fprintf(stderr,
+	        "mapprof: stats: %zu dump%s (%zu bytes), %zu chains (%zu after merging by "
+	        "symbols), %zu return addresses, %zu distinct addresses symbolized once each "
+	        "into %zu frames of %zu symbols; read %.3f s, symbolized and merged %.3f s\n",
+	        p->ndumps, p->ndumps == 1 ? "" : "s", bytes, chains, p->nchains, p->raw_frames,
+	        p->sym.lookups, p->nframes, p->nsyms, t1 - t0, t2 - t1);
 }
 
 void profile_load_diff(struct profile *p, const struct options *o, const char *base,
                        const char *now)
 {
 	profile_init(p, o);
+	double t0 = now_s();
 	struct dump *b = dump_load(base);
 	struct dump *n = dump_load(now);
+	double t1 = now_s();
 	p->loading_base = true;
 	profile_add_dump(p, b);
 	p->loading_base = false;
 	profile_add_dump(p, n);
 	profile_filter(p, o);
+	print_stats(p, t0, t1, now_s());
 }
 
 void profile_load(struct profile *p, const struct options *o, char **paths, int npaths)
 {
 	profile_init(p, o);
 	/* Load (and validate) every dump before symbolizing any, so bad input fails fast. */
+	double t0 = now_s();
 	struct dump **ds = xcalloc((size_t)npaths + 1, sizeof(*ds));
 	for (int i = 0; i < npaths; i++)
 		ds[i] = dump_load(paths[i]);
+	double t1 = now_s();
 	for (int i = 0; i < npaths; i++)
 		profile_add_dump(p, ds[i]);
 	free(ds);
 	profile_filter(p, o);
+	print_stats(p, t0, t1, now_s());
 }
 
 void profile_free(struct profile *p)
@@ -305,6 +474,15 @@ void profile_free(struct profile *p)
 	}
 	free(p->chains);
 	free(p->index);
+	/* frames were allocated one block per address: free each block once, by its first */
+	for (size_t i = 0; i < p->addrs_cap; i++)
+		if (p->addrs[i].module != -2)
+			free(p->addr_frames[p->addrs[i].first]);
+	free(p->addrs);
+	free(p->addr_frames);
+	free(p->frames);
+	free(p->line_keys);
+	free(p->syms);
 	for (size_t i = 0; i < p->ndumps; i++)
 		dump_free(p->dumps[i]);
 	free(p->dumps);
@@ -384,16 +562,28 @@ void frame_full_name(const struct profile *p, const struct pframe *f, struct str
 		sb_addf(sb, "%s+0x%llx", module_base(p, f->module), (unsigned long long)f->offset);
 }
 
+/* Works out f->name, once per frame (address_frames). Frames of one function share the
+ * interned string. */
+static void name_frame(struct profile *p, struct pframe *f)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (f->function && !p->full_names && strpbrk(f->function, "<( "))
+		simplify_name(f->function, &sb);
+	else if (f->function)
+		sb_adds(&sb, f->function);
+	else if (f->module < 0)
+		sb_addf(&sb, "0x%llx", (unsigned long long)f->offset);
+	else
+		sb_addf(&sb, "%s+0x%llx", module_base(p, f->module), (unsigned long long)f->offset);
+	/* the symbolizer's pool: names live as long as the profile */
+	f->name = strpool_intern(&p->sym.pool, sb_str(&sb));
+	sb_release(&sb);
+}
+
 void frame_name(const struct profile *p, const struct pframe *f, struct strbuf *sb)
 {
-	if (f->function && !p->full_names && strpbrk(f->function, "<( "))
-		simplify_name(f->function, sb);
-	else if (f->function)
-		sb_adds(sb, f->function);
-	else if (f->module < 0)
-		sb_addf(sb, "0x%llx", (unsigned long long)f->offset);
-	else
-		sb_addf(sb, "%s+0x%llx", module_base(p, f->module), (unsigned long long)f->offset);
+	(void)p;
+	sb_adds(sb, f->name);
 }
 
 void frame_where(const struct pframe *f, struct strbuf *sb)

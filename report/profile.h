@@ -14,12 +14,18 @@
 #include "strbuf.h"
 #include "symbolize.h"
 
+/* One symbolic frame of one return address (an address expands to its inlined frames, innermost
+ * first). Frames are shared: every chain through the same address points to the same pframes,
+ * so a frame's name, its --lines key and what a regex made of it are worked out once. */
 struct pframe {
 	int module;                  /* symbolizer module index, -1 when outside every module */
-	uint64_t offset;             /* module offset (return address) of the first occurrence */
+	uint64_t offset;             /* module offset (return address) */
 	const char *function, *file; /* interned; NULL when unknown */
 	int line;
 	bool inlined;
+	uint32_t id;      /* index in profile.frames */
+	uint32_t sym;     /* frames with equal sym are the same symbol (frame_same) */
+	const char *name; /* interned display name (frame_name) */
 };
 
 struct pclass {
@@ -35,11 +41,14 @@ struct pchain {
 	bool truncated;
 	bool hidden;    /* dropped by --focus/--ignore */
 	size_t nframes; /* innermost first, inlined frames expanded */
-	struct pframe *frames;
+	const struct pframe **frames;
 	size_t nclasses; /* log2 increasing */
 	struct pclass *classes;
 	uint64_t hash;
 };
+
+struct addr_entry;
+struct sym_class;
 
 struct profile {
 	struct symbolizer sym;
@@ -49,14 +58,36 @@ struct profile {
 	size_t nchains, chains_alloc;
 	size_t *index; /* open addressing over chains by hash; SIZE_MAX empty */
 	size_t index_cap;
+	/* every distinct frame, each allocated once (pointers stay valid) */
+	struct pframe **frames;
+	size_t nframes, frames_alloc;
+	const char **line_keys; /* by frame id: its --lines node key, made on first use */
+	size_t nline_keys;
+	/* (module, offset) -> the frames of that address, so each address is symbolized and
+	 * named once however many chains pass through it */
+	struct addr_entry *addrs;
+	size_t naddrs, addrs_cap;
+	struct pframe **addr_frames; /* the frames of every address, back to back */
+	size_t naddr_frames, addr_frames_alloc;
+	/* symbol classes: (function, file, line, inlined), or (module, offset) when unknown */
+	struct sym_class *syms;
+	size_t nsyms, syms_cap;
 	uint64_t total[NSAMPLES]; /* over all chains */
 	uint64_t shown[NSAMPLES]; /* over chains kept by --focus/--ignore */
 	uint64_t base_total[NSAMPLES], base_shown[NSAMPLES]; /* diff: the BASE side */
+	size_t raw_frames;  /* return addresses read from the dumps (for --stats) */
 	bool loading_base;  /* profile_add_dump adds to the BASE side */
 	bool frees_tracked; /* every dump tracked frees */
 	bool full_names;    /* --full-names: no C++ name simplification in views */
+	bool stats;         /* --stats: timings and counts to stderr */
 };
 
+/* Marks frames that RE matches (frame_matches) in a per-frame table, for filters that test
+ * many chains: out[frame id] is 1 on a match. The caller frees the table. */
+unsigned char *frames_matching(const struct profile *p, const regex_t *re);
+
+/* An empty profile with the options' settings (names, warnings, debug directories). */
+void profile_init(struct profile *p, const struct options *o);
 /* Loads every path (dying on a bad one), symbolizes and merges; applies --focus/--ignore. */
 void profile_load(struct profile *p, const struct options *o, char **paths, int npaths);
 /* Loads BASE into the base side and NEW into v, for diff views. */
@@ -69,8 +100,8 @@ void profile_add_dump(struct profile *p, struct dump *d);
 void profile_filter(struct profile *p, const struct options *o);
 void profile_free(struct profile *p);
 
-/* A frame's display name: the function (C++ names shortened as pprof does, unless
- * --full-names), or "module+0xOFF" when unknown. */
+/* Appends a frame's display name: the function (C++ names shortened as pprof does, unless
+ * --full-names), or "module+0xOFF" when unknown (the same as f->name). */
 void frame_name(const struct profile *p, const struct pframe *f, struct strbuf *sb);
 /* The same, never shortened (regexes match this one, then the short one). */
 void frame_full_name(const struct profile *p, const struct pframe *f, struct strbuf *sb);

@@ -9,6 +9,7 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "strbuf.h"
@@ -31,6 +32,34 @@ struct sym_name_entry {
 };
 
 static char *debuginfo_path; /* dwfl keeps a pointer to it: one per process */
+
+void sym_set_debug_dirs(const char *dirs)
+{
+	/* libdwfl's list: "" (next to the file), ".debug" (below it), then absolute directories,
+	 * searched by build-id (DIR/.build-id/xx/rest.debug) and by .gnu_debuglink
+	 * (DIR/<the file's directory>/<link>); the user's before the system's */
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, ":.debug");
+	const char *p = dirs;
+	while (p && *p) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len) {
+			char *dir = xstrndup(p, len);
+			char *abs = realpath(dir, NULL);
+			if (!abs)
+				die("--debug-dir %s: %s", dir, strerror(errno));
+			sb_addch(&sb, ':');
+			sb_adds(&sb, abs);
+			free(abs);
+			free(dir);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	sb_adds(&sb, ":/usr/lib/debug");
+	free(debuginfo_path);
+	debuginfo_path = sb_detach(&sb);
+}
 
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_build_id_find_elf,
@@ -55,18 +84,52 @@ const char *sym_state_name(enum sym_state st)
 	}
 }
 
+static uint64_t module_hash(const char *ipath, const uint8_t *buildid, size_t len)
+{
+	uint64_t h = mp_hash_mix(0, (uintptr_t)ipath);
+	for (size_t i = 0; i < len; i++)
+		h = mp_hash_mix(h, buildid[i]);
+	return h;
+}
+
+static bool module_is(const struct sym_module *m, const char *ipath, const uint8_t *buildid,
+                      size_t len)
+{
+	return m->path == ipath && m->buildid_len == len &&
+	       (!len || memcmp(m->buildid, buildid, len) == 0);
+}
+
 int sym_add_module(struct symbolizer *s, const char *path, const uint8_t *buildid,
                    size_t buildid_len, uint64_t load_bias, bool main, bool unloaded, bool vdso)
 {
 	const char *ipath = strpool_intern(&s->pool, path);
-	for (size_t i = 0; i < s->nmods; i++) {
-		struct sym_module *m = &s->mods[i];
-		if (m->path == ipath && m->buildid_len == buildid_len &&
-		    (!buildid_len || memcmp(m->buildid, buildid, buildid_len) == 0)) {
-			m->unloaded = m->unloaded && unloaded;
-			return (int)i;
+	/* modules by (path, build-id) in a hash table, so that many dumps of many modules stay
+	 * linear */
+	if ((s->nmods + 1) * 2 > s->mods_cap) {
+		size_t cap = s->mods_cap ? s->mods_cap * 2 : 64;
+		size_t *ix = xmalloc(cap * sizeof(*ix));
+		memset(ix, 0xff, cap * sizeof(*ix));
+		for (size_t i = 0; i < s->nmods; i++) {
+			const struct sym_module *m = &s->mods[i];
+			size_t j = module_hash(m->path, m->buildid, m->buildid_len) & (cap - 1);
+			while (ix[j] != SIZE_MAX)
+				j = (j + 1) & (cap - 1);
+			ix[j] = i;
 		}
+		free(s->mods_index);
+		s->mods_index = ix;
+		s->mods_cap = cap;
 	}
+	size_t j = module_hash(ipath, buildid, buildid_len) & (s->mods_cap - 1);
+	while (s->mods_index[j] != SIZE_MAX) {
+		struct sym_module *m = &s->mods[s->mods_index[j]];
+		if (module_is(m, ipath, buildid, buildid_len)) {
+			m->unloaded = m->unloaded && unloaded;
+			return (int)s->mods_index[j];
+		}
+		j = (j + 1) & (s->mods_cap - 1);
+	}
+	s->mods_index[j] = s->nmods;
 	ALLOC_GROW(s->mods, s->nmods + 1, s->mods_alloc);
 	struct sym_module *m = &s->mods[s->nmods];
 	memset(m, 0, sizeof(*m));
@@ -83,21 +146,30 @@ int sym_add_module(struct symbolizer *s, const char *path, const uint8_t *buildi
 	return (int)s->nmods++;
 }
 
-/* Reports the module's file to a Dwfl of its own at bias 0, so addresses are ELF vaddrs (the
- * dump's offsets) and modules from different processes never overlap. */
-static void open_module(struct symbolizer *s, struct sym_module *m)
+/* Opens a module once: reports its file to a Dwfl of its own at bias 0, so addresses are ELF
+ * vaddrs (the dump's offsets) and modules from different processes never overlap. WARN: say
+ * when its frames will be module+offset (not for a module that no frame uses, opened only to
+ * report its state). */
+static void open_module(struct symbolizer *s, struct sym_module *m, bool warn)
 {
 	if (m->state != SYM_UNOPENED)
 		return;
+	bool quiet = s->quiet || !warn;
 	m->state = SYM_NONE;
 	if (m->vdso || !m->path[0])
 		return;
-	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	/* O_NONBLOCK and a regular file only: a dump may name anything (a FIFO, /dev/stdin)
+	 * and reading it must not block */
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		int e = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
 		m->state = SYM_MISSING;
-		if (!s->quiet)
+		if (!quiet)
 			warning("%s: cannot read (%s); its frames are shown as module+offset",
-			        m->path, strerror(errno));
+			        m->path, e ? strerror(e) : "not a regular file");
 		return;
 	}
 	close(fd);
@@ -110,7 +182,7 @@ static void open_module(struct symbolizer *s, struct sym_module *m)
 	if (!mod) {
 		dwfl_end(dwfl);
 		m->state = SYM_MISSING;
-		if (!s->quiet)
+		if (!quiet)
 			warning("%s: not a readable ELF file (%s); its frames are shown as "
 			        "module+offset",
 			        m->path, dwfl_errmsg(-1));
@@ -123,7 +195,7 @@ static void open_module(struct symbolizer *s, struct sym_module *m)
 		if (n != (int)m->buildid_len || memcmp(bits, m->buildid, m->buildid_len) != 0) {
 			dwfl_end(dwfl);
 			m->state = SYM_MISMATCH;
-			if (!s->quiet)
+			if (!quiet)
 				warning(
 				    "%s: build-id differs from the profiled one (rebuilt since the "
 				    "run?); its frames are shown as module+offset",
@@ -144,7 +216,7 @@ enum sym_state sym_module_state(struct symbolizer *s, int module)
 {
 	if (module < 0 || (size_t)module >= s->nmods)
 		return SYM_NONE;
-	open_module(s, &s->mods[module]);
+	open_module(s, &s->mods[module], false);
 	return s->mods[module].state;
 }
 
@@ -333,6 +405,7 @@ struct fn_entry {
 struct fn_range {
 	uint64_t lo, hi;
 	uint32_t entry;
+	uint32_t order; /* position in DIE order: the first of equally deep functions wins */
 };
 
 struct sym_cu_index {
@@ -340,7 +413,8 @@ struct sym_cu_index {
 	uint64_t cu_offset;
 	struct fn_entry *e;
 	size_t n, e_alloc;
-	struct fn_range *r;
+	struct fn_range *r; /* sorted by lo after indexing */
+	uint64_t *maxhi;    /* maxhi[i]: the largest hi of r[0..i] */
 	size_t nr, r_alloc;
 };
 
@@ -361,7 +435,9 @@ static void index_children(struct sym_cu_index *ix, Dwarf_Die *die, int parent, 
 				if (hi <= lo)
 					continue;
 				ALLOC_GROW(ix->r, ix->nr + 1, ix->r_alloc);
-				ix->r[ix->nr++] = (struct fn_range){lo, hi, (uint32_t)ix->n};
+				ix->r[ix->nr] =
+				    (struct fn_range){lo, hi, (uint32_t)ix->n, (uint32_t)ix->nr};
+				ix->nr++;
 			}
 			if (ix->nr > first) {
 				ALLOC_GROW(ix->e, ix->n + 1, ix->e_alloc);
@@ -380,31 +456,91 @@ static void index_children(struct sym_cu_index *ix, Dwarf_Die *die, int parent, 
 	} while (dwarf_siblingof(&child, &child) == 0);
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+	const struct fn_range *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static uint64_t cu_hash(uintptr_t dw, uint64_t off)
+{
+	return mp_hash_mix(mp_hash_mix(0, dw), off);
+}
+
+/* The function index of a CU, built on the first address in it: the CUs touched are kept in
+ * a hash table by (Dwarf *, CU offset), so a program with thousands of CUs finds its own in
+ * constant time. */
 static struct sym_cu_index *cu_index(struct symbolizer *s, Dwarf_Die *cu)
 {
 	uintptr_t dw = (uintptr_t)dwarf_cu_getdwarf(cu->cu);
 	uint64_t off = dwarf_dieoffset(cu);
-	for (size_t i = 0; i < s->ncus; i++)
-		if (s->cus[i].dwarf == dw && s->cus[i].cu_offset == off)
-			return &s->cus[i];
-	ALLOC_GROW(s->cus, s->ncus + 1, s->cus_alloc);
-	struct sym_cu_index *ix = &s->cus[s->ncus++];
-	memset(ix, 0, sizeof(*ix));
+	if ((s->ncus + 1) * 2 > s->cus_cap) {
+		size_t cap = s->cus_cap ? s->cus_cap * 2 : 64;
+		struct sym_cu_index **t = xcalloc(cap, sizeof(*t));
+		for (size_t i = 0; i < s->cus_cap; i++) {
+			struct sym_cu_index *x = s->cus[i];
+			if (!x)
+				continue;
+			size_t j = cu_hash(x->dwarf, x->cu_offset) & (cap - 1);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = x;
+		}
+		free(s->cus);
+		s->cus = t;
+		s->cus_cap = cap;
+	}
+	size_t j = cu_hash(dw, off) & (s->cus_cap - 1);
+	while (s->cus[j]) {
+		if (s->cus[j]->dwarf == dw && s->cus[j]->cu_offset == off)
+			return s->cus[j];
+		j = (j + 1) & (s->cus_cap - 1);
+	}
+	struct sym_cu_index *ix = xcalloc(1, sizeof(*ix));
 	ix->dwarf = dw;
 	ix->cu_offset = off;
 	index_children(ix, cu, -1, 0, 0);
+	if (ix->nr > 1)
+		qsort(ix->r, ix->nr, sizeof(*ix->r), cmp_range);
+	ix->maxhi = xreallocarray(NULL, ix->nr ? ix->nr : 1, sizeof(*ix->maxhi));
+	uint64_t m = 0;
+	for (size_t i = 0; i < ix->nr; i++) {
+		if (ix->r[i].hi > m)
+			m = ix->r[i].hi;
+		ix->maxhi[i] = m;
+	}
+	s->cus[j] = ix;
+	s->ncus++;
 	return ix;
 }
 
-/* The innermost function (concrete or inlined) whose ranges hold pc, or -1. */
+/* The innermost function (concrete or inlined) whose ranges hold pc, or -1: a binary search
+ * for the ranges that start at or below pc, then down while some range below still ends
+ * past pc. The deepest wins; of equally deep ones, the first in DIE order. */
 static int innermost_at(const struct sym_cu_index *ix, uint64_t pc)
 {
+	size_t lo = 0, hi = ix->nr;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ix->r[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	int best = -1;
-	for (size_t i = 0; i < ix->nr; i++) {
+	uint32_t best_order = 0;
+	for (size_t i = lo; i-- > 0 && ix->maxhi[i] > pc;) {
 		const struct fn_range *r = &ix->r[i];
-		if (pc >= r->lo && pc < r->hi &&
-		    (best < 0 || ix->e[r->entry].depth > ix->e[best].depth))
+		if (pc >= r->hi)
+			continue;
+		int d = ix->e[r->entry].depth;
+		if (best < 0 || d > ix->e[best].depth ||
+		    (d == ix->e[best].depth && r->order < best_order)) {
 			best = (int)r->entry;
+			best_order = r->order;
+		}
 	}
 	return best;
 }
@@ -443,20 +579,229 @@ static void lookup_dwarf(struct symbolizer *s, Dwfl_Module *mod, Dwarf_Addr pc, 
 	push_frame(s, fv, symname, file, line, false);
 }
 
+/* The ELF symbols of a module sorted by address, built once per module, so that finding the
+ * symbol of an address is a binary search (dwfl_module_addrinfo scans the whole symbol table on
+ * every call: most of the time `mapprof top` took on a compiler's dump). The choice among
+ * symbols that hold an address follows libdwfl's rules: the closest start, then the stronger
+ * binding (global, weak, local), then the smaller size; global symbols are searched before
+ * local ones; a symbol without a size (an assembly label) only when no sized symbol holds the
+ * address, it is in the address's section and no sized symbol ends above it. */
+struct sym_entry {
+	uint64_t value, size;
+	uint64_t sec_lo, sec_hi; /* the symbol's section (sizeless symbols must share it) */
+	const char *name;        /* libdw's string: valid while the module's Dwfl is open */
+	uint32_t index;          /* in libdw's symbol order: earlier wins a full tie */
+	uint8_t bind;            /* 3 global, 2 weak, 1 local */
+	bool global;             /* in libdw's global pass */
+	bool abs;                /* an absolute or other special-section symbol */
+};
+
+struct sym_table {
+	struct sym_entry *v; /* sorted by value, then index */
+	uint64_t *maxend;    /* maxend[i]: the largest value + size of v[0..i] */
+	size_t n;
+};
+
+static int binding_value(unsigned char info)
+{
+	switch (GELF_ST_BIND(info)) {
+	case STB_GLOBAL:
+		return 3;
+	case STB_WEAK:
+		return 2;
+	case STB_LOCAL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct sym_entry *x = a, *y = b;
+	if (x->value != y->value)
+		return x->value < y->value ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static struct sym_table *build_table(Dwfl_Module *mod)
+{
+	struct sym_table *t = xcalloc(1, sizeof(*t));
+	int n = dwfl_module_getsymtab(mod);
+	int first_global = dwfl_module_getsymtab_first_global(mod);
+	if (n <= 1)
+		return t;
+	if (first_global < 0)
+		first_global = 0;
+	size_t alloc = 0;
+	/* the section bounds of the last symbol's section, which the next one usually shares */
+	Elf *last_elf = NULL;
+	GElf_Word last_shndx = SHN_UNDEF;
+	uint64_t last_lo = 0, last_hi = 0;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr value;
+		GElf_Word shndx;
+		Elf *elf = NULL;
+		Dwarf_Addr bias = 0;
+		const char *name =
+		    dwfl_module_getsym_info(mod, i, &sym, &value, &shndx, &elf, &bias);
+		int type = GELF_ST_TYPE(sym.st_info);
+		if (!name || !name[0] || sym.st_shndx == SHN_UNDEF || type == STT_SECTION ||
+		    type == STT_FILE || type == STT_TLS)
+			continue;
+		ALLOC_GROW(t->v, t->n + 1, alloc);
+		struct sym_entry *e = &t->v[t->n++];
+		e->value = value;
+		e->size = sym.st_size;
+		e->name = name;
+		e->index = (uint32_t)i;
+		e->bind = (uint8_t)binding_value(sym.st_info);
+		e->global = first_global == 0 || i >= first_global;
+		e->abs = shndx >= SHN_LORESERVE;
+		e->sec_lo = e->sec_hi = 0;
+		if (e->abs || e->size)
+			continue;
+		if (elf != last_elf || shndx != last_shndx) {
+			last_elf = elf;
+			last_shndx = shndx;
+			last_lo = last_hi = 0;
+			GElf_Shdr mem;
+			Elf_Scn *scn = elf ? elf_getscn(elf, shndx) : NULL;
+			GElf_Shdr *sh = scn ? gelf_getshdr(scn, &mem) : NULL;
+			if (sh) {
+				/* section addresses of the symbol's file, in the module's terms */
+				last_lo = sh->sh_addr + bias;
+				last_hi = last_lo + sh->sh_size;
+			}
+		}
+		e->sec_lo = last_lo;
+		e->sec_hi = last_hi;
+	}
+	if (t->n > 1)
+		qsort(t->v, t->n, sizeof(*t->v), cmp_entry);
+	t->maxend = xreallocarray(NULL, t->n ? t->n : 1, sizeof(*t->maxend));
+	uint64_t m = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		uint64_t end = t->v[i].value + t->v[i].size;
+		if (end > m)
+			m = end;
+		t->maxend[i] = m;
+	}
+	return t;
+}
+
+static void free_table(struct sym_table *t)
+{
+	if (!t)
+		return;
+	free(t->v);
+	free(t->maxend);
+	free(t);
+}
+
+struct sym_pick {
+	const struct sym_entry *closest;  /* sized, holds the address */
+	const struct sym_entry *sizeless; /* the fallback */
+};
+
+/* libdwfl's preference between the current pick and another sized symbol that holds addr,
+ * seen in symbol-table order. */
+static bool better_sized(const struct sym_entry *cur, const struct sym_entry *e)
+{
+	if (!cur || cur->value < e->value || cur->bind < e->bind)
+		return true;
+	return cur->value == e->value && ((cur->size > e->size && cur->bind <= e->bind) ||
+	                                  (cur->size >= e->size && cur->bind < e->bind));
+}
+
+static int cmp_index(const void *a, const void *b)
+{
+	const struct sym_entry *x = *(const struct sym_entry *const *)a;
+	const struct sym_entry *y = *(const struct sym_entry *const *)b;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* One pass (globals or locals) over the symbols at or below addr. */
+static void table_pass(const struct sym_table *t, size_t hi, uint64_t addr, bool global,
+                       struct sym_pick *pk)
+{
+	/* the sized symbols that hold addr: walk down while some symbol below still ends past
+	 * addr; in libdw's order, since its ties keep the first one found */
+	const struct sym_entry *cand[64];
+	size_t nc = 0;
+	for (size_t i = hi; i-- > 0 && t->maxend[i] > addr;) {
+		const struct sym_entry *e = &t->v[i];
+		if (e->global != global || !e->size || addr - e->value >= e->size)
+			continue;
+		if (nc == sizeof(cand) / sizeof(cand[0]))
+			break; /* more nested symbols than any real file has: keep the closest */
+		cand[nc++] = e;
+	}
+	if (nc > 1)
+		qsort(cand, nc, sizeof(cand[0]), cmp_index);
+	for (size_t i = 0; i < nc; i++)
+		if (better_sized(pk->closest, cand[i]))
+			pk->closest = cand[i];
+	if (pk->closest)
+		return;
+	/* a label: the closest sizeless symbol in addr's section, above every sized symbol's
+	 * end below addr */
+	uint64_t min_label = hi ? t->maxend[hi - 1] : 0;
+	for (size_t i = hi, steps = 0; i-- > 0 && steps < 256; steps++) {
+		const struct sym_entry *e = &t->v[i];
+		if (e->value < min_label)
+			break;
+		if (e->global != global || e->size)
+			continue;
+		bool same = e->abs ? e->value == addr : addr >= e->sec_lo && addr < e->sec_hi;
+		if (!same)
+			continue;
+		if (!pk->sizeless || pk->sizeless->value < e->value ||
+		    (pk->sizeless->value == e->value && pk->sizeless->bind < e->bind))
+			pk->sizeless = e;
+		break;
+	}
+}
+
+/* The name of the symbol that holds addr, or NULL. */
+static const char *table_lookup(const struct sym_table *t, uint64_t addr)
+{
+	/* hi: the number of symbols that start at or below addr */
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->v[mid].value <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	hi = lo;
+	struct sym_pick pk = {NULL, NULL};
+	table_pass(t, hi, addr, true, &pk);
+	if (!pk.closest && (!pk.sizeless || pk.sizeless->value != addr))
+		table_pass(t, hi, addr, false, &pk);
+	if (pk.closest)
+		return pk.closest->name;
+	uint64_t min_label = hi ? t->maxend[hi - 1] : 0;
+	if (pk.sizeless && pk.sizeless->value >= min_label)
+		return pk.sizeless->name;
+	return NULL;
+}
+
 static void lookup(struct symbolizer *s, int module, uint64_t offset, struct framevec *fv)
 {
 	if (module < 0 || (size_t)module >= s->nmods)
 		return;
 	struct sym_module *m = &s->mods[module];
-	open_module(s, m);
+	open_module(s, m, true);
 	if (!m->mod)
 		return;
 	/* A return address: step back into the call instruction, as pprof does. */
 	Dwarf_Addr pc = offset ? offset - 1 : 0;
-	GElf_Off symoff;
-	GElf_Sym sym;
-	const char *symname =
-	    dwfl_module_addrinfo((Dwfl_Module *)m->mod, pc, &symoff, &sym, NULL, NULL, NULL);
+	if (!m->table)
+		m->table = build_table((Dwfl_Module *)m->mod);
+	const char *symname = table_lookup(m->table, pc);
 	if (m->state == SYM_DWARF)
 		lookup_dwarf(s, (Dwfl_Module *)m->mod, pc, symname, fv);
 	else if (symname)
@@ -525,17 +870,23 @@ void sym_free(struct symbolizer *s)
 			free(s->cache[i].frames);
 	free(s->cache);
 	free(s->names);
-	for (size_t i = 0; i < s->ncus; i++) {
-		free(s->cus[i].e);
-		free(s->cus[i].r);
+	for (size_t i = 0; i < s->cus_cap; i++) {
+		if (!s->cus[i])
+			continue;
+		free(s->cus[i]->e);
+		free(s->cus[i]->r);
+		free(s->cus[i]->maxhi);
+		free(s->cus[i]);
 	}
 	free(s->cus);
 	for (size_t i = 0; i < s->nmods; i++) {
+		free_table(s->mods[i].table);
 		if (s->mods[i].dwfl)
 			dwfl_end(s->mods[i].dwfl);
 		free(s->mods[i].buildid);
 	}
 	free(s->mods);
+	free(s->mods_index);
 	strpool_free(&s->pool);
 	memset(s, 0, sizeof(*s));
 }

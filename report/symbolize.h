@@ -36,25 +36,30 @@ struct sym_module {
 	uint32_t nranges;
 	bool unloaded, vdso, main;
 	enum sym_state state;
-	void *dwfl; /* Dwfl *, opened on first use */
-	void *mod;  /* Dwfl_Module * */
+	void *dwfl;              /* Dwfl *, opened on first use */
+	void *mod;               /* Dwfl_Module * */
+	struct sym_table *table; /* the ELF symbols sorted by address, built on first use */
 };
 
 struct sym_cache_entry;
 struct sym_name_entry;
 struct sym_cu_index;
+struct sym_table;
 
 struct symbolizer {
 	struct strpool pool;
 	struct sym_module *mods;
 	size_t nmods, mods_alloc;
+	size_t *mods_index; /* open addressing by (path, build-id); SIZE_MAX empty */
+	size_t mods_cap;
 	struct sym_cache_entry *cache; /* open addressing by (module, offset) */
 	size_t ncache, cache_cap;
-	struct sym_cu_index *cus; /* function DIEs with their pc ranges, per CU touched */
-	size_t ncus, cus_alloc;
+	struct sym_cu_index **cus; /* function DIEs with their pc ranges, per CU touched; open
+	                            * addressing by (Dwarf *, CU offset) */
+	size_t ncus, cus_cap;
 	struct sym_name_entry *names; /* qualified C++ names by declaration DIE */
 	size_t nnames, names_cap;
-	size_t lookups; /* distinct addresses symbolized (for tests and stats) */
+	size_t lookups; /* distinct addresses symbolized (for tests and --stats) */
 	bool quiet;     /* no warnings */
 };
 
@@ -64,11 +69,14 @@ int sym_add_module(struct symbolizer *s, const char *path, const uint8_t *buildi
 /* The frames of one return address, innermost (inlined) first, into *out; returns how many
  * (at least 1). module < 0 means the address is in no module. */
 size_t sym_lookup(struct symbolizer *s, int module, uint64_t offset, const struct sym_frame **out);
-/* Opens a module (if not yet) so its state is known. */
+/* Opens a module (if not yet) so its state is known; no warning for a module no frame uses. */
 enum sym_state sym_module_state(struct symbolizer *s, int module);
 const char *sym_state_name(enum sym_state st);
 /* Demangles a C++ name into the pool (or returns it interned unchanged). */
 const char *sym_demangle(struct symbolizer *s, const char *name);
 void sym_free(struct symbolizer *s);
+/* --debug-dir: colon-separated directories searched for separate debug files (by build-id and
+ * by .gnu_debuglink) before /usr/lib/debug. Dies when one does not exist. */
+void sym_set_debug_dirs(const char *dirs);
 
 #endif

@@ -1,5 +1,6 @@
-/* trie.c: call trees for tree, peek and flame (see trie.h). Children are found by a linear scan
- * of their parent's list; fan-out in allocation call trees is small. */
+/* trie.c: call trees for tree, peek and flame (see trie.h). A child is found by (parent, key) in
+ * one hash table for the whole tree, so a node with thousands of children costs no more per
+ * insertion than one with two. */
 #include <string.h>
 
 #include "trie.h"
@@ -14,40 +15,92 @@ void trie_init(struct trie *t)
 	t->len = 1;
 }
 
+const char trie_truncated[] = "(truncated)";
+
+static uint64_t child_hash(size_t parent, const char *key)
+{
+	return mp_hash_mix(mp_hash_mix(0, parent), (uintptr_t)key);
+}
+
+static void index_grow(struct trie *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 256;
+	size_t *ix = xmalloc(cap * sizeof(*ix));
+	memset(ix, 0xff, cap * sizeof(*ix));
+	for (size_t p = 0; p < t->len; p++) {
+		for (size_t i = 0; i < t->n[p].nkids; i++) {
+			size_t c = t->n[p].kids[i];
+			size_t j = child_hash(p, t->n[c].key) & (cap - 1);
+			while (ix[j] != SIZE_MAX)
+				j = (j + 1) & (cap - 1);
+			ix[j] = c;
+		}
+	}
+	free(t->index);
+	t->index = ix;
+	t->cap = cap;
+}
+
 size_t trie_child(struct trie *t, size_t at, const char *key, const struct pframe *f)
 {
-	for (size_t i = 0; i < t->n[at].nkids; i++)
-		if (t->n[t->n[at].kids[i]].key == key)
-			return t->n[at].kids[i];
+	if (t->len * 2 >= t->cap)
+		index_grow(t);
+	size_t j = child_hash(at, key) & (t->cap - 1);
+	while (t->index[j] != SIZE_MAX) {
+		size_t c = t->index[j];
+		if (t->n[c].key == key && t->n[c].parent == at)
+			return c;
+		j = (j + 1) & (t->cap - 1);
+	}
 	ALLOC_GROW(t->n, t->len + 1, t->alloc);
 	struct tnode *nd = &t->n[t->len];
 	memset(nd, 0, sizeof(*nd));
 	nd->key = key;
 	nd->frame = f;
+	nd->parent = at;
 	struct tnode *parent = &t->n[at];
-	ALLOC_GROW(parent->kids, parent->nkids + 1, parent->kids_alloc);
+	if (parent->nkids == parent->kids_alloc) {
+		/* most nodes have one child: grow from one, not from ALLOC_GROW's sixteen */
+		parent->kids_alloc = parent->kids_alloc ? parent->kids_alloc * 2 : 1;
+		parent->kids =
+		    xreallocarray(parent->kids, parent->kids_alloc, sizeof(*parent->kids));
+	}
 	parent->kids[parent->nkids++] = t->len;
+	t->index[j] = t->len;
 	return t->len++;
 }
 
 size_t trie_add(struct trie *t, struct profile *p, size_t at, const struct pchain *c, size_t from,
-                bool lines, const uint64_t v[NSAMPLES])
+                bool lines, const uint64_t v[NSAMPLES], const uint64_t *base, uint64_t growth)
 {
-	for (int s = 0; s < NSAMPLES; s++)
-		t->n[at].v[s] += v[s];
-	if (c->truncated && at == 0 && from + 1 == c->nframes) {
-		/* the outermost frames were cut at the depth limit: say so at the root */
-		static const char truncated[] = "(truncated)";
-		at = trie_child(t, at, truncated, NULL);
-		for (int s = 0; s < NSAMPLES; s++)
-			t->n[at].v[s] += v[s];
+	/* values along the whole path, the node at `at` included */
+#define TRIE_ADD_VALUES(node)                                                                      \
+	do {                                                                                       \
+		for (int s_ = 0; s_ < NSAMPLES; s_++) {                                            \
+			(node)->v[s_] += v[s_];                                                    \
+			if (base)                                                                  \
+				(node)->base[s_] += base[s_];                                      \
+		}                                                                                  \
+		(node)->growth_v += growth;                                                        \
+	} while (0)
+	TRIE_ADD_VALUES(&t->n[at]);
+	bool cut = c->truncated && at == 0 && from + 1 == c->nframes;
+	if (from >= TRIE_MAX_DEPTH) {
+		/* deeper than any real stack: the outermost frames are left out, as for a chain
+		 * cut at the depth limit (this bounds the recursion of the printers) */
+		from = TRIE_MAX_DEPTH - 1;
+		cut = true;
+	}
+	if (cut) {
+		at = trie_child(t, at, trie_truncated, NULL);
+		TRIE_ADD_VALUES(&t->n[at]);
 	}
 	for (size_t k = from + 1; k-- > 0;) {
-		const struct pframe *f = &c->frames[k];
+		const struct pframe *f = c->frames[k];
 		at = trie_child(t, at, node_key(p, f, lines), f);
-		for (int s = 0; s < NSAMPLES; s++)
-			t->n[at].v[s] += v[s];
+		TRIE_ADD_VALUES(&t->n[at]);
 	}
+#undef TRIE_ADD_VALUES
 	for (int s = 0; s < NSAMPLES; s++)
 		t->n[at].self[s] += v[s];
 	return at;
@@ -81,6 +134,7 @@ void trie_free(struct trie *t)
 	for (size_t i = 0; i < t->len; i++)
 		free(t->n[i].kids);
 	free(t->n);
+	free(t->index);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -92,8 +146,19 @@ static void value_col(struct strbuf *sb, enum sample_index s, uint64_t v)
 	sb_release(&tmp);
 }
 
+static void indent(struct strbuf *sb, int depth)
+{
+	size_t n = (size_t)(depth <= 100 ? depth : 100) * 2;
+	sb_grow(sb, n);
+	memset(sb->buf + sb->len, ' ', n);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+	if (depth > 100)
+		sb_addf(sb, "[%d] ", depth);
+}
+
 void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, enum sample_index s,
-                uint64_t total, long nodecount, uint64_t min_value)
+                uint64_t total, long nodecount, uint64_t min_value, struct output *out)
 {
 	const struct tnode *nd = &t->n[at];
 	uint64_t folded = 0;
@@ -108,23 +173,31 @@ void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, e
 			continue;
 		}
 		value_col(sb, s, k->v[s]);
-		sb_addf(sb, " %6.2f%%  %*s%s", percent(k->v[s], total), depth * 2, "", k->key);
+		sb_addf(sb, " %6.2f%%  ", percent(k->v[s], total));
+		/* indentation shows the depth up to 100 levels; deeper, a number does (it keeps
+		 * the output of a very deep tree linear in its size) */
+		indent(sb, depth);
+		sb_adds(sb, k->key);
 		if (k->self[s] && k->nkids) {
 			sb_adds(sb, "  (self ");
 			format_value(sb, s, k->self[s]);
 			sb_addch(sb, ')');
 		}
 		sb_addch(sb, '\n');
-		trie_print(sb, t, nd->kids[i], depth + 1, s, total, nodecount, min_value);
+		if (out)
+			out_flush(out, sb, OUT_CHUNK);
+		trie_print(sb, t, nd->kids[i], depth + 1, s, total, nodecount, min_value, out);
 	}
 	if (nfolded) {
 		value_col(sb, s, folded);
-		sb_addf(sb, " %6.2f%%  %*s(%zu more)\n", percent(folded, total), depth * 2, "",
-		        nfolded);
+		sb_addf(sb, " %6.2f%%  ", percent(folded, total));
+		indent(sb, depth);
+		sb_addf(sb, "(%zu more)\n", nfolded);
 	}
 }
 
-void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s)
+void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s,
+               struct output *out)
 {
 	const struct tnode *nd = &t->n[at];
 	sb_adds(sb, "{\"name\":");
@@ -138,7 +211,9 @@ void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_i
 		if (!first)
 			sb_addch(sb, ',');
 		first = 0;
-		trie_json(sb, t, nd->kids[i], s);
+		if (out)
+			out_flush(out, sb, OUT_CHUNK);
+		trie_json(sb, t, nd->kids[i], s, out);
 	}
 	sb_adds(sb, "]}");
 }

@@ -62,12 +62,12 @@ static void chain_label(struct strbuf *sb, struct profile *p, const struct pchai
 	for (size_t k = 0; k < c->nframes; k++) {
 		if (k)
 			sb_adds(sb, " <- ");
-		frame_name(p, &c->frames[k], sb);
-		if (c->frames[k].file) {
+		frame_name(p, c->frames[k], sb);
+		if (c->frames[k]->file) {
 			sb_addch(sb, ' ');
-			frame_where(&c->frames[k], sb);
+			frame_where(c->frames[k], sb);
 		}
-		if (c->frames[k].function && strcmp(c->frames[k].function, "main") == 0)
+		if (c->frames[k]->function && strcmp(c->frames[k]->function, "main") == 0)
 			break;
 	}
 }
@@ -90,7 +90,7 @@ int cmd_diff(struct options *o)
 		if (c->hidden)
 			continue;
 		for (size_t k = 0; k < c->nframes; k++) {
-			const char *key = node_key(&p, &c->frames[k], o->lines);
+			const char *key = node_key(&p, c->frames[k], o->lines);
 			size_t x = nodes_get(&t, key);
 			if (x >= fr_alloc) {
 				size_t old = fr_alloc;

@@ -120,28 +120,64 @@ static bool find_run(const struct pchain *c, bool strict, size_t *first, size_t 
 	return true;
 }
 
-static bool growth_site(struct profile *p, const struct options *o, const regex_t *res,
-                        const struct pchain *c, struct site *s)
+/* Which known patterns (bit k) and the user's --growth-fn (bit 31) match each frame, worked out
+ * once per frame rather than once per frame of every chain. */
+struct matcher {
+	uint32_t *bits; /* by frame id */
+};
+
+#define USER_BIT (1u << 31)
+_Static_assert(sizeof(known) / sizeof(known[0]) < 31, "too many known growth patterns");
+
+static void matcher_init(struct matcher *m, const struct profile *p, const struct options *o)
+{
+	m->bits = xcalloc(p->nframes + 1, sizeof(*m->bits));
+	for (size_t k = 0; k <= NKNOWN; k++) {
+		regex_t re;
+		const regex_t *r = &re;
+		uint32_t bit = 1u << k;
+		if (k == NKNOWN) {
+			if (!o->growth_fn)
+				break;
+			r = &o->growth_fn_re;
+			bit = USER_BIT;
+		} else if (regcomp(&re, known[k].re, REG_EXTENDED | REG_NOSUB)) {
+			die("internal error: bad growth pattern %s", known[k].re);
+		}
+		unsigned char *hit = frames_matching(p, r);
+		for (size_t i = 0; i < p->nframes; i++)
+			if (hit[i])
+				m->bits[i] |= bit;
+		free(hit);
+		if (k < NKNOWN)
+			regfree(&re);
+	}
+}
+
+static bool growth_site(const struct matcher *mt, const struct pchain *c, struct site *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->c = c;
 	for (size_t f = 0; f < c->nframes && !s->growth_fn; f++) {
+		uint32_t bits = mt->bits[c->frames[f]->id];
+		if (!bits)
+			continue;
 		for (size_t k = 0; k < NKNOWN; k++) {
-			if (!frame_matches(p, &c->frames[f], &res[k]))
+			if (!(bits & (1u << k)))
 				continue;
 			if (!s->k)
 				s->k = &known[k];
 			if (known[k].growth_fn) {
 				s->k = &known[k];
-				s->growth_fn = c->frames[f].function;
-				s->growth_frame = &c->frames[f];
+				s->growth_fn = c->frames[f]->function;
+				s->growth_frame = c->frames[f];
 				break;
 			}
 		}
-		if (!s->growth_fn && o->growth_fn &&
-		    frame_matches(p, &c->frames[f], &o->growth_fn_re)) {
-			s->growth_fn = c->frames[f].function ? c->frames[f].function : "(unnamed)";
-			s->growth_frame = &c->frames[f];
+		if (!s->growth_fn && (bits & USER_BIT)) {
+			s->growth_fn =
+			    c->frames[f]->function ? c->frames[f]->function : "(unnamed)";
+			s->growth_frame = c->frames[f];
 		}
 	}
 	if (!find_run(c, !s->growth_fn, &s->first, &s->last))
@@ -236,12 +272,12 @@ static void print_chain(struct strbuf *sb, struct profile *p, const struct pchai
 	/* From main down to the allocator; the C runtime's frames above main are left out. */
 	size_t top = c->nframes;
 	for (size_t k = 0; k < c->nframes; k++)
-		if (c->frames[k].function && strcmp(c->frames[k].function, "main") == 0)
+		if (c->frames[k]->function && strcmp(c->frames[k]->function, "main") == 0)
 			top = k + 1;
 	if (c->truncated)
 		sb_adds(sb, "      ... (truncated: deeper than the profile's depth limit)\n");
 	for (size_t k = top; k-- > 0;) {
-		const struct pframe *f = &c->frames[k];
+		const struct pframe *f = c->frames[k];
 		size_t at = sb->len;
 		sb_adds(sb, "      ");
 		frame_name(p, f, sb);
@@ -279,30 +315,25 @@ static void print_sizes(struct strbuf *sb, const struct pchain *c, size_t first,
 
 void growth_mark(struct profile *p, const struct options *o, bool *marks)
 {
-	regex_t res[NKNOWN];
-	for (size_t k = 0; k < NKNOWN; k++)
-		if (regcomp(&res[k], known[k].re, REG_EXTENDED | REG_NOSUB))
-			die("internal error: bad growth pattern %s", known[k].re);
+	struct matcher mt;
+	matcher_init(&mt, p, o);
 	struct site s;
 	for (size_t i = 0; i < p->nchains; i++)
-		marks[i] = !p->chains[i].hidden && growth_site(p, o, res, &p->chains[i], &s);
-	for (size_t k = 0; k < NKNOWN; k++)
-		regfree(&res[k]);
+		marks[i] = !p->chains[i].hidden && growth_site(&mt, &p->chains[i], &s);
+	free(mt.bits);
 }
 
 int cmd_growth(struct options *o)
 {
-	regex_t res[NKNOWN];
-	for (size_t k = 0; k < NKNOWN; k++)
-		if (regcomp(&res[k], known[k].re, REG_EXTENDED | REG_NOSUB))
-			die("internal error: bad growth pattern %s", known[k].re);
 	struct profile p;
 	load_profile(&p, o, 0);
+	struct matcher mt;
+	matcher_init(&mt, &p, o);
 	struct site *sites = xcalloc(p.nchains + 1, sizeof(*sites));
 	size_t n = 0;
 	uint64_t gobj = 0, gbytes = 0, sobj = 0, sbytes = 0;
 	for (size_t i = 0; i < p.nchains; i++) {
-		if (p.chains[i].hidden || !growth_site(&p, o, res, &p.chains[i], &sites[n]))
+		if (p.chains[i].hidden || !growth_site(&mt, &p.chains[i], &sites[n]))
 			continue;
 		gobj += sites[n].objects;
 		gbytes += sites[n].bytes;
@@ -417,8 +448,7 @@ int cmd_growth(struct options *o)
 	emit(o, &sb);
 	sb_release(&sb);
 	free(sites);
-	for (size_t k = 0; k < NKNOWN; k++)
-		regfree(&res[k]);
+	free(mt.bits);
 	profile_free(&p);
 	return 0;
 }

@@ -13,24 +13,26 @@ int cmd_tree(struct options *o)
 	for (size_t i = 0; i < p.nchains; i++) {
 		const struct pchain *c = &p.chains[i];
 		if (!c->hidden && c->nframes)
-			trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v);
+			trie_add(&t, &p, 0, c, c->nframes - 1, o->lines, c->v, NULL, 0);
 	}
 	trie_sort(&t, o->sample);
 	enum sample_index s = o->sample;
 	struct strbuf sb = STRBUF_INIT;
+	struct output out;
+	out_open(&out, o);
 	if (o->json) {
 		sb_addf(&sb, "{\"sample\":\"%s\",\"total\":%llu,\"tree\":", sample_names[s],
 		        (unsigned long long)p.total[s]);
-		trie_json(&sb, &t, 0, s);
+		trie_json(&sb, &t, 0, s, &out);
 		sb_adds(&sb, "}\n");
 	} else {
 		text_header(&sb, &p, o);
 		sb_addf(&sb, "Call tree of %s (callers above callees; nodes under 0.1%% folded)\n",
 		        sample_names[s]);
 		sb_adds(&sb, "       cum   cum%\n");
-		trie_print(&sb, &t, 0, 0, s, p.total[s], o->nodecount, p.total[s] / 1000);
+		trie_print(&sb, &t, 0, 0, s, p.total[s], o->nodecount, p.total[s] / 1000, &out);
 	}
-	emit(o, &sb);
+	out_close(&out, &sb);
 	sb_release(&sb);
 	trie_free(&t);
 	profile_free(&p);

@@ -45,8 +45,20 @@ size_t nodes_find(const struct node_table *t, const char *key);
 void nodes_sort_flat(struct node_table *t, enum sample_index s);
 void nodes_free(struct node_table *t);
 
-/* Writes sb to -o FILE (atomically enough: truncate and write) or stdout; dies on error. */
+/* Writes sb to -o FILE (truncated first) or stdout; dies on error. */
 void emit(const struct options *o, const struct strbuf *sb);
+
+/* Output written as it is made, for views whose output can be much larger than the profile
+ * (peek of every function, the JSON export): out_flush writes sb and empties it once it holds
+ * more than `keep` bytes. */
+#define OUT_CHUNK (1u << 20)
+struct output {
+	FILE *f;
+	const char *name;
+};
+void out_open(struct output *out, const struct options *o);
+void out_flush(struct output *out, struct strbuf *sb, size_t keep);
+void out_close(struct output *out, struct strbuf *sb);
 /* Requires at least `min` and at most `max` operands (max < 0: any). */
 void need_args(const struct options *o, int min, int max, const char *what);
 
@@ -56,6 +68,11 @@ void json_frames(struct strbuf *sb, const struct profile *p, const struct pchain
 void json_chain(struct strbuf *sb, const struct profile *p, const struct pchain *c);
 /* Text header line: exe, pids, totals. */
 void text_header(struct strbuf *sb, const struct profile *p, const struct options *o);
+
+/* The exports into sb (written out as they grow when out is not NULL). */
+void export_json(struct strbuf *sb, struct profile *p, struct output *out);
+void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s,
+                      struct output *out);
 
 /* Sets marks[i] for every chain i that `mapprof growth` reports (for the flame graph). */
 void growth_mark(struct profile *p, const struct options *o, bool *marks);

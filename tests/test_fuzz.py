@@ -1,8 +1,10 @@
-"""test_fuzz.py: a bounded libFuzzer run (25 s) of the dump reader (tests/fuzz/fuzz_load.c, built
-with clang -fsanitize=fuzzer,address,undefined) from the seed corpus in tests/fuzz/corpus/ plus a
-fresh real dump. Any crash, leak, sanitizer report or timeout fails the test. New inputs go to a
-temporary directory; the committed corpus is only read. `python3 tests/test_fuzz.py --seeds`
-rewrites the seed corpus (synthetic dumps, no machine paths)."""
+"""test_fuzz.py: a bounded libFuzzer run (25 s) of the dump reader and of what the views build
+from an accepted dump (tests/fuzz/fuzz_load.c: symbolization, merging, exports, growth search,
+call trees; built with clang -fsanitize=fuzzer,address,undefined) from the seed corpus in
+tests/fuzz/corpus/ plus a fresh real dump. Any crash, leak, sanitizer report or timeout fails
+the test. New inputs go to a temporary directory; the committed corpus is only read.
+`python3 tests/test_fuzz.py --seeds` rewrites the seed corpus (synthetic dumps, no machine
+paths)."""
 import os
 import shutil
 import struct
@@ -65,12 +67,15 @@ def build_fuzzer():
         raise lib.Skip("clang is not installed")
     out = os.path.join(lib.BUILD, "tests", "fuzz_load")
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    report = os.path.join(lib.ROOT, "report")
+    # the whole report tool but its main()
     srcs = [os.path.join(FUZZ_DIR, "fuzz_load.c")] + \
-        [os.path.join(lib.ROOT, "report", f) for f in ("load.c", "strbuf.c", "usage.c")]
+        sorted(os.path.join(report, f) for f in os.listdir(report)
+               if f.endswith(".c") and f != "main.c")
     cmd = ["clang", "-std=gnu11", "-g", "-O1", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
            "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
-           "-I" + os.path.join(lib.ROOT, "include"), "-I" + os.path.join(lib.ROOT, "report"),
-           "-o", out] + srcs
+           "-I" + os.path.join(lib.ROOT, "include"), "-I" + report,
+           "-o", out] + srcs + ["-ldw", "-lelf", "-lz", "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         if "fuzzer" in r.stderr and ("cannot find" in r.stderr or "not found" in r.stderr):
@@ -80,7 +85,8 @@ def build_fuzzer():
 
 
 def test_fuzz_seeds_are_valid_dumps():
-    """The synthetic seeds are dumps the report accepts, with the totals they were built with."""
+    """The synthetic seeds are dumps the report accepts, with the totals they were built with,
+    and every view runs on each of them."""
     d = lib.tmpdir("mapprof-seeds-")
     path = os.path.join(d, "three.dump")
     with open(path, "wb") as f:
@@ -89,8 +95,18 @@ def test_fuzz_seeds_are_valid_dumps():
     assert prof["totals"]["alloc_objects"] == 3 + 4 + 5
     assert prof["totals"]["alloc_space"] == 3 * 16 + 4 * 32 + 5 * 64
     assert [m["symbols"] for m in prof["modules"]] == ["missing", "missing"]
+    # every view, on every seed (the empty profile included), under the sanitizers
+    out = os.path.join(d, "out")
     for name in sorted(os.listdir(os.path.join(FUZZ_DIR, "corpus"))):
-        lib.mapprof("export", "-q", os.path.join(FUZZ_DIR, "corpus", name))
+        seed = os.path.join(FUZZ_DIR, "corpus", name)
+        for view in (["top"], ["top", "--lines"], ["tree"], ["tree", "--json"], ["peek", "."],
+                     ["growth"], ["diff", seed], ["export"],
+                     ["export", "--format", "collapsed"],
+                     ["export", "--format", "pprof", "-o", out], ["flame", "-o", out],
+                     ["flame", seed, "-o", out], ["merge", "-o", out]):
+            if os.path.exists(out):
+                os.unlink(out)
+            lib.mapprof(*(view + ["-q", seed]))
 
 
 def test_fuzz_loader_bounded_run():

@@ -1,8 +1,9 @@
 """test_report_exports.py: the exports read by other tools. Collapsed stacks add up to the
 profile; the pprof export read by `go tool pprof` shows the same totals and top functions as
-`mapprof top`; the SVG flame graph is well-formed, self-contained, highlights the growth chains
-and, as a diff, colours growth and shrink. All on dumps of programs that count their own
-allocations (tests/progs/report_sites.c, report_growth.c)."""
+`mapprof top` for all four sample types; the SVG flame graph is well-formed, self-contained,
+highlights the growth chains and, as a diff, colours growth and shrink; headless Chromium renders
+it (screenshots checked pixel by pixel) and runs its script (zoom and search). All on dumps of
+programs that count their own allocations (tests/progs/report_sites.c, report_growth.c)."""
 import gzip
 import json
 import os
@@ -108,31 +109,106 @@ def test_report_export_pprof_structure():
     assert any([funcs[l[1]] for l in ls] == ["inner_gamma", "outer_delta"] for ls in locs), locs
 
 
+SAMPLES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
+
+
+def go_pprof_top(go, profile, sample):
+    """`go tool pprof -top` of every node, values in plain units. Returns (total, rows) with
+    rows [(name, flat, cum)] in pprof's order."""
+    tmp = lib.tmpdir("mapprof-go-")
+    env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "cache"), GOFLAGS="-mod=mod",
+               PPROF_TMPDIR=tmp, GOTOOLCHAIN="local")
+    env.pop("LD_PRELOAD", None)
+    r = subprocess.run([go, "tool", "pprof", "-top", "-nodecount=100000", "-nodefraction=0",
+                        "-edgefraction=0", "-unit=B", "-sample_index=" + sample, profile],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert ("Type: %s\n" % sample) in r.stdout, r.stdout[:500]
+    m = re.search(r"of (\d+)B? total", r.stdout)
+    assert m, r.stdout
+    rows = [(name, int(flat), int(cum)) for flat, cum, name in
+            re.findall(r"^ *(\d+)B? +\S+% +\S+% +(\d+)B? +\S+% +(.+)$", r.stdout, re.M)]
+    return int(m.group(1)), rows
+
+
+def short(name):
+    """A function name as both tools print it, for comparing: pprof marks a function seen only
+    inlined with " (inline)", keeps C++ return types ("std::pair std::_Hashtable::emplace") and
+    names an address without a symbol "[module]"; mapprof drops return types and names it
+    "module+0xOFFSET"."""
+    if name.endswith(" (inline)"):
+        name = name[:-len(" (inline)")]
+    m = re.fullmatch(r"(\S+)\+0x[0-9a-f]+", name)
+    if m:
+        return "[%s]" % m.group(1)
+    return name.split(" ")[-1]
+
+
+def check_go_round_trip(go, dump, truth=None):
+    out = os.path.join(lib.tmpdir(), "profile.pb.gz")
+    lib.mapprof("export", "--format", "pprof", "-o", out, dump)
+    totals = lib.profile_json([dump])["totals"]
+    for sample in SAMPLES:
+        total, rows = go_pprof_top(go, out, sample)
+        ours = json.loads(text(lib.mapprof("top", "--json", "--nodecount", "0", "--sample",
+                                           sample, dump).stdout))
+        # the same total, the one the dump holds
+        assert total == ours["total"] == totals[sample], (sample, total, ours["total"])
+        # the same functions with the same flat and cum values; pprof makes one node of all
+        # the addresses without a symbol in a module, so those are summed per module
+        theirs, mine = {}, {}
+        for name, flat, cum in rows:
+            e = theirs.setdefault(short(name), [0, 0, 0])
+            e[0] += flat
+            e[1] = max(e[1], cum)
+            e[2] += 1
+        for r in ours["rows"]:
+            e = mine.setdefault(short(r["name"]), [0, 0, 0])
+            e[0] += r["flat"]
+            e[1] = max(e[1], r["cum"])
+            e[2] += 1
+        flat_t = {k: v[0] for k, v in theirs.items() if v[0]}
+        flat_m = {k: v[0] for k, v in mine.items() if v[0]}
+        assert flat_t == flat_m, (sample, flat_t, flat_m)
+        for k, (flat, cum, n) in theirs.items():
+            if n == 1 and mine.get(k, [0, 0, 0])[2] == 1 and not k.startswith("["):
+                assert cum == mine[k][1], (sample, k, cum, mine[k])
+        assert set(k for k, v in theirs.items() if v[1]) == set(k for k, v in mine.items()
+                                                                 if v[1]), sample
+        # the top functions in the same order (ties broken differently: pprof by name,
+        # mapprof by cum, so equal values compare as sets)
+        def levels(pairs):
+            out = {}
+            for name, flat in pairs:
+                if flat:
+                    out.setdefault(flat, set()).add(name)
+            return [(v, out[v]) for v in sorted(out, reverse=True)][:3]
+        order_t = [flat for n, flat, _ in rows if flat]
+        assert order_t == sorted(order_t, reverse=True), rows
+        order_m = [r["flat"] for r in ours["rows"] if r["flat"]]
+        assert order_m == sorted(order_m, reverse=True), ours["rows"]
+        top_t, top_m = levels(flat_t.items()), levels(flat_m.items())
+        assert top_t == top_m, (sample, top_t, top_m)
+        if truth:
+            key = {"alloc_objects": "objects", "alloc_space": "bytes",
+                   "inuse_objects": "inuse_objects", "inuse_space": "inuse_bytes"}[sample]
+            assert flat_t["leaf_alpha"] == truth["leaf_alpha"][key], (sample, flat_t)
+
+
 def test_report_export_pprof_go_tool():
+    """`go tool pprof` reads the export and shows, for each of the four sample types, the same
+    total and the same functions with the same flat and cum values as `mapprof top`: on a C
+    program that counts its allocations, and on a C++ one whose frames are mostly inlined."""
     go = shutil.which("go")
     if not go:
         raise lib.Skip("go (Debian golang-go) is not installed")
     truth, dump = run("report_sites.c", "report_sites_O2", 3)
-    out = os.path.join(lib.tmpdir(), "sites.pb.gz")
-    lib.mapprof("export", "--format", "pprof", "-o", out, dump)
-    env = dict(os.environ, HOME=lib.tmpdir(), GOCACHE=lib.tmpdir(), GOFLAGS="-mod=mod",
-               PPROF_TMPDIR=lib.tmpdir())
-    for sample in ("alloc_objects", "alloc_space"):
-        r = subprocess.run([go, "tool", "pprof", "-top", "-nodecount=5", "-sample_index=" + sample,
-                            out], capture_output=True, text=True, env=env, timeout=300)
-        assert r.returncode == 0, r.stderr[-1000:]
-        ours = json.loads(text(lib.mapprof("top", "--json", "--sample", sample, dump).stdout))
-        m = re.search(r"of (\S+) total", r.stdout)
-        assert m, r.stdout
-        if sample == "alloc_objects":
-            assert int(m.group(1)) == ours["total"], (r.stdout, ours["total"])
-        rows = re.findall(r"^ *(\d\S*) +\S+% +\S+% +(\S+) +\S+% +(\S+)", r.stdout, re.M)
-        # pprof marks a function shown only inlined with " (inline)"; the regex stops before it
-        go_top = [name for flat, cum, name in rows][:3]
-        go_top = [n[:-len(" (inline)")] if n.endswith(" (inline)") else n for n in go_top]
-        assert go_top == [row["name"] for row in ours["rows"][:3]], (r.stdout, ours["rows"][:3])
-        if sample == "alloc_objects":
-            assert int(rows[0][0]) == ours["rows"][0]["flat"] == truth["leaf_alpha"]["objects"]
+    check_go_round_trip(go, dump, truth)
+    exe = lib.build_prog("report_umap_O2", [os.path.join(PROGS, "report_umap.cc")],
+                         flags=["-O2", "-g"], lang="c++")
+    cp, dump = lib.run_profiled([exe, "5000"])
+    assert cp.returncode == 0
+    check_go_round_trip(go, dump)
 
 
 def parse_svg(path):
@@ -202,26 +278,208 @@ def test_report_flame_diff():
     assert re.fullmatch(r"rgb\(\d+,\d+,255\)", fills["leaf_alpha"]), fills
 
 
-def test_report_flame_renders_in_a_browser():
-    """Headless Chromium loads the SVG, runs its script (which lays out and labels the frames)
-    and takes a screenshot. Skips where no Chromium is installed."""
+# ---- the flame graph in a real browser (headless Chromium) ----
+
+def chromium():
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         raise lib.Skip("no chromium (Debian package chromium) to render the SVG")
+    return browser
+
+
+def headless(browser, url, *args, timeout=90):
+    """Runs headless Chromium on URL with ARGS (--dump-dom, --screenshot=...) and returns its
+    stdout. It runs as root in CI: no sandbox, a fresh profile directory, and the whole process
+    group killed if it outlives TIMEOUT seconds."""
+    profile = lib.tmpdir("mapprof-chromium-")
+    cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+           "--hide-scrollbars", "--user-data-dir=" + profile] + list(args) + [url]
+    env = dict(os.environ, HOME=profile)
+    env.pop("LD_PRELOAD", None)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.communicate()
+        raise AssertionError("chromium did not finish in %ds: %s" % (timeout, " ".join(cmd)))
+    finally:
+        try:
+            os.killpg(p.pid, 9)  # helpers (zygote, GPU process) left behind, if any
+        except ProcessLookupError:
+            pass
+    assert p.returncode == 0, "chromium exit %d: %s" % (p.returncode, text(err)[-1500:])
+    return text(out)
+
+
+def read_png(path):
+    """(width, height, [(r, g, b)] row by row) of an 8-bit RGB or RGBA PNG (what Chromium's
+    --screenshot writes), decoded here so the suite needs no imaging library."""
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "%s is not a PNG" % path
+    i, idat, ihdr = 8, [], None
+    while i < len(data):
+        n, kind = struct.unpack(">I4s", data[i:i + 8])
+        body = data[i + 8:i + 8 + n]
+        i += 12 + n
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    w, h, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and ctype in (2, 6) and interlace == 0, ihdr
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(b"".join(idat))
+    stride = w * bpp
+    prev = bytearray(stride)
+    pixels = []
+    for y in range(h):
+        at = y * (stride + 1)
+        kind, line = raw[at], bytearray(raw[at + 1:at + 1 + stride])
+        if kind == 1:
+            for x in range(bpp, stride):
+                line[x] = (line[x] + line[x - bpp]) & 255
+        elif kind == 2:
+            for x in range(stride):
+                line[x] = (line[x] + prev[x]) & 255
+        elif kind == 3:
+            for x in range(stride):
+                left = line[x - bpp] if x >= bpp else 0
+                line[x] = (line[x] + ((left + prev[x]) >> 1)) & 255
+        elif kind == 4:
+            for x in range(stride):
+                a = line[x - bpp] if x >= bpp else 0
+                b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[x] = (line[x] + pred) & 255
+        else:
+            assert kind == 0, "PNG filter %d" % kind
+        pixels.extend(tuple(line[x:x + 3]) for x in range(0, stride, bpp))
+        prev = line
+    return w, h, pixels
+
+
+def frame_area(frames, pred):
+    """Pixels the frames selected by PRED cover as drawn in the file (width x 15-pixel row)."""
+    return sum(float(g.find(SVG + "rect").get("width")) * 15 for g in frames if pred(g))
+
+
+def title(g):
+    return g.find(SVG + "title").text
+
+
+def test_report_flame_renders_in_a_browser():
+    """Headless Chromium draws the flame graph: the screenshot is not blank, the frames show in
+    the flame palette covering the area the SVG gives them, the growth chain's frame in the
+    growth colour, labels in black."""
+    browser = chromium()
+    _, dump = run("report_growth.c", "report_growth_O2", "uthash", 20000)
+    d = lib.tmpdir()
+    svg = os.path.join(d, "flame.svg")
+    lib.mapprof("flame", "--sample", "alloc_space", dump, "-o", svg)
+    _, frames = parse_svg(svg)
+    height = int(ET.parse(svg).getroot().get("height"))
+    png = os.path.join(d, "flame.png")
+    headless(browser, "file://" + svg, "--screenshot=" + png,
+             "--window-size=1200,%d" % height)
+    w, h, px = read_png(png)
+    assert (w, h) == (1200, height), (w, h)
+    colours = {}
+    for p in px:
+        colours[p] = colours.get(p, 0) + 1
+    assert len(colours) > 20, "a blank or nearly blank screenshot: %s" % list(colours)[:10]
+    background = colours.get((0xF8, 0xF8, 0xF0), 0)
+    assert background > 0.2 * w * h, "no flame graph background"
+    growth = [g for g in frames if g.get("data-g") == "1"]
+    assert growth, "no growth frame in the SVG"
+    # the growth frame's purple, over at least half the area the file gives it (labels and
+    # anti-aliased edges take some)
+    want = frame_area(frames, lambda g: g.get("data-g") == "1")
+    got = colours.get((190, 60, 220), 0)
+    assert want > 500 and 0.5 * want <= got <= want + 100, (got, want)
+    # the other frames: the flame palette (red 205-254, green 80-199, blue 0-54)
+    want = frame_area(frames, lambda g: g.get("data-g") != "1")
+    got = sum(n for (r, g, b), n in colours.items() if r >= 205 and 80 <= g < 200 and b < 55)
+    assert 0.5 * want <= got <= want + 100, (got, want)
+    # labels drawn: dark text pixels
+    dark = sum(n for (r, g, b), n in colours.items() if r < 80 and g < 80 and b < 80)
+    assert dark > 200, dark
+
+
+def test_report_flame_script_in_a_browser():
+    """The SVG's own script runs in Chromium: loaded with ?s=RE&zoom=NAME (a shareable link), it
+    zooms into the named frame (full width, frames outside hidden) and highlights the search
+    matches, as the DOM after the script and a screenshot both show."""
+    browser = chromium()
     _, dump = run("report_sites.c", "report_sites_O2", 1)
     d = lib.tmpdir()
     svg = os.path.join(d, "flame.svg")
     lib.mapprof("flame", dump, "-o", svg)
-    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                        "file://" + svg], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-1000:]
-    # after the script ran, frame labels hold text (they are empty in the file)
-    assert re.search(r"<text[^>]*>leaf_alpha</text>", r.stdout), r.stdout[:2000]
-    png = os.path.join(d, "flame.png")
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--screenshot=" + png, "--window-size=1200,600", "file://" + svg],
-                   capture_output=True, timeout=120)
-    assert os.path.getsize(png) > 1000
+    _, frames = parse_svg(svg)
+    leaves = [g for g in frames if title(g).startswith("leaf_")]
+    assert len(leaves) == 3, [title(g) for g in frames]  # main->leaf_alpha, mid->alpha, beta
+    url = "file://" + svg + "?s=%5Eleaf_&zoom=mid_epsilon"
+    dom = headless(browser, url, "--dump-dom", "--virtual-time-budget=5000")
+    assert "matched %d frames" % len(leaves) in dom, dom[-3000:]
+    gs = re.findall(r'<g class="f"[^>]*>.*?</g>', dom, re.S)
+    assert len(gs) == len(frames), (len(gs), len(frames))
+
+    def drawn(name):
+        out = []
+        for g in gs:
+            if re.search(r"<title>%s \(" % re.escape(name), g):
+                style = re.search(r'style="([^"]*)"', g)
+                rect = re.search(r"<rect[^>]*>", g).group(0)
+                out.append((style.group(1) if style else "", rect))
+        assert out, name
+        return out
+
+    # zoomed: mid_epsilon spans the width, outer_delta (not under it) is hidden
+    ((style, rect),) = drawn("mid_epsilon")
+    assert 'width="1199.5"' in rect and "display: none" not in style, (style, rect)
+    for style, rect in drawn("outer_delta"):
+        assert "display: none" in style, style
+    # highlighted: every leaf_ frame, and nothing else
+    hits = [g for g in gs if 'fill="rgb(230,0,230)"' in g]
+    assert len(hits) == len(leaves), hits
+    assert all(re.search(r"<title>leaf_", g) for g in hits)
+    # and the picture: the two leaves under mid_epsilon, now the full width, in magenta
+    png = os.path.join(d, "zoom.png")
+    height = int(ET.parse(svg).getroot().get("height"))
+    headless(browser, url, "--screenshot=" + png, "--window-size=1200,%d" % height,
+             "--virtual-time-budget=5000")
+    w, h, px = read_png(png)
+    magenta = sum(1 for p in px if p == (230, 0, 230))
+    assert magenta >= 0.5 * 1200 * 15, magenta
+
+
+def test_report_flame_diff_in_a_browser():
+    """A diff flame graph in Chromium: every frame grew from BASE to NEW, so the picture has
+    red frames and no blue ones; the other way round, blue and no red."""
+    browser = chromium()
+    _, a = run("report_sites.c", "report_sites_O2", 1)
+    _, b = run("report_sites.c", "report_sites_O2", 3)
+    d = lib.tmpdir()
+    for base, new, grew in ((a, b, True), (b, a, False)):
+        svg = os.path.join(d, "diff.svg")
+        lib.mapprof("flame", base, new, "-o", svg)
+        height = int(ET.parse(svg).getroot().get("height"))
+        png = os.path.join(d, "diff.png")
+        headless(browser, "file://" + svg, "--screenshot=" + png,
+                 "--window-size=1200,%d" % height)
+        w, h, px = read_png(png)
+        red = sum(1 for r, g, b in px if r == 255 and g == b and g < 200)
+        blue = sum(1 for r, g, b in px if b == 255 and r == g and r < 200)
+        big, small = (red, blue) if grew else (blue, red)
+        assert big > 1200 * 15 and small == 0, (grew, red, blue)
 
 
 FAKE_DOM = r"""

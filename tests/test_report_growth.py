@@ -182,6 +182,56 @@ def test_report_growth_ghash_O0():
     check_ghash("O0")
 
 
+KNOWN = {
+    "dictresize": ("CPython dict", "_PyDict_NewPresized"),
+    "list_resize": ("CPython list", "[x] * n"),
+    "S_hsplit": ("Perl hash", "keys(%h) = N"),
+    "luaH_resize": ("Lua table", "lua_createtable"),
+    "kh_resize_int": ("khash", "kh_resize(name, h, n)"),
+    "rehash": ("hash map (git hashmap or similar)", "hashmap_init"),
+}
+
+
+def check_known(opt):
+    """Tables grown through functions named like CPython's, Perl's, Lua's, khash's and git's
+    growth functions: each is one growth-function site with the container's name, its knob and
+    exactly the growth allocations and sizes the program counted; the same growth under an
+    unknown name is found by its sizes; a table sized once is no site."""
+    truth, dump = run([build("report_known", "report_known.c", opt), "5000"])
+    g = growth(dump)
+    for name, (container, knob) in KNOWN.items():
+        want = truth[name]
+        sites = [s for s in g["sites"] if s["growth_function"] == name]
+        assert len(sites) == 1, (opt, name, [s["growth_function"] for s in g["sites"]])
+        s = sites[0]
+        assert s["kind"] == "growth-function" and s["container"] == container, (opt, s)
+        assert knob in s["knob"], (opt, name, s["knob"])
+        assert s["growth_allocations"] == want["allocations"] >= 9, (opt, name, s, want)
+        assert s["sizes"] == want["sizes"] and s["growth_bytes"] == want["bytes"], (s, want)
+        assert s["save_objects"] == want["allocations"] - 1
+        assert s["save_bytes"] == want["bytes"] - want["sizes"][-1]
+        assert abs(s["factor"] - 2.0) < 1e-9
+        names = [f["function"] for f in s["frames"]]
+        assert name in names[:2] and "fill" in names and "main" in names, names
+    (s,) = through([s for s in g["sites"] if s["growth_function"] is None], "my_table_enlarge")
+    want = truth["my_table_enlarge"]
+    assert s["kind"] == "size-steps" and s["sizes"] == want["sizes"], (s, want)
+    assert through(g["sites"], "fill_presized") == [] and through(g["sites"], "table_init") == []
+    assert len(g["sites"]) == len(KNOWN) + 1, [s["growth_function"] for s in g["sites"]]
+    # the text view names each container and its knob
+    out = text(lib.mapprof("growth", dump).stdout)
+    for name, (container, knob) in KNOWN.items():
+        assert "%s, through growth function %s" % (container, name) in out, out
+
+
+def test_report_growth_known_functions_O2():
+    check_known("O2")
+
+
+def test_report_growth_known_functions_O0():
+    check_known("O0")
+
+
 def test_report_diff_shows_predicted_saving():
     """unordered_map grown one insert at a time vs reserve()d: the same final bucket array, so
     diff must show exactly the objects and bytes growth said sizing once would save."""

@@ -163,3 +163,92 @@ def test_report_load_random_corruption():
         assert cp.returncode in (0, 2) and "Sanitizer" not in err and "runtime error" not in err, \
             (i, cp.returncode, err[-600:])
         os.unlink(path)
+
+
+# ---- adversarial but valid dumps: time and memory stay linear in the input ----
+
+def rec(tag, payload):
+    return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
+
+
+def synthetic(cmdline=b"prog\0", modules=(), chains=(), max_depth=64):
+    """A valid dump from parts: modules [(path, build_id)], chains [(frames, classes)] with
+    frames [(module, offset)] and classes [(log2, objects, size)] (each class one size)."""
+    out = b"MAPPROF\0" + struct.pack("<II", 1, 16)
+    out += rec(1, struct.pack("<QQQQIIIIQQQ", 7, 1, 0, 0, 1, max_depth, 0, 0, 0, 0, 1))
+    out += rec(2, b"/nonexistent/prog")
+    out += rec(3, cmdline)
+    out += b"".join(rec(4, struct.pack("<IIQIIII", i, 0, 0, 0, len(bid), len(path), 0) + bid +
+                        path) for i, (path, bid) in enumerate(modules))
+    tot = [0, 0, 0, 0]
+    body = []
+    for i, (frames, classes) in enumerate(chains):
+        objs = sum(n for _, n, _ in classes)
+        space = sum(n * z for _, n, z in classes)
+        body.append(rec(5, struct.pack("<IIIIQQQQ", i, 0, len(frames), len(classes), objs, space,
+                                       0, 0) +
+                        b"".join(struct.pack("<IIQ", m, 0, o) for m, o in frames) +
+                        b"".join(struct.pack("<IIQQQQ", lg, 0, n, n * z, z, z)
+                                 for lg, n, z in classes)))
+        tot[0] += objs
+        tot[1] += space
+    out += b"".join(body)
+    out += rec(0x454E44, struct.pack("<QQQQQQ", len(chains), len(modules), *tot))
+    return out
+
+
+NONE = 0xFFFFFFFF
+
+
+def adversarial(size):
+    """Dumps of about SIZE bytes that stress one dimension each."""
+    one = [(5, 1, 16)]
+    n = size // 80
+    yield "cmdline", synthetic(cmdline=b"\0" * size)
+    yield "modules", synthetic(modules=[(b"/nonexistent/lib%d.so" % (i % 7), struct.pack("<Q", i))
+                                        for i in range(size // 72)])
+    yield "fanout", synthetic(chains=[([(NONE, 0x1000 + 16 * i)], one) for i in range(n)])
+    depth = 1000
+    yield "deep", synthetic(max_depth=depth, chains=[
+        ([(NONE, 0x100000 * i + k) for k in range(depth)], one)
+        for i in range(size // (16 * depth + 112))])
+    classes = [(lg, 41 - lg, 1 << (lg - 1)) for lg in range(1, 41)]
+    yield "classes", synthetic(chains=[([(NONE, 0x1000 + 16 * i)], classes)
+                                       for i in range(size // (64 + 16 + 40 * 40))])
+
+
+def test_report_load_bounded_time_and_memory():
+    """Valid dumps built to stress one dimension each (a huge command line, thousands of
+    modules, a very wide and a very deep call tree, every size class in every chain): every view
+    finishes within seconds, and its peak memory is a small multiple of the input (measured on
+    the optimized build: the sanitizers' own memory would hide it)."""
+    exe = os.path.join(lib.BUILD, "mapprof")
+    if not os.path.exists(exe):
+        raise lib.Skip("%s is not built (make build/mapprof)" % exe)
+    size = 2 << 20
+    out = os.path.join(TMP, "adv.out")
+    # (`peek .` of the deep tree prints every function's whole subtree: gigabytes, in time
+    # and memory linear in what it prints; here it peeks at the outermost frames)
+    views = (["top"], ["tree"], ["peek", "3e7$"], ["growth"], ["diff", None], ["export"],
+             ["export", "--format", "collapsed"], ["export", "--format", "pprof", "-o", out],
+             ["flame", "-o", out], ["merge", "-o", out])
+    # runs the view and prints its exit status and peak RSS (KiB) from the rusage of its child
+    probe = ("import resource, subprocess, sys, time\n"
+             "t = time.monotonic()\n"
+             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, timeout=60)\n"
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,\n"
+             "      time.monotonic() - t)\n")
+    for name, data in adversarial(size):
+        path = write("adv-%s.dump" % name, data)
+        for view in views:
+            if os.path.exists(out):
+                os.unlink(out)
+            args = [path if a is None else a for a in view] + ["-q", path]
+            cp = subprocess.run(["python3", "-c", probe, exe] + args, capture_output=True,
+                                text=True, timeout=120)
+            assert cp.returncode == 0, (name, view, "no result in 60 s", cp.stderr[-500:])
+            rc, kb, took = cp.stdout.split()
+            assert rc == "0", (name, view, rc)
+            assert float(took) < 30, (name, view, took)
+            # a small profile's footprint plus a small multiple of the input
+            assert int(kb) * 1024 < 48 * 2**20 + 40 * size, (name, view, int(kb) // 1024, "MiB")

@@ -120,6 +120,53 @@ def test_report_focus_ignore():
     assert lib.mapprof("top", "--focus", "(", dump, check=False).returncode == 1
 
 
+def test_report_focus_ignore_every_view():
+    """--focus and --ignore select the same chains in every view and export: focused on
+    leaf_beta, each one shows exactly leaf_beta's allocations; ignoring it, the rest."""
+    import gzip
+    import xml.etree.ElementTree as ET
+    from test_report_exports import fields, varint
+    t1, a = run_sites(2)
+    t2, b = run_sites(3)
+    beta, total = t1["leaf_beta"]["objects"], lib.profile_json([a])["totals"]["alloc_objects"]
+    for opt, want in (("--focus", beta), ("--ignore", total - beta)):
+        args = (opt, "leaf_beta")
+        assert view_json("top", "--json", *args, a)["shown"] == want
+        assert view_json("tree", "--json", *args, a)["tree"]["value"] == want
+        (main,) = view_json("peek", "--json", *args, "^main$", a)["functions"]
+        assert main["cum"] == want
+        assert lib.profile_json([a] + ["--focus" if opt == "--focus" else "--ignore",
+                                       "leaf_beta"])["totals"]["alloc_objects"] == want
+        out = text(lib.mapprof("export", "--format", "collapsed", *args, a).stdout)
+        assert sum(int(l.rsplit(" ", 1)[1]) for l in out.splitlines()) == want
+        pb = os.path.join(lib.tmpdir(), "f.pb.gz")
+        lib.mapprof("export", "--format", "pprof", *args, "-o", pb, a)
+        with gzip.open(pb) as f:
+            samples = [dict(fields(v))[2] for n, v in fields(f.read()) if n == 2]
+        assert sum(varint(v, 0)[0] for v in samples) == want
+        svg = os.path.join(lib.tmpdir(), "f.svg")
+        lib.mapprof("flame", *args, a, "-o", svg)
+        ns = "{http://www.w3.org/2000/svg}"
+        (root,) = [g for g in ET.parse(svg).getroot().iter(ns + "g") if g.get("data-d") == "0"]
+        assert root.find(ns + "title").text.startswith("all (%d," % want), \
+            root.find(ns + "title").text
+        merged = os.path.join(lib.tmpdir(), "focus.dump")
+        lib.mapprof("merge", *args, a, "-o", merged)
+        assert lib.read_dump(merged)["totals"]["alloc_objects"] == want
+        d = view_json("diff", "--json", *args, a, b)
+        want_b = t2["leaf_beta"]["objects"] if opt == "--focus" else \
+            lib.profile_json([b])["totals"]["alloc_objects"] - t2["leaf_beta"]["objects"]
+        assert (d["base_total"], d["new_total"]) == (want, want_b), d
+    # growth: the uthash growth site is found through fill_uthash and dropped without it
+    exe = lib.build_prog("report_growth_O2", [os.path.join(lib.ROOT, "tests", "progs",
+                                                           "report_growth.c")],
+                         flags=["-O2", "-g"])
+    cp, dump = lib.run_profiled([exe, "uthash", "5000"])
+    assert cp.returncode == 0
+    assert len(view_json("growth", "--json", "--focus", "fill_uthash", dump)["sites"]) == 1
+    assert view_json("growth", "--json", "--ignore", "fill_uthash", dump)["sites"] == []
+
+
 def find_path(node, names):
     for n in names:
         node = next((c for c in node["children"] if c["name"] == n), None)
@@ -222,6 +269,17 @@ def test_report_several_dumps_merge_by_symbols():
     one = lib.profile_json([a])
     assert len(prof["chains"]) == len(one["chains"]), "identical chains were not merged"
     assert len(prof["dumps"]) == 2
+    # the other views take several dumps the same way
+    both = t1["leaf_beta"]["objects"] + t2["leaf_beta"]["objects"]
+    tree = view_json("tree", "--json", "--focus", "leaf_beta", a, b)["tree"]
+    assert tree["value"] == both
+    (f,) = view_json("peek", "--json", "^leaf_beta$", a, b)["functions"]
+    assert f["cum"] == f["self"] == both
+    out = text(lib.mapprof("export", "--format", "collapsed", "--focus", "leaf_beta", a,
+                           b).stdout)
+    assert sum(int(l.rsplit(" ", 1)[1]) for l in out.splitlines()) == both
+    g = view_json("growth", "--json", a, b)
+    assert g["total_objects"] == prof["totals"]["alloc_objects"] and g["sites"] == []
 
 
 def test_report_merge_writes_a_valid_dump():
@@ -423,6 +481,114 @@ def test_report_separate_debug_file():
     assert frames and not [f for f in frames if f["function"] == "leaf_alpha"]
     out = text(lib.mapprof("top", dump).stdout)
     assert re.search(r"sites\+0x[0-9a-f]+", out), out
+
+
+def test_report_debug_dir_and_symtab():
+    """Separate debug files found by build-id (DIR/.build-id/xx/rest.debug, Debian's layout
+    under /usr/lib/debug) and by .gnu_debuglink under a debug directory (DIR/<the binary's
+    directory>/<link>), given with --debug-dir; and a binary with only its ELF symbol table
+    (strip --strip-debug): function names, no file:line."""
+    import shutil
+    import subprocess
+    if not (shutil.which("objcopy") and shutil.which("strip") and shutil.which("readelf")):
+        raise lib.Skip("no binutils")
+    d = lib.tmpdir("mapprof-debugdir-")
+    exe = os.path.join(d, "sites")
+    shutil.copy(prog("O2"), exe)
+    # the debug file is kept out of the binary's directory: libdw looks for NAME.debug there
+    os.makedirs(os.path.join(d, "keep"))
+    debug = os.path.join(d, "keep", "sites.debug")
+    subprocess.run(["objcopy", "--only-keep-debug", exe, debug], check=True)
+    subprocess.run(["strip", "--strip-all", exe], check=True)
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    want_line = source_line("void *p = malloc(32);")
+
+    def module_state(*opts):
+        prof = json.loads(text(lib.mapprof("export", "-q", *opts, dump).stdout))
+        (m,) = [m for m in prof["modules"] if m["path"] == exe]
+        return m
+
+    def alpha_row(*opts):
+        rows = rows_by_name(view_json("top", "--json", "--lines", "--nodecount", "0", "-q",
+                                      *opts, dump))
+        return rows.get("leaf_alpha")
+
+    # stripped: a few dynamic symbols at most, none of the program's functions
+    assert module_state()["symbols"] in ("none", "symtab") and alpha_row() is None
+    # by build-id
+    bid = module_state()["build_id"]
+    by_id = os.path.join(d, "by-id")
+    os.makedirs(os.path.join(by_id, ".build-id", bid[:2]))
+    shutil.copy(debug, os.path.join(by_id, ".build-id", bid[:2], bid[2:] + ".debug"))
+    assert module_state("--debug-dir", by_id)["symbols"] == "dwarf"
+    assert alpha_row("--debug-dir", by_id)["line"] == want_line
+    # by .gnu_debuglink, the debug file under DIR/<the binary's directory>/
+    linked = os.path.join(d, "linked")
+    shutil.copy(exe, linked)
+    subprocess.run(["objcopy", "--add-gnu-debuglink=" + debug, linked], check=True)
+    cp, dump = lib.run_profiled([linked, "1"])
+    assert cp.returncode == 0
+    under = os.path.join(d, "debug-root")
+    os.makedirs(under + d)
+    shutil.move(debug, os.path.join(under + d, "sites.debug"))
+    prof = json.loads(text(lib.mapprof("export", "-q", dump).stdout))
+    assert [m["symbols"] for m in prof["modules"] if m["path"] == linked] in (["none"],
+                                                                               ["symtab"])
+    prof = json.loads(text(lib.mapprof("export", "-q", "--debug-dir", under, dump).stdout))
+    assert [m["symbols"] for m in prof["modules"] if m["path"] == linked] == ["dwarf"]
+    rows = rows_by_name(view_json("top", "--json", "--lines", "--nodecount", "0",
+                                  "--debug-dir", under, dump))
+    assert rows["leaf_alpha"]["line"] == want_line
+    # a directory that does not exist is bad input
+    cp = lib.mapprof("top", "--debug-dir", os.path.join(d, "nope"), dump, check=False)
+    assert cp.returncode == 2 and "nope" in text(cp.stderr)
+    # symbol table only: names without lines
+    symtab = os.path.join(d, "symtab")
+    shutil.copy(prog("O2"), symtab)
+    subprocess.run(["strip", "--strip-debug", symtab], check=True)
+    truth, _ = run_sites(1)
+    cp, dump = lib.run_profiled([symtab, "1"])
+    assert cp.returncode == 0
+    prof = lib.profile_json([dump])
+    (m,) = [m for m in prof["modules"] if m["path"] == symtab]
+    assert m["symbols"] == "symtab", m
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", dump))
+    assert rows["leaf_alpha"]["flat"] == truth["leaf_alpha"]["objects"]
+    frames = [f for c in prof["chains"] for f in c["frames"] if f["module"] == symtab]
+    assert frames and all(f["file"] is None and f["line"] is None for f in frames)
+    # inner_gamma was inlined: without DWARF its allocations belong to outer_delta
+    assert rows["outer_delta"]["flat"] == truth["inner_gamma"]["objects"]
+
+
+def test_report_each_address_symbolized_once():
+    """Every distinct return address of the dumps (counted here by the independent reader) is
+    symbolized exactly once, however many chains and dumps pass through it (--stats)."""
+    exe = lib.build_prog("report_umap_O2", [os.path.join(lib.ROOT, "tests", "progs",
+                                                         "report_umap.cc")],
+                         flags=["-O2", "-g"], lang="c++")
+    dumps = []
+    for n in ("3000", "5000"):
+        cp, dump = lib.run_profiled([exe, n])
+        assert cp.returncode == 0
+        dumps.append(dump)
+    _, a = run_sites(1)
+    dumps.append(a)
+    addrs, raw, chains = set(), 0, 0
+    for path in dumps:
+        d = lib.read_dump(path)
+        mods = {m["id"]: (m["path"], m["build_id"]) for m in d["modules"]}
+        for c in d["chains"]:
+            chains += 1
+            raw += len(c["frames"])
+            addrs.update((mods.get(m), o) for m, o in c["frames"])
+    cp = lib.mapprof("top", "--stats", *dumps)
+    m = re.search(r"^mapprof: stats: 3 dumps \(\d+ bytes\), (\d+) chains \(\d+ after merging "
+                  r"by symbols\), (\d+) return addresses, (\d+) distinct addresses symbolized "
+                  r"once each", text(cp.stderr), re.M)
+    assert m, cp.stderr
+    assert (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (chains, raw, len(addrs)), \
+        (m.groups(), chains, raw, len(addrs))
 
 
 def test_report_truncated_chains():
