@@ -248,6 +248,28 @@ static double sample_scale(double mean_size, uint64_t period)
 	return q > 0 ? 1.0 / q : 1.0;
 }
 
+/* The objects of one size class. Its samples lean towards its larger sizes
+ * (a request of s bytes is sampled in proportion to s while s << P), so the
+ * mean sampled size overstates the mean request and scaling by it undercounts
+ * objects (by about 4% for sizes spread over a power of two). Instead the
+ * class's requests are taken as spread evenly over [min, max]: the chance
+ * that one of them is sampled is then the mean of 1 - exp(-s/P) over that
+ * range, and each sample stands for 1/that many requests. Exact when all
+ * requests have one size (min == max). Bytes need no such care: a sample
+ * stands for about P bytes whatever its size, which the mean-size scale
+ * already gives. */
+static double objects_scale(uint64_t min, uint64_t max, double mean_size, uint64_t period)
+{
+	if (!period)
+		return 1.0;
+	if (min == 0 || max <= min)
+		return sample_scale(mean_size, period);
+	double P = (double)period, a = (double)min, w = (double)(max - min);
+	/* mean of 1 - exp(-s/P) over [a, a + w] = 1 + (P / w) exp(-a/P) expm1(-w/P) */
+	double q = 1.0 + (P / w) * exp(-a / P) * expm1(-w / P);
+	return q > 0 ? 1.0 / q : sample_scale(mean_size, period);
+}
+
 static uint64_t scaled(uint64_t v, double k)
 {
 	return k == 1.0 ? v : (uint64_t)llround((double)v * k);
@@ -306,10 +328,10 @@ void profile_add_dump(struct profile *p, struct dump *d)
 			 */
 			uint64_t o = 0, b = 0;
 			for (uint32_t k = 0; k < dc->c.nclasses; k++) {
-				double sc = sample_scale(
-				    (double)cls[k].bytes / (double)cls[k].objects, period);
-				cls[k].objects = scaled(cls[k].objects, sc);
-				cls[k].bytes = scaled(cls[k].bytes, sc);
+				double mean = (double)cls[k].bytes / (double)cls[k].objects;
+				double so = objects_scale(cls[k].min, cls[k].max, mean, period);
+				cls[k].objects = scaled(cls[k].objects, so);
+				cls[k].bytes = scaled(cls[k].bytes, sample_scale(mean, period));
 				o += cls[k].objects;
 				b += cls[k].bytes;
 			}

@@ -2,11 +2,13 @@
 On a large run the report's scaled estimates of alloc_objects and alloc_space per site must lie
 within a stated error of the program's exact counts.
 
-The error is stated from the sampling itself: a site of N allocations of s bytes gives
-k ~ N (1 - exp(-s/P)) samples on average, and the relative standard error of the estimate is
-about 1/sqrt(k). Each estimate must be within 4 standard errors plus 1% (the 1% covers the
-size-class scaling of mixed sizes), and never worse than 10% for a site with more than 1,000
-expected samples. Seeds come from the clock, so a run that fails by chance is a 4-sigma event."""
+The error is stated from the sampling itself. A request of s bytes is sampled with probability
+p(s) = 1 - exp(-s/P), independently, and the report counts each sample as 1/p requests (and s/p
+bytes), so the standard error of an estimate is sqrt(sum over requests of (1 - p)/p) for objects
+and sqrt(sum of s^2 (1 - p)/p) for bytes; the test computes both from the program's own sequence
+of requests. Each estimate must be within 4 standard errors plus 2% (the report sees each size
+class's count, bytes, min and max, not every sampled size). Seeds come from the clock, so a run
+that fails by chance is a 4-sigma event."""
 import json
 import math
 
@@ -19,20 +21,29 @@ def sample_prog():
     return lib.build_prog("sample_sites", ["sample_sites.c"])
 
 
-def expected_samples(site, rounds):
-    r = 88172645463325252
-    mask = (1 << 64) - 1
-    k = 0.0
+def requests(site, rounds):
+    """(size, how many) of every request the site makes, as sample_sites.c does."""
     if site == "site_small":
-        return 8 * rounds * (1 - math.exp(-32 / PERIOD))
+        return [(32, 8 * rounds)]
     if site == "site_large":
-        return ((rounds + 7) // 8) * (1 - math.exp(-65536 / PERIOD))
+        return [(65536, (rounds + 7) // 8)]
+    r, mask, out = 88172645463325252, (1 << 64) - 1, {}
     for _ in range(rounds):
         r ^= (r << 13) & mask
         r ^= r >> 7
         r ^= (r << 17) & mask
-        k += 1 - math.exp(-(64 + r % 8129) / PERIOD)
-    return k
+        n = 64 + r % 8129
+        out[n] = out.get(n, 0) + 1
+    return sorted(out.items())
+
+
+def standard_errors(site, rounds):
+    var_o = var_b = 0.0
+    for size, count in requests(site, rounds):
+        p = -math.expm1(-size / PERIOD)
+        var_o += count * (1 - p) / p
+        var_b += count * size * size * (1 - p) / p
+    return {"alloc_objects": math.sqrt(var_o), "alloc_space": math.sqrt(var_b)}
 
 
 def test_sampled_estimates_within_stated_error():
@@ -51,13 +62,11 @@ def test_sampled_estimates_within_stated_error():
         for site, t in sorted(truth.items()):
             want = t[key]
             got = rows.get(site, {}).get("flat", 0)
-            k = expected_samples(site, rounds)
-            bound = want * (4 / math.sqrt(k) + 0.01)
-            if k > 1000:
-                bound = min(bound, 0.10 * want)
+            se = standard_errors(site, rounds)[sample]
+            bound = 4 * se + 0.02 * want
             if abs(got - want) > bound:
-                errors.append("%s %s: estimate %d, exact %d (allowed +-%d, %.0f samples expected)"
-                              % (site, sample, got, want, bound, k))
+                errors.append("%s %s: estimate %d, exact %d (allowed +-%d: 4 x %.0f + 2%%)"
+                              % (site, sample, got, want, bound, se))
     assert not errors, "\n  ".join(errors)
     # The dump is small: samples, not calls, are what it holds.
     exact = sum(t["objects"] for t in truth.values())
