@@ -31,7 +31,7 @@ LIB = $(BUILD)/libmapprof.so
 CMD = $(BUILD)/mapprof
 CMD_SAN = $(BUILD)/mapprof-asan
 
-.PHONY: all deps demo test bench install uninstall format format-check clean examples
+.PHONY: all deps deps-bench demo test bench install uninstall format format-check clean examples
 
 all: $(LIB) $(CMD)
 
@@ -48,15 +48,25 @@ $(CMD_SAN): $(REPORT_SRC) $(REPORT_HDR) | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
+# `make bench` also compares with heaptrack and records with perf.
+DEPS_BENCH = heaptrack linux-perf
+
 deps:
-	@missing=""; for p in $(DEPS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "mapprof: installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(call install_missing,$(DEPS))
+
+deps-bench: deps
+	@$(call install_missing,$(DEPS_BENCH))
+
+define install_missing
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "mapprof: installing Debian packages:$$missing"; \
+  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+fi
+endef
 
 -include examples/examples.mk
 -include tests/tests.mk

@@ -21,9 +21,11 @@ $(BENCH_DIR):
 $(BENCH_DIR)/%: bench/%.c bench/bench.h | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< -lpthread
 
-bench: all bench-progs
+bench: deps-bench
+	$(MAKE) all bench-progs
 	BENCH_QUICK=$(BENCH_QUICK) python3 bench/run.py --build $(BUILD)
 
 # The shim's hot path on workload 1 in each mode: `perf record -g`, top symbols (needs perf).
-bench-perf: all bench-progs
+bench-perf: deps-bench
+	$(MAKE) all bench-progs
 	python3 bench/run.py --build $(BUILD) --perf
