@@ -502,7 +502,11 @@ def render(results, chains, memory, mach, settings, modes, workloads):
              "got there within 50,000 calls.")
     L.append("- 2 threads: ns/alloc divides the added time by both threads' allocations, so on 2 CPUs "
              "the wall figure is about half the CPU one. The scaling target compares ratios vs native, "
-             "so whatever native itself loses on 2 threads cancels.")
+             "so whatever native itself loses on 2 threads cancels. It is one-sided: serialization "
+             "would raise the 2-thread ratio. Native malloc+free itself slows down per thread when a "
+             "second thread runs beside it (compare its 1- and 2-thread wall times above), more "
+             "than mapprof does, so mapprof's 2-thread ratio can come out below its 1-thread one; "
+             "that is not a failure to scale.")
     L.append("- heaptrack runs heaptrack_interpret and zstd beside the program: with a CPU to spare "
              "(1 thread on 2 CPUs) its wall overhead is well below its CPU overhead.")
     L.append("")
@@ -532,10 +536,10 @@ def render_targets(results):
         if "wall_x" in a and "wall_x" in b:
             d = b["wall_x"] / a["wall_x"] - 1
             dc = b["cpu_x"] / a["cpu_x"] - 1 if a.get("cpu_x") and b.get("cpu_x") else float("nan")
-            rows.append(("2 threads scale: %s ratio vs native within 10%% of 1 thread's" % label,
+            rows.append(("2 threads scale: %s ratio vs native at most 10%% above 1 thread's" % label,
                          "wall %.2fx (2 threads) vs %.2fx (1 thread): %+.0f%%; CPU %+.0f%%" % (
                              b["wall_x"], a["wall_x"], d * 100, dc * 100),
-                         abs(d) <= 0.10))
+                         d <= 0.10))
     for key, label in (("pairs1", "1 thread"), ("pairs2", "2 threads")):
         e = mode(key, "mapprof fp")
         if "wall_x" in e:
