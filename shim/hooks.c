@@ -44,28 +44,97 @@ static size_t boot_size(const void *p)
  * new is the operator's own (cxx.c). */
 #define RA ((uintptr_t)__builtin_return_address(0))
 
+/* malloc and free keep their fast paths (not recording, or sampling mode
+ * skipping this call) free of the out-of-line work, so those paths save no
+ * registers and end in a tail call to the next allocator. */
+static __attribute__((noinline)) void *malloc_recorded(size_t size)
+{
+	void *p = mp_real.malloc(size);
+	if (p) {
+		int saved = errno;
+		mp_in_hook++;
+		mp_record_alloc(p, size);
+		mp_in_hook--;
+		errno = saved;
+	}
+	return p;
+}
+
+/* Sampling mode, the countdown ran out: draw the next gap and maybe record. */
+static __attribute__((noinline)) void *malloc_sample_due(size_t size)
+{
+	if (mp_sample_skip(size))
+		return mp_real.malloc(size);
+	return malloc_recorded(size);
+}
+
+static __attribute__((noinline)) void *malloc_cold(size_t size)
+{
+	if (!mp_ready_slow())
+		return boot_alloc(size, 16, false);
+	return malloc(size);
+}
+
+static inline void *malloc_counted(size_t size)
+{
+	/* Sampling mode draws before the call (a failed call then only moves
+	 * the countdown on, which changes no estimate). */
+	if (mp.sample_period) {
+		int64_t left =
+		    mp_sample_left - (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
+		if (likely(left > 0)) {
+			mp_sample_left = left;
+			return mp_real.malloc(size);
+		}
+		return malloc_sample_due(size);
+	}
+	return malloc_recorded(size);
+}
+
+/* Inside a forwarded C++ operator new: its own malloc is not counted again. */
+static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra)
+{
+	if (mp_from_newop(ra))
+		return mp_real.malloc(size);
+	return malloc_counted(size);
+}
+
 MP_EXPORT void *malloc(size_t size)
 {
-	if (unlikely(!mp_ready()))
-		return boot_alloc(size, 16, false);
-	if (!mp_recording_from(RA))
+	if (unlikely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) != 2))
+		return malloc_cold(size);
+	if (!mp_recording())
 		return mp_real.malloc(size);
-	return mp_after_alloc(mp_real.malloc(size), size);
+	if (unlikely(mp_in_newop))
+		return malloc_in_newop(size, RA);
+	return malloc_counted(size);
+}
+
+static __attribute__((noinline)) void free_recorded(void *p)
+{
+	int saved = errno;
+	mp_in_hook++;
+	mp_record_free(p);
+	mp_in_hook--;
+	errno = saved;
+	mp_real.free(p);
+}
+
+static __attribute__((noinline)) void free_cold(void *p)
+{
+	if (mp_ready_slow())
+		free(p);
+	/* else cannot happen: only bootstrap memory exists before init */
 }
 
 MP_EXPORT void free(void *p)
 {
 	if (!p || unlikely(is_boot(p)))
 		return;
-	if (unlikely(!mp_ready()))
-		return; /* cannot happen: only bootstrap memory exists before init */
-	if (mp_recording() && !mp_untracked(p)) {
-		int saved = errno;
-		mp_in_hook++;
-		mp_record_free(p);
-		mp_in_hook--;
-		errno = saved;
-	}
+	if (unlikely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) != 2))
+		return free_cold(p);
+	if (mp_recording() && !mp_untracked(p))
+		return free_recorded(p);
 	mp_real.free(p);
 }
 
