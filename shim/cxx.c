@@ -219,13 +219,8 @@ static void op_delete(unsigned i, void *p, size_t size, size_t align, const void
 		return;
 	}
 	void *f = next_op(i);
-	if (mp_recording_from(ra)) {
-		int saved = errno;
-		mp_in_hook++;
-		mp_record_free(p);
-		mp_in_hook--;
-		errno = saved;
-	}
+	if (mp_recording_from(ra))
+		mp_record_free_guarded(p);
 	NEWOP_BLOCK;
 	if (unlikely(!f)) {
 		mp_real.free(p); /* only reached when no C++ runtime allocated p */

@@ -50,13 +50,8 @@ static size_t boot_size(const void *p)
 static __attribute__((noinline)) void *malloc_recorded(size_t size)
 {
 	void *p = mp_real.malloc(size);
-	if (p) {
-		int saved = errno;
-		mp_in_hook++;
-		mp_record_alloc(p, size);
-		mp_in_hook--;
-		errno = saved;
-	}
+	if (p)
+		mp_record_alloc_guarded(p, size);
 	return p;
 }
 
@@ -80,12 +75,8 @@ static inline void *malloc_counted(size_t size)
 	/* Sampling mode draws before the call (a failed call then only moves
 	 * the countdown on, which changes no estimate). */
 	if (mp.sample_period) {
-		int64_t left =
-		    mp_sample_left - (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
-		if (likely(left > 0)) {
-			mp_sample_left = left;
+		if (mp_sample_countdown(size))
 			return mp_real.malloc(size);
-		}
 		return malloc_sample_due(size);
 	}
 	return malloc_recorded(size);
@@ -112,11 +103,7 @@ MP_EXPORT void *malloc(size_t size)
 
 static __attribute__((noinline)) void free_recorded(void *p)
 {
-	int saved = errno;
-	mp_in_hook++;
-	mp_record_free(p);
-	mp_in_hook--;
-	errno = saved;
+	mp_record_free_guarded(p);
 	mp_real.free(p);
 }
 

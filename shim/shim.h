@@ -263,14 +263,22 @@ static inline bool mp_recording_from(uintptr_t ra)
  * sample on this thread (table.c draws the gaps); true if this call is not
  * sampled. */
 extern __thread int64_t mp_sample_left;
-static inline bool mp_sample_skip_fast(size_t size)
+
+/* Counts size down; false when the countdown runs out (then mp_sample_skip
+ * decides). Makes no call, so a hook using it keeps a frameless fast path. */
+static inline bool mp_sample_countdown(size_t size)
 {
 	int64_t left = mp_sample_left - (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
 	if (likely(left > 0)) {
 		mp_sample_left = left;
 		return true;
 	}
-	return mp_sample_skip(size);
+	return false;
+}
+
+static inline bool mp_sample_skip_fast(size_t size)
+{
+	return mp_sample_countdown(size) || mp_sample_skip(size);
 }
 
 /* Sampling mode: the counting filter's slot of a block address. By address
@@ -282,27 +290,37 @@ static inline uint16_t *mp_filter_slot(uintptr_t p)
 	return &mp.sample_filter[(p >> 4) & (MP_FILTER_SIZE - 1)];
 }
 
-static inline uint64_t mp_ptr_hash(uintptr_t p)
-{
-	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
-}
-
 /* Sampling mode: p is certainly not a tracked block (one load, no lock). */
 static inline bool mp_untracked(const void *p)
 {
 	return mp.sample_filter && !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE);
 }
 
+/* Record an allocation or a free of the program's: with the re-entry guard
+ * raised, and errno as the program left it. */
+static inline void mp_record_alloc_guarded(void *p, size_t size)
+{
+	int saved = errno;
+	mp_in_hook++;
+	mp_record_alloc(p, size);
+	mp_in_hook--;
+	errno = saved;
+}
+
+static inline void mp_record_free_guarded(void *p)
+{
+	int saved = errno;
+	mp_in_hook++;
+	mp_record_free(p);
+	mp_in_hook--;
+	errno = saved;
+}
+
 /* Record a successful allocation of size bytes at p (sampling decides). */
 static inline void *mp_after_alloc(void *p, size_t size)
 {
-	if (p && (!mp.sample_period || !mp_sample_skip_fast(size))) {
-		int saved = errno;
-		mp_in_hook++;
-		mp_record_alloc(p, size);
-		mp_in_hook--;
-		errno = saved;
-	}
+	if (p && (!mp.sample_period || !mp_sample_skip_fast(size)))
+		mp_record_alloc_guarded(p, size);
 	return p;
 }
 

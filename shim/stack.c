@@ -194,24 +194,27 @@ static inline void verdict_set(uintptr_t ra, bool good)
 
 /* Walk the frame-pointer chain. Every frame must lie on this thread's stack,
  * above the previous one, and the walk ends where the chain leaves the stack
- * (the C runtime's start code does not keep frame pointers). It also stops
- * (returns -1, the caller falls back to libunwind) at a return address not
- * known to lie in a function that keeps a frame pointer: code built without
- * them would make the walk skip frames. Unknown addresses are stored in
- * *unknown for the caller to learn. A thread whose stack is unknown (a signal
- * handler on an alternate stack) also returns -1. Never dereferences anything
- * outside the stack. */
-__attribute__((noinline)) static int fp_backtrace(void **buf, int want, bool *unknown,
-                                                  uintptr_t *last_depth)
+ * (the C runtime's start code does not keep frame pointers). With check, it
+ * also stops (returns -1, the caller falls back to libunwind) at a return
+ * address not known to lie in a function that keeps a frame pointer: code
+ * built without them would make the walk skip frames; *unknown then says
+ * whether the address is yet to be learned. A thread whose stack is unknown
+ * (a signal handler on an alternate stack) or a broken chain also returns -1.
+ * Without check (for learning) every step is trusted and the walk returns
+ * what it got as far as the chain goes. *last_depth is the distance of the
+ * last record from the top of the stack. Never dereferences anything outside
+ * the stack. */
+__attribute__((noinline)) static int fp_walk(void **buf, int want, bool check, bool *unknown,
+                                             uintptr_t *last_depth)
 {
 	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 	int n = 0;
 	*unknown = false;
 	if (!stack_hi || fp < stack_lo || fp >= stack_hi)
-		return -1;
+		return check ? -1 : 0;
 	while (n < want) {
 		if (fp > stack_hi - 2 * sizeof(uintptr_t) || (fp & 7))
-			return -1;
+			return check ? -1 : n;
 		const uintptr_t *frame = (const uintptr_t *)fp;
 		uintptr_t next = frame[0], ra = frame[1];
 		if (!ra)
@@ -221,8 +224,8 @@ __attribute__((noinline)) static int fp_backtrace(void **buf, int want, bool *un
 		if (next < stack_lo || next >= stack_hi)
 			break; /* left the stack: the start code's frames */
 		if (next <= fp)
-			return -1;
-		int v = own_frame(ra) ? RA_GOOD : verdict(ra); /* the shim keeps frame pointers */
+			return check ? -1 : n;
+		int v = !check || own_frame(ra) ? RA_GOOD : verdict(ra); /* the shim keeps them */
 		if (v != RA_GOOD) {
 			*unknown = v == RA_UNKNOWN;
 			return -1;
@@ -250,29 +253,6 @@ static void verdicts_learn(void **fpw, int nf, void **unw, int nu)
 		if (!good)
 			return;
 	}
-}
-
-/* An unguarded walk, for learning: as far as the chain stays on the stack
- * and goes upwards, trusting every step. */
-__attribute__((noinline)) static int fp_walk_raw(void **buf, int want)
-{
-	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-	int n = 0;
-	if (!stack_hi || fp < stack_lo || fp >= stack_hi)
-		return 0;
-	while (n < want) {
-		if (fp > stack_hi - 2 * sizeof(uintptr_t) || (fp & 7))
-			break;
-		const uintptr_t *frame = (const uintptr_t *)fp;
-		uintptr_t next = frame[0], ra = frame[1];
-		if (!ra)
-			break;
-		buf[n++] = (void *)ra;
-		if (next < stack_lo || next >= stack_hi || next <= fp)
-			break;
-		fp = next;
-	}
-	return n;
 }
 
 /* The frames above the last one a frame-pointer walk reaches (the C
@@ -362,7 +342,7 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 	if (mp.unwinder == MP_UNWIND_FP) {
 		bool unknown;
 		uintptr_t depth = 0;
-		n = fp_backtrace(buf, want, &unknown, &depth);
+		n = fp_walk(buf, want, true, &unknown, &depth);
 		if (n > 0 && n < want) {
 			uintptr_t tail[TAIL_MAX];
 			int k = tail_find((uintptr_t)buf[n - 1], depth, tail);
@@ -376,7 +356,7 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 			}
 		} else if (n < 0 && unknown) {
 			void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
-			int nr = fp_walk_raw(raw, want);
+			int nr = fp_walk(raw, want, false, &unknown, &depth);
 			n = gated_backtrace(buf, want);
 			verdicts_learn(raw, nr, buf, n);
 		}

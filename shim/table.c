@@ -312,7 +312,7 @@ static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
 
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	return mp_ptr_hash(p);
+	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
 }
 
 /* The shard comes from the block's 2 MiB region, not from its hash: threads
@@ -331,15 +331,10 @@ static inline uint64_t home_of(uint64_t h, uint32_t bits)
 }
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
- * "certainly not tracked" for them with one load and no lock. */
-static inline uint16_t *filter_of(uintptr_t p)
-{
-	return mp_filter_slot(p);
-}
-
+ * "certainly not tracked" for them with one load and no lock (mp_untracked). */
 static void filter_add(uintptr_t p)
 {
-	uint16_t *f = filter_of(p);
+	uint16_t *f = mp_filter_slot(p);
 	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
 	while (v != UINT16_MAX && !__atomic_compare_exchange_n(f, &v, (uint16_t)(v + 1), true,
 	                                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
@@ -348,7 +343,7 @@ static void filter_add(uintptr_t p)
 
 static void filter_remove(uintptr_t p)
 {
-	uint16_t *f = filter_of(p);
+	uint16_t *f = mp_filter_slot(p);
 	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
 	while (v != UINT16_MAX && v != 0 &&
 	       !__atomic_compare_exchange_n(f, &v, (uint16_t)(v - 1), true, __ATOMIC_RELEASE,
@@ -410,7 +405,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	uint64_t h = ptr_hash(p);
-	if (mp.sample_filter && !__atomic_load_n(filter_of(p), __ATOMIC_ACQUIRE))
+	if (mp.sample_filter && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
