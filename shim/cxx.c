@@ -80,8 +80,6 @@ static struct {
 	uintptr_t lo, hi;
 } code[NSYMS];
 
-__thread int mp_in_newop;
-
 bool mp_from_newop(uintptr_t ra)
 {
 	/* libstdc++'s new[] tail-calls new: the return address is then our own. */
@@ -97,20 +95,20 @@ bool mp_from_newop(uintptr_t ra)
 static void newop_drop(int *unused)
 {
 	(void)unused;
-	mp_in_newop--;
+	mp_tl.in_newop--;
 }
 
 /* Marks the enclosing block as inside a forwarded operator, exception or not. */
-#define NEWOP_BLOCK __attribute__((cleanup(newop_drop), unused)) int newop_ = (mp_in_newop++, 0)
+#define NEWOP_BLOCK __attribute__((cleanup(newop_drop), unused)) int newop_ = (mp_tl.in_newop++, 0)
 
 static void guard_drop(int *unused)
 {
 	(void)unused;
-	mp_in_hook--;
+	mp_tl.in_hook--;
 }
 
 /* Raises the re-entry guard until the end of the enclosing block, exception or not. */
-#define GUARD_BLOCK __attribute__((cleanup(guard_drop), unused)) int guard_ = (mp_in_hook++, 0)
+#define GUARD_BLOCK __attribute__((cleanup(guard_drop), unused)) int guard_ = (mp_tl.in_hook++, 0)
 
 /* The next definition of operator i. libstdc++ may come after the shim in
  * the lookup order (the usual case) or be loaded later, privately, by a

@@ -30,7 +30,7 @@ static void *boot_alloc(size_t size, size_t align, bool zero)
 
 static inline bool is_boot(const void *p)
 {
-	return (const char *)p >= boot.buf && (const char *)p < boot.buf + sizeof(boot.buf);
+	return (uintptr_t)p - (uintptr_t)boot.buf < sizeof(boot.buf);
 }
 
 static size_t boot_size(const void *p)
@@ -70,11 +70,14 @@ static __attribute__((noinline)) void *malloc_cold(size_t size)
 	return malloc(size);
 }
 
-static inline void *malloc_counted(size_t size)
+/* Inside a forwarded C++ operator new: its own malloc is not counted again. */
+static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra)
 {
+	if (mp_from_newop(ra))
+		return mp_real.malloc(size);
 	/* Sampling mode draws before the call (a failed call then only moves
 	 * the countdown on, which changes no estimate). */
-	if (mp.sample_period) {
+	if (mp.hot == MP_HOT_SAMPLE) {
 		if (mp_sample_countdown(size))
 			return mp_real.malloc(size);
 		return malloc_sample_due(size);
@@ -82,23 +85,24 @@ static inline void *malloc_counted(size_t size)
 	return malloc_recorded(size);
 }
 
-/* Inside a forwarded C++ operator new: its own malloc is not counted again. */
-static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra)
-{
-	if (mp_from_newop(ra))
-		return mp_real.malloc(size);
-	return malloc_counted(size);
-}
-
+/* One load of mp.hot says what to do; the per-thread guards come from one
+ * TLS block. */
 MP_EXPORT void *malloc(size_t size)
 {
-	if (unlikely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) != 2))
+	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
+	if (likely(hot >= MP_HOT_ALL) && likely(!mp_tl.guards)) {
+		if (hot == MP_HOT_SAMPLE) {
+			if (mp_sample_countdown(size))
+				return mp_real.malloc(size);
+			return malloc_sample_due(size);
+		}
+		return malloc_recorded(size);
+	}
+	if (unlikely(hot == MP_HOT_COLD))
 		return malloc_cold(size);
-	if (!mp_recording())
-		return mp_real.malloc(size);
-	if (unlikely(mp_in_newop))
+	if (hot >= MP_HOT_ALL && !mp_tl.in_hook)
 		return malloc_in_newop(size, RA);
-	return malloc_counted(size);
+	return mp_real.malloc(size);
 }
 
 static __attribute__((noinline)) void free_recorded(void *p)
@@ -116,12 +120,24 @@ static __attribute__((noinline)) void free_cold(void *p)
 
 MP_EXPORT void free(void *p)
 {
-	if (!p || unlikely(is_boot(p)))
+	if (unlikely(is_boot(p)))
 		return;
-	if (unlikely(__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) != 2))
-		return free_cold(p);
-	if (mp_recording() && !mp_untracked(p))
+	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
+	if (hot == MP_HOT_SAMPLE) {
+		/* Most blocks are not tracked: the filter says so with one load.
+		 * NULL needs no test of its own: free(NULL) does nothing, and the
+		 * live map never holds it. */
+		if (likely(!__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE)) ||
+		    mp_tl.in_hook)
+			return mp_real.free(p);
 		return free_recorded(p);
+	}
+	if (!p)
+		return;
+	if (hot == MP_HOT_ALL && !mp_tl.in_hook)
+		return free_recorded(p);
+	if (unlikely(hot == MP_HOT_COLD))
+		return free_cold(p);
 	mp_real.free(p);
 }
 
@@ -154,7 +170,7 @@ static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, 
 	uint64_t meta = 0;
 	/* The guard stays raised across the real call: glibc's reallocarray
 	 * calls realloc through the PLT, which must not count a second time. */
-	mp_in_hook++;
+	mp_tl.in_hook++;
 	bool tracked = mp_live_take(p, &meta);
 	void *q = real(p, n, elem);
 	int after = errno;
@@ -165,7 +181,7 @@ static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, 
 	} else if (tracked) {
 		mp_live_restore(p, meta);
 	}
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	errno = after;
 	return q;
 }

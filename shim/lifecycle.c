@@ -22,7 +22,14 @@ struct mp_state mp = {
     .wake_pipe = {-1, -1},
 };
 struct mp_real mp_real;
-__thread int mp_in_hook;
+__thread struct mp_thread mp_tl;
+
+void mp_set_enabled(bool on)
+{
+	mp.enabled = on;
+	uint32_t hot = !on ? MP_HOT_PASS : mp.sample_period ? MP_HOT_SAMPLE : MP_HOT_ALL;
+	__atomic_store_n(&mp.hot, hot, __ATOMIC_RELEASE);
+}
 
 /* ---- settings ---- */
 
@@ -180,7 +187,7 @@ static void on_dump_signal(int sig)
 static void *dump_thread(void *arg)
 {
 	(void)arg;
-	mp_in_hook++; /* this thread's own allocations are not the program's */
+	mp_tl.in_hook++; /* this thread's own allocations are not the program's */
 	for (;;) {
 		struct pollfd pfd = {mp.wake_pipe[0], POLLIN, 0};
 		int timeout = mp.interval ? (int)mp.interval * 1000 : -1;
@@ -209,7 +216,7 @@ static void start_dump_thread(void)
 		mp_log("cannot start on-demand dumps: %s", strerror(errno));
 		return;
 	}
-	mp_in_hook++; /* pthread_create's allocations are ours, not the program's */
+	mp_tl.in_hook++; /* pthread_create's allocations are ours, not the program's */
 	/* The thread blocks every signal so the program's signals go where they went. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -221,7 +228,7 @@ static void start_dump_thread(void)
 	int err = pthread_create(&t, &attr, dump_thread, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	if (err) {
 		mp_log("cannot start on-demand dumps: %s", strerror(err));
 		return;
@@ -272,7 +279,7 @@ static void on_fork_child(void)
 	mp.info_flags |= MP_INFO_FORKED;
 	mp.sequence = 0;
 	mp.dumped = false;
-	mp.enabled = !mp.secure;
+	mp_set_enabled(!mp.secure);
 	if (mp.wake_pipe[0] >= 0) {
 		/* The parent's dump thread is gone and its pipe is the parent's. */
 		close(mp.wake_pipe[0]);
@@ -299,7 +306,7 @@ static void init(void)
 			;
 		return;
 	}
-	mp_in_hook++;
+	mp_tl.in_hook++;
 	resolve_real();
 	mp.secure = getauxval(AT_SECURE) != 0;
 	if (!mp.secure && mp_real.malloc && mp_real.free) {
@@ -309,17 +316,12 @@ static void init(void)
 		pthread_key_create(&mp.tkey, mp_thread_exit);
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, on_fork_child);
 		at_quick_exit(at_quick_exit_hook);
-		if (mp.sample_period) {
-			mp.sample_filter = mp_map(MP_FILTER_SIZE * sizeof(*mp.sample_filter));
-			if (!mp.sample_filter) {
-				mp_log("cannot set up sampling; recording every call");
-				mp.sample_period = 0;
-			}
-		}
 		mp.info_flags = MP_INFO_FREES_TRACKED | (mp.sample_period ? MP_INFO_SAMPLED : 0);
-		mp.enabled = true;
+		mp_set_enabled(true);
+	} else {
+		mp_set_enabled(false);
 	}
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	__atomic_store_n(&mp.init_state, 2, __ATOMIC_RELEASE);
 }
 
@@ -327,7 +329,7 @@ bool mp_ready_slow(void)
 {
 	if (__atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2)
 		return true;
-	if (mp.init_state == 1 && mp_in_hook)
+	if (mp.init_state == 1 && mp_tl.in_hook)
 		return false; /* inside our own init: bootstrap */
 	init();
 	return __atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2;
@@ -348,11 +350,11 @@ static bool dump_final_to(char *path, size_t size)
 	if (!mp_ready() || !mp.enabled || mp.dumped || getpid() != mp.pid)
 		return false;
 	int saved = errno;
-	mp_in_hook++;
+	mp_tl.in_hook++;
 	mp.dumped = true;
-	mp.enabled = false;
+	mp_set_enabled(false);
 	bool ok = mp_dump_write(0, path, size) == 0;
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	errno = saved;
 	return ok;
 }
@@ -405,7 +407,7 @@ static void exec_failed(bool dumped)
 	int saved = errno;
 	unlink(mp.last_dump);
 	mp.dumped = false;
-	mp.enabled = true;
+	mp_set_enabled(true);
 	errno = saved;
 }
 

@@ -125,6 +125,7 @@ struct mp_live_shard {
 /* All of the shim's global state. */
 struct mp_state {
 	int init_state; /* 0 none, 1 initializing, 2 ready */
+	uint32_t hot;   /* MP_HOT_*: the fast paths' one load */
 	bool enabled;   /* recording calls */
 	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
 	bool dumped;    /* the exit dump is written; stop recording */
@@ -154,7 +155,6 @@ struct mp_state {
 	unsigned long long dl_adds, dl_subs;
 	struct mp_tcache *tcaches;
 	struct mp_live_shard live[MP_LIVE_SHARDS];
-	uint16_t *sample_filter; /* sampling mode: counting filter of tracked blocks */
 	uint32_t chains_cap;
 
 	int fork_pending;                /* a fork waits for libunwind to be idle */
@@ -174,7 +174,28 @@ struct mp_state {
 
 extern struct mp_state mp;
 extern struct mp_real mp_real;
-extern __thread int mp_in_hook; /* > 0 while the shim itself runs on this thread */
+/* The hot path's per-thread state, in one initial-exec TLS block so a hook
+ * reaches all of it through one offset. */
+struct mp_thread {
+	union {
+		struct {
+			int in_hook;  /* > 0 while the shim itself runs on this thread */
+			int in_newop; /* inside a forwarded C++ operator new or delete (cxx.c) */
+		};
+		uint64_t guards; /* both at once: zero when neither is raised */
+	};
+	int64_t sample_left; /* sampling mode: bytes until the next sample */
+};
+extern __thread struct mp_thread mp_tl;
+
+/* What the malloc and free fast paths do, in one word (mp.hot). */
+enum {
+	MP_HOT_COLD,   /* not initialized yet */
+	MP_HOT_PASS,   /* not recording: forward */
+	MP_HOT_ALL,    /* record every call */
+	MP_HOT_SAMPLE, /* sampling mode */
+};
+void mp_set_enabled(bool on); /* sets mp.enabled and mp.hot */
 
 /* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
 bool mp_ready_slow(void);
@@ -246,31 +267,27 @@ uint64_t mp_now_ns(void);
 /* hooks.c and cxx.c: is this call the program's, to be recorded? */
 static inline bool mp_recording(void)
 {
-	return !mp_in_hook && mp.enabled;
+	return !mp_tl.in_hook && mp.enabled;
 }
 
 /* cxx.c: inside a forwarded C++ operator new or delete on this thread, and
  * whether a return address lies in the code of one (its own calls of malloc). */
-extern __thread int mp_in_newop;
 bool mp_from_newop(uintptr_t ra);
 
 static inline bool mp_recording_from(uintptr_t ra)
 {
-	return mp_recording() && (likely(!mp_in_newop) || !mp_from_newop(ra));
+	return mp_recording() && (likely(!mp_tl.in_newop) || !mp_from_newop(ra));
 }
 
-/* Sampling mode's fast path, inline in the hooks: bytes left until the next
- * sample on this thread (table.c draws the gaps); true if this call is not
- * sampled. */
-extern __thread int64_t mp_sample_left;
-
-/* Counts size down; false when the countdown runs out (then mp_sample_skip
- * decides). Makes no call, so a hook using it keeps a frameless fast path. */
+/* Sampling mode's fast path, inline in the hooks. Counts size down from the
+ * bytes left until the next sample on this thread (table.c draws the gaps); false when the
+ * countdown runs out (then mp_sample_skip decides). Makes no call, so a hook using it keeps a
+ * frameless fast path. */
 static inline bool mp_sample_countdown(size_t size)
 {
-	int64_t left = mp_sample_left - (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
-	if (likely(left > 0)) {
-		mp_sample_left = left;
+	int64_t left = mp_tl.sample_left;
+	if (likely(left > 0 && size < (uint64_t)left)) {
+		mp_tl.sample_left = left - (int64_t)size;
 		return true;
 	}
 	return false;
@@ -281,19 +298,26 @@ static inline bool mp_sample_skip_fast(size_t size)
 	return mp_sample_countdown(size) || mp_sample_skip(size);
 }
 
-/* Sampling mode: the counting filter's slot of a block address. By address
- * bits, not a hash: blocks next to each other share a cache line of the
- * filter, so a free costs one load that mostly hits (a hashed index missed
- * the cache on most frees). Tracked blocks are few, so slots rarely clash. */
-static inline uint16_t *mp_filter_slot(uintptr_t p)
+/* Sampling mode: a counting filter of the tracked blocks (table.c). A static
+ * array, so the free hook finds it without a load. */
+extern uint8_t mp_sample_filter[MP_FILTER_SIZE];
+
+/* Sampling mode: the counting filter's slot of a block address: one byte
+ * per 64-byte granule, by address bits, not a hash. Blocks next to each
+ * other share a cache line of the filter, so a free costs one load that
+ * mostly hits: a hashed index missed the cache on most frees, and 16-byte
+ * granules of 16-bit counters (8x the footprint) on many. Tracked blocks are
+ * few, so a granule rarely holds one next to an untracked block (whose free
+ * then only looks in the live map). */
+static inline uint8_t *mp_filter_slot(uintptr_t p)
 {
-	return &mp.sample_filter[(p >> 4) & (MP_FILTER_SIZE - 1)];
+	return &mp_sample_filter[(p >> 6) & (MP_FILTER_SIZE - 1)];
 }
 
 /* Sampling mode: p is certainly not a tracked block (one load, no lock). */
 static inline bool mp_untracked(const void *p)
 {
-	return mp.sample_filter && !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE);
+	return mp.sample_period && !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE);
 }
 
 /* Record an allocation or a free of the program's: with the re-entry guard
@@ -301,18 +325,18 @@ static inline bool mp_untracked(const void *p)
 static inline void mp_record_alloc_guarded(void *p, size_t size)
 {
 	int saved = errno;
-	mp_in_hook++;
+	mp_tl.in_hook++;
 	mp_record_alloc(p, size);
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	errno = saved;
 }
 
 static inline void mp_record_free_guarded(void *p)
 {
 	int saved = errno;
-	mp_in_hook++;
+	mp_tl.in_hook++;
 	mp_record_free(p);
-	mp_in_hook--;
+	mp_tl.in_hook--;
 	errno = saved;
 }
 

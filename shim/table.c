@@ -34,8 +34,8 @@ struct mp_tcache {
 };
 
 static __thread struct mp_tcache *tls_tc;
-static __thread bool tls_dead;   /* past our thread-exit hook: use the global table */
-__thread int64_t mp_sample_left; /* bytes until the next sample */
+static __thread bool tls_dead; /* past our thread-exit hook: use the global table */
+uint8_t mp_sample_filter[MP_FILTER_SIZE];
 static __thread uint64_t tls_rng;
 
 #define META_CHAIN_BITS 24
@@ -199,16 +199,19 @@ static struct hc_entry *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t
 /* mp.lock held. */
 static void tcache_flush_locked(struct mp_tcache *tc)
 {
-	if (!mp_ctable_reserve(&mp.global, tc->counts.used)) {
+	bool room = mp_ctable_reserve(&mp.global, tc->counts.used);
+	if (!room)
 		__atomic_add_fetch(&mp.not_recorded, tc->counts.used, __ATOMIC_RELAXED);
-	} else {
-		for (uint64_t i = 0; i < TC_CAP; i++) {
-			struct mp_counts *src = &tc->storage[i];
-			if (src->key)
-				mp_counts_add(mp_ctable_slot(&mp.global, src->key, true), src);
-		}
+	/* Only the slots in use are written: the rest of the table may never
+	 * have been touched, and stays unfaulted. */
+	for (uint64_t i = 0; i < TC_CAP && tc->counts.used; i++) {
+		struct mp_counts *src = &tc->storage[i];
+		if (!src->key)
+			continue;
+		if (room)
+			mp_counts_add(mp_ctable_slot(&mp.global, src->key, true), src);
+		memset(src, 0, sizeof(*src));
 	}
-	memset(tc->storage, 0, sizeof(tc->storage));
 	tc->counts.used = 0;
 }
 
@@ -331,22 +334,23 @@ static inline uint64_t home_of(uint64_t h, uint32_t bits)
 }
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
- * "certainly not tracked" for them with one load and no lock (mp_untracked). */
+ * "certainly not tracked" for them with one load and no lock (mp_untracked).
+ * A slot that reaches UINT8_MAX stays there: "maybe tracked" for good. */
 static void filter_add(uintptr_t p)
 {
-	uint16_t *f = mp_filter_slot(p);
-	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
-	while (v != UINT16_MAX && !__atomic_compare_exchange_n(f, &v, (uint16_t)(v + 1), true,
-	                                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+	uint8_t *f = mp_filter_slot(p);
+	uint8_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
+	while (v != UINT8_MAX && !__atomic_compare_exchange_n(f, &v, (uint8_t)(v + 1), true,
+	                                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
 }
 
 static void filter_remove(uintptr_t p)
 {
-	uint16_t *f = mp_filter_slot(p);
-	uint16_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
-	while (v != UINT16_MAX && v != 0 &&
-	       !__atomic_compare_exchange_n(f, &v, (uint16_t)(v - 1), true, __ATOMIC_RELEASE,
+	uint8_t *f = mp_filter_slot(p);
+	uint8_t v = __atomic_load_n(f, __ATOMIC_RELAXED);
+	while (v != UINT8_MAX && v != 0 &&
+	       !__atomic_compare_exchange_n(f, &v, (uint8_t)(v - 1), true, __ATOMIC_RELEASE,
 	                                    __ATOMIC_RELAXED))
 		;
 }
@@ -392,7 +396,7 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 		*stale = s->tab[i].meta;
 	} else {
 		s->count++;
-		if (mp.sample_filter)
+		if (mp.sample_period)
 			filter_add(p);
 	}
 	s->tab[i].ptr = p;
@@ -405,7 +409,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	uint64_t h = ptr_hash(p);
-	if (mp.sample_filter && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
+	if (mp.sample_period && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
@@ -434,7 +438,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	s->tab[i].ptr = 0;
 	s->count--;
 	mp_spin_unlock(&s->lock);
-	if (mp.sample_filter)
+	if (mp.sample_period)
 		filter_remove(p);
 	return true;
 }
@@ -466,12 +470,12 @@ static int64_t next_sample_gap(void)
 
 bool mp_sample_skip(size_t size)
 {
-	if (unlikely(!mp_sample_left))
-		mp_sample_left = next_sample_gap();
-	mp_sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-	if (likely(mp_sample_left > 0))
+	if (unlikely(!mp_tl.sample_left))
+		mp_tl.sample_left = next_sample_gap();
+	mp_tl.sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+	if (likely(mp_tl.sample_left > 0))
 		return true;
-	mp_sample_left = next_sample_gap();
+	mp_tl.sample_left = next_sample_gap();
 	return false;
 }
 
@@ -612,8 +616,8 @@ void mp_fork_child(void)
 	}
 	if (mp.global.slots)
 		memset(mp.global.slots, 0, mp.global.cap * sizeof(*mp.global.slots));
-	if (mp.sample_filter)
-		memset(mp.sample_filter, 0, MP_FILTER_SIZE * sizeof(*mp.sample_filter));
+	if (mp.sample_period)
+		memset(mp_sample_filter, 0, sizeof(mp_sample_filter));
 	mp.global.used = 0;
 	struct mp_tcache *tc = mp.tcaches;
 	while (tc) {
