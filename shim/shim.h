@@ -218,7 +218,12 @@ char *mp_arena_strdup(const char *s, size_t len);
  * without the shim's and libunwind's own frames. */
 void mp_stack_init(void);
 void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) */
-uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated);
+/* *nfp: in fp mode, how many of the frames a checked frame-pointer walk
+ * found (0: libunwind's walk). */
+uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
+/* fp mode's fast path: a trusting walk, or -1 (see stack.c for when its
+ * result may be used). */
+int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
 /* The unwind gate: a fork waits until no other thread is inside libunwind,
  * whose internal locks would otherwise stay locked in the child forever.
  * mp_unwinding is this thread's flag, published in its cache. */

@@ -334,11 +334,12 @@ static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
 	__atomic_store_n(&tails[h].last, last, __ATOMIC_RELEASE);
 }
 
-uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
+uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp)
 {
 	void *buf[MP_MAX_DEPTH + SKIP_ROOM + 1];
 	int want = (int)max + SKIP_ROOM + 1;
 	int n = -1;
+	*nfp = 0;
 	if (mp.unwinder == MP_UNWIND_FP) {
 		bool unknown;
 		uintptr_t depth = 0;
@@ -347,6 +348,7 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 			uintptr_t tail[TAIL_MAX];
 			int k = tail_find((uintptr_t)buf[n - 1], depth, tail);
 			if (k >= 0) {
+				*nfp = (uint32_t)n;
 				for (int i = 0; i < k && n < want; i++)
 					buf[n++] = (void *)tail[i];
 			} else {
@@ -354,6 +356,8 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 				n = gated_backtrace(buf, want);
 				tail_learn(last, depth, buf, n);
 			}
+		} else if (n == want) {
+			*nfp = (uint32_t)n;
 		} else if (n < 0 && unknown) {
 			void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
 			int nr = fp_walk(raw, want, false, &unknown, &depth);
@@ -370,6 +374,76 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated)
 	*truncated = count > max;
 	if (count > max)
 		count = max;
+	/* Frames the checked walk found, as the fast walk counts them: without
+	 * our own, at most max. */
+	if (*nfp) {
+		*nfp -= (uint32_t)skip;
+		if (*nfp > count)
+			*nfp = count;
+	}
 	memcpy(ips, buf + skip, count * sizeof(*ips));
 	return count;
+}
+
+/* fp mode's fast path: a frame-pointer walk that trusts every step (each
+ * record is still bounds-checked: on this thread's stack, above the last),
+ * writing the chain straight to ips without our own frames, plus the start
+ * code's frames from the tail cache. Returns the number of frames, or -1
+ * when it cannot say (no stack bounds, a broken chain, an unknown tail).
+ * *nfp is the number that came from the walk itself.
+ *
+ * A trusted walk may skip the caller of a function without frame pointers.
+ * The caller (table.c) uses its result only when it equals, hash and nfp,
+ * a chain a checked walk found (mp_stack_capture with *nfp set): every
+ * return address of that chain but the last was checked to lie in a
+ * function that keeps a frame pointer, a fact about the address alone, so
+ * a trusted walk that yields the same addresses took the same, right, steps;
+ * and with the same nfp its last step left the stack at the same frame, as
+ * the checked walk's did. */
+int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp)
+{
+	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t lo = stack_lo, hi = stack_hi;
+	uintptr_t last = fp; /* the record holding the last address taken */
+	uint32_t n = 0;
+	if (!hi || fp < lo || fp >= hi)
+		return -1;
+	*truncated = false;
+	for (;;) {
+		if (fp > hi - 2 * sizeof(uintptr_t) || (fp & 7))
+			return -1;
+		const uintptr_t *frame = (const uintptr_t *)fp;
+		uintptr_t next = frame[0], ra = frame[1];
+		if (!ra)
+			break;
+		if (n || !own_frame(ra)) {
+			if (n == max) {
+				*truncated = true;
+				*nfp = n;
+				return (int)n;
+			}
+			ips[n++] = ra;
+			last = fp;
+		}
+		if (next < lo || next >= hi)
+			break; /* left the stack: the start code's frames */
+		if (next <= fp)
+			return -1;
+		fp = next;
+	}
+	*nfp = n;
+	if (!n)
+		return -1;
+	uintptr_t tail[TAIL_MAX];
+	int k = tail_find(ips[n - 1], hi - last, tail);
+	if (k < 0)
+		return -1;
+	for (int i = 0; i < k; i++) {
+		if (n == max) {
+			*truncated = true;
+			break;
+		}
+		ips[n++] = tail[i];
+	}
+	return (int)n;
 }

@@ -11,26 +11,33 @@
 #include "shim.h"
 
 #define HC_SIZE 4096 /* per-thread chain cache entries */
-#define TC_CAP  4096 /* per-thread counters; flushed at half full */
+#define TC_MAX                                                                                     \
+	65536 /* per-thread counters: the table grows to this, then is flushed at half full */
 
 /* A chain this thread has seen: its key's two hashes (a hit compares them
  * instead of the key itself, which lives in cache lines of its own), its id,
- * and its counters of the size class it last allocated (valid while the slot
- * still holds that key: a flush empties the table). */
+ * and where its counters of the size classes it allocated last are in the
+ * thread's counters table (HC_WAYS of them, replaced in turn; a way is valid
+ * while that slot still holds the key: a flush empties the table). */
+#define HC_WAYS  8
+#define HC_EMPTY 0xff /* a way not in use (size classes are 0..64) */
 struct hc_entry {
 	uint64_t hash;
 	uint64_t check;
-	struct mp_counts *counts;
 	uint32_t id;
-	uint32_t cls;
-};
+	uint16_t nfp;  /* fp_ok: frames the frame-pointer walk found */
+	uint8_t valid; /* counted once: a hit */
+	uint8_t fp_ok; /* found by a checked frame-pointer walk (see mp_stack_fp_fast) */
+	uint8_t next;  /* the way to replace next */
+	uint8_t cls[HC_WAYS];
+	uint16_t slot[HC_WAYS];
+} __attribute__((aligned(64))); /* one cache line each */
 
 struct mp_tcache {
 	struct mp_tcache *next, *prev;
 	const int *unwinding; /* the owner's mp_unwinding */
 	struct mp_ctable counts;
 	struct hc_entry hc[HC_SIZE];
-	struct mp_counts storage[TC_CAP];
 };
 
 static __thread struct mp_tcache *tls_tc;
@@ -154,6 +161,32 @@ static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t
 	return c;
 }
 
+/* The per-thread chain cache is 2-way set associative: a direct-mapped one
+ * had chains evict each other on about 5% of the calls of a program with
+ * 418 chains (each miss then takes mp.lock). */
+static inline struct hc_entry *hc_find(struct mp_tcache *tc, uint64_t h, uint64_t check)
+{
+	struct hc_entry *set = &tc->hc[h & (HC_SIZE - 2)];
+	if (likely(set[0].hash == h && set[0].check == check && set[0].valid))
+		return &set[0];
+	if (set[1].hash == h && set[1].check == check && set[1].valid)
+		return &set[1];
+	return NULL;
+}
+
+/* The entry to fill for a chain of hash h: a free way, or the first way
+ * after its chain moves to the second (the second's is dropped). */
+static struct hc_entry *hc_victim(struct mp_tcache *tc, uint64_t h)
+{
+	struct hc_entry *set = &tc->hc[h & (HC_SIZE - 2)];
+	if (!set[0].valid)
+		return &set[0];
+	if (!set[1].valid)
+		return &set[1];
+	set[1] = set[0];
+	return &set[0];
+}
+
 /* The chain of key[0..n) (key[n] holds its flags): its cache entry in this
  * thread, or NULL when it cannot be recorded. Without a thread cache (tc
  * NULL), *scratch is filled and returned. */
@@ -163,9 +196,10 @@ static struct hc_entry *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t
 	uint64_t check, h = hash_ips(key, n + 1, &check);
 	struct hc_entry *e = scratch;
 	if (tc) {
-		e = &tc->hc[h & (HC_SIZE - 1)];
-		if (likely(e->hash == h && e->check == check && e->counts != NULL))
+		e = hc_find(tc, h, check);
+		if (likely(e))
 			return e;
+		e = hc_victim(tc, h);
 	}
 	struct mp_chain_rec *c;
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
@@ -189,8 +223,9 @@ static struct hc_entry *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t
 	}
 	if (!c)
 		return NULL;
-	/* counts stays NULL until count_alloc fills it: an entry is a hit only then. */
-	*e = (struct hc_entry){.hash = h, .check = check, .counts = NULL, .id = c->id, .cls = 0};
+	/* valid stays 0 until count_alloc counts: an entry is a hit only then. */
+	*e = (struct hc_entry){.hash = h, .check = check, .id = c->id};
+	memset(e->cls, HC_EMPTY, sizeof(e->cls));
 	return e;
 }
 
@@ -204,8 +239,8 @@ static void tcache_flush_locked(struct mp_tcache *tc)
 		__atomic_add_fetch(&mp.not_recorded, tc->counts.used, __ATOMIC_RELAXED);
 	/* Only the slots in use are written: the rest of the table may never
 	 * have been touched, and stays unfaulted. */
-	for (uint64_t i = 0; i < TC_CAP && tc->counts.used; i++) {
-		struct mp_counts *src = &tc->storage[i];
+	for (uint64_t i = 0; i < tc->counts.cap && tc->counts.used; i++) {
+		struct mp_counts *src = &tc->counts.slots[i];
 		if (!src->key)
 			continue;
 		if (room)
@@ -213,6 +248,12 @@ static void tcache_flush_locked(struct mp_tcache *tc)
 		memset(src, 0, sizeof(*src));
 	}
 	tc->counts.used = 0;
+}
+
+static void tcache_free(struct mp_tcache *tc)
+{
+	mp_unmap(tc->counts.slots, tc->counts.cap * sizeof(*tc->counts.slots));
+	mp_unmap(tc, sizeof(*tc));
 }
 
 static struct mp_tcache *tcache_get(void)
@@ -223,7 +264,7 @@ static struct mp_tcache *tcache_get(void)
 	tc = mp_map(sizeof(*tc));
 	if (!tc)
 		return NULL;
-	tc->counts = (struct mp_ctable){tc->storage, TC_CAP, 0};
+	tc->counts = (struct mp_ctable){NULL, 0, 0};
 	pthread_mutex_lock(&mp.lock);
 	tc->next = mp.tcaches;
 	if (mp.tcaches)
@@ -258,7 +299,7 @@ void mp_thread_exit(void *arg)
 	pthread_mutex_unlock(&mp.lock);
 	tls_tc = NULL;
 	tls_dead = true;
-	mp_unmap(tc, sizeof(*tc));
+	tcache_free(tc);
 }
 
 /* The counters of key for this thread, or the global ones (with mp.lock
@@ -270,9 +311,11 @@ static struct mp_counts *counts_for(struct mp_tcache *tc, uint64_t key, bool *lo
 		struct mp_counts *c = mp_ctable_slot(&tc->counts, key, false);
 		if (likely(c))
 			return c;
-		if ((tc->counts.used + 1) * 2 > TC_CAP) {
+		if ((tc->counts.used + 1) * 2 > tc->counts.cap) {
+			/* Grown under mp.lock: a dump reads the table under it. */
 			pthread_mutex_lock(&mp.lock);
-			tcache_flush_locked(tc);
+			if (tc->counts.cap >= TC_MAX || !mp_ctable_reserve(&tc->counts, 1))
+				tcache_flush_locked(tc);
 			pthread_mutex_unlock(&mp.lock);
 		}
 		return mp_ctable_slot(&tc->counts, key, true);
@@ -284,17 +327,40 @@ static struct mp_counts *counts_for(struct mp_tcache *tc, uint64_t key, bool *lo
 	return mp_ctable_slot(&mp.global, key, true);
 }
 
+/* The way of e holding size class cls, or -1. */
+static inline int hc_way(const struct hc_entry *e, unsigned cls)
+{
+	uint64_t ways;
+	memcpy(&ways, e->cls, sizeof(ways));
+	uint64_t x = ways ^ (cls * 0x0101010101010101ull);
+	uint64_t zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+	return zero ? __builtin_ctzll(zero) / 8 : -1;
+}
+_Static_assert(HC_WAYS == 8, "hc_way looks at 8 ways at once");
+_Static_assert(TC_MAX <= UINT16_MAX + 1, "counters slots fit a way's index");
+
 static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
 {
 	unsigned cls = mp_size_class(size);
 	uint64_t key = mp_counts_key(e->id, cls);
-	struct mp_counts *c = e->counts;
+	struct mp_counts *c = NULL;
 	bool locked = false;
-	if (unlikely(!c || e->cls != cls || __atomic_load_n(&c->key, __ATOMIC_RELAXED) != key)) {
+	int w = tc ? hc_way(e, cls) : -1;
+	if (likely(w >= 0)) {
+		c = &tc->counts.slots[e->slot[w]];
+		if (unlikely(e->slot[w] >= tc->counts.cap ||
+		             __atomic_load_n(&c->key, __ATOMIC_RELAXED) != key))
+			c = NULL;
+	}
+	if (unlikely(!c)) {
 		c = counts_for(tc, key, &locked);
 		if (tc && c) {
-			e->counts = c;
-			e->cls = cls;
+			if (w < 0) {
+				w = e->next;
+				e->next = (uint8_t)((e->next + 1) % HC_WAYS);
+			}
+			e->cls[w] = (uint8_t)cls;
+			e->slot[w] = (uint16_t)(c - tc->counts.slots);
 		}
 	}
 	if (c) {
@@ -304,6 +370,7 @@ static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
 			__atomic_store_n(&c->min, size, __ATOMIC_RELAXED);
 		if (size > c->max)
 			__atomic_store_n(&c->max, size, __ATOMIC_RELAXED);
+		e->valid = 1;
 	} else {
 		lost();
 	}
@@ -485,15 +552,32 @@ void mp_record_alloc(void *p, size_t size)
 {
 	uintptr_t key[MP_MAX_DEPTH + 1];
 	bool truncated;
+	uint32_t nfp;
+	struct hc_entry scratch, *e;
 	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
-	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated);
+	if (mp.unwinder == MP_UNWIND_FP && likely(tc)) {
+		/* A trusting walk, used if a checked one found the same chain. */
+		int n = mp_stack_fp_fast(key, mp.max_depth, &truncated, &nfp);
+		if (n >= 0) {
+			key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
+			uint64_t check, h = hash_ips(key, (uint32_t)n + 1, &check);
+			e = hc_find(tc, h, check);
+			if (likely(e && e->fp_ok && e->nfp == nfp))
+				goto found;
+		}
+	}
+	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
 	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-	struct hc_entry scratch;
-	struct hc_entry *e = chain_get(tc, key, n, &scratch);
+	e = chain_get(tc, key, n, &scratch);
 	if (unlikely(!e)) {
 		lost();
 		return;
 	}
+	if (nfp && nfp <= UINT16_MAX && e != &scratch) {
+		e->fp_ok = 1;
+		e->nfp = (uint16_t)nfp;
+	}
+found:;
 	uint32_t id = e->id;
 	count_alloc(tc, e, size);
 	uint64_t stale;
@@ -556,13 +640,13 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 			mp_counts_add(mp_ctable_slot(&t, mp.global.slots[i].key, true),
 			              &mp.global.slots[i]);
 	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next) {
-		for (uint64_t i = 0; i < TC_CAP; i++) {
-			uint64_t key = __atomic_load_n(&tc->storage[i].key, __ATOMIC_ACQUIRE);
+		for (uint64_t i = 0; i < tc->counts.cap; i++) {
+			uint64_t key = __atomic_load_n(&tc->counts.slots[i].key, __ATOMIC_ACQUIRE);
 			if (!key)
 				continue;
 			if (!mp_ctable_reserve(&t, 1))
 				break;
-			mp_counts_add(mp_ctable_slot(&t, key, true), &tc->storage[i]);
+			mp_counts_add(mp_ctable_slot(&t, key, true), &tc->counts.slots[i]);
 		}
 	}
 	*out = t.slots;
@@ -623,14 +707,16 @@ void mp_fork_child(void)
 	while (tc) {
 		struct mp_tcache *next = tc->next;
 		if (tc != tls_tc)
-			mp_unmap(tc, sizeof(*tc));
+			tcache_free(tc);
 		tc = next;
 	}
 	mp.tcaches = tls_tc;
 	mp.threads = 0;
 	if (tls_tc) {
 		tls_tc->next = tls_tc->prev = NULL;
-		memset(tls_tc->storage, 0, sizeof(tls_tc->storage));
+		if (tls_tc->counts.slots)
+			memset(tls_tc->counts.slots, 0,
+			       tls_tc->counts.cap * sizeof(*tls_tc->counts.slots));
 		tls_tc->counts.used = 0;
 		mp.threads = 1;
 	}

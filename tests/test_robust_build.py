@@ -125,3 +125,51 @@ def test_cxx_exceptions_O3():
 
 def test_cxx_exceptions_fp_unwinder():
     check_exc("-O3", "fp")
+
+
+# ---- frame pointers kept by some functions only ----
+
+# fp_mixed.c's paths: size -> the functions between site_leaf and main.
+MIXED_PATHS = {16: ["mid_keep", "top_a"], 32: ["mid_busy", "top_a"], 48: ["mid_fp", "top_a"],
+               64: ["mid_keep", "top_b"], 80: ["mid_busy", "top_b"], 96: ["mid_fp", "top_b"],
+               112: ["mid_keep"]}
+
+
+def test_build_fp_unwinder_mixed():
+    """Functions that keep frame pointers and functions that do not, on one path, each reached
+    from two callers in turn for 20,000 rounds: under MAPPROF_UNWIND=fp every chain names exactly
+    its path (site_leaf, its mid_*, its top_*, main), the counts are exact, and libunwind's dump
+    has the same chains. A walk that trusted a frameless function's rbp would lose its caller,
+    or mix up the two callers."""
+    for opt in ("-O2", "-O0"):
+        prog = lib.build_prog("fp_mixed_%s" % opt[1:], ["fp_mixed.c"],
+                              flags=[opt, "-fno-omit-frame-pointer"])
+        syms = lib.Symbols(prog)
+        chains = {}
+        for unw in ("fp", "libunwind"):
+            what = "fp_mixed %s (%s)" % (opt, unw)
+            cp, dump = lib.run_profiled([prog, "20000"], env={"MAPPROF_UNWIND": unw})
+            assert cp.returncode == 0, "%s: exit %d: %s" % (what, cp.returncode, cp.stderr[-500:])
+            robust.no_shim_lines(cp, what)
+            t = lib.truth(cp, "main")
+            d = lib.read_dump(dump)
+            lib.check_sites(d, prog, t["sites"], what)
+            seen = {}
+            for c in d["chains"]:
+                # The executable's frames; the start code's _start closes every chain.
+                names = [n for n in lib.frame_functions(d, c, syms) if n and n != "_start"]
+                if not names or names[0] != "site_leaf":
+                    continue
+                assert len(c["classes"]) == 1 and c["classes"][0]["min"] == c["classes"][0]["max"], \
+                    "%s: one chain holds several paths' sizes: %s" % (what, c["classes"])
+                size = c["classes"][0]["min"]
+                assert names == ["site_leaf"] + MIXED_PATHS[size] + ["main"], \
+                    "%s: the allocation of %d bytes has the chain %s, not its path %s" % (
+                        what, size, names, ["site_leaf"] + MIXED_PATHS[size] + ["main"])
+                assert size not in seen, "%s: two chains for the path of %d bytes" % (what, size)
+                seen[size] = (c["classes"][0]["objects"], tuple(map(tuple, c["frames"])))
+            assert sorted(seen) == sorted(MIXED_PATHS), "%s: paths %s" % (what, sorted(seen))
+            assert all(v[0] == 20000 for v in seen.values()), "%s: %s" % (what, seen)
+            chains[unw] = {size: v[1] for size, v in seen.items()}
+        assert chains["fp"] == chains["libunwind"], \
+            "fp_mixed %s: the frame-pointer walk's chains differ from libunwind's" % opt
