@@ -132,7 +132,7 @@ def test_cxx_exceptions_fp_unwinder():
 # fp_mixed.c's paths: size -> the functions between site_leaf and main.
 MIXED_PATHS = {16: ["mid_keep", "top_a"], 32: ["mid_busy", "top_a"], 48: ["mid_fp", "top_a"],
                64: ["mid_keep", "top_b"], 80: ["mid_busy", "top_b"], 96: ["mid_fp", "top_b"],
-               112: ["mid_keep"]}
+               128: ["mid_keep", "top_k", "via"], 144: ["mid_keep", "via"]}
 
 
 def test_build_fp_unwinder_mixed():

@@ -5,9 +5,9 @@
  *     step from mid_keep straight to its caller's caller and lose a frame;
  *   - mid_busy points rbp at two words of its own that are no frame record;
  *   - mid_fp keeps a frame pointer.
- * Each is called from top_a and top_b, and mid_keep from main too; every path allocates a size
- * of its own (path index * 16 + 16), so a test can check that each chain names exactly its path:
- * site_leaf, mid_*, top_* (if any), main. The paths alternate in every round, so the unwinder's
+ * Each is called from top_a and top_b, and mid_keep also from via, directly and through top_k;
+ * every path allocates a size of its own, so a test can check that each chain names exactly its
+ * path: site_leaf, mid_*, its callers, main. The paths alternate in every round, so the unwinder's
  * caches see the same return addresses on different paths over and over.
  *
  * usage: fp_mixed [ROUNDS] */
@@ -88,6 +88,24 @@ SITE static void top_b(int mid, long r)
 	__asm__ volatile("" ::: "memory");
 }
 
+/* One call instruction in via calls either top_k or mid_keep, so both return to the same
+ * address. A trusting walk of via -> top_k -> mid_keep -> site_leaf loses top_k (mid_keep leaves
+ * rbp alone) and yields exactly the chain of via -> mid_keep -> site_leaf, a real one. */
+SITE static void top_k(size_t n)
+{
+	mid_keep(n);
+	__asm__ volatile("" ::: "memory");
+}
+
+static void (*volatile via_fns[2])(size_t) = {top_k, mid_keep};
+static volatile int via_calls = 2;
+
+SITE static void via(int which, size_t n)
+{
+	via_fns[which](n);
+	__asm__ volatile("" ::: "memory");
+}
+
 int main(int argc, char **argv)
 {
 	long rounds = argc > 1 ? atol(argv[1]) : 1000;
@@ -96,7 +114,8 @@ int main(int argc, char **argv)
 			top_a(mid, r);
 			top_b(mid, r);
 		}
-		mid_keep(112); /* what a trusting walk makes of top_a -> mid_keep: the same chain */
+		for (int w = 0; w < via_calls; w++) /* one call site of via for both */
+			via(w, w ? 144 : 128);
 	}
 	truth_print("main", sites, 1);
 	return 0;
