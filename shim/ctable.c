@@ -5,9 +5,14 @@
 
 #include "shim.h"
 
-static inline uint64_t slot_of(uint64_t key, uint64_t mask)
+/* The top bits of a multiplicative hash. Tables of different sizes then
+ * order keys alike: copying one table into another in slot order (a flush,
+ * a snapshot) inserts in home order, never into one long cluster, as taking
+ * the low bits of the same hash did (copying into a smaller table then cost
+ * a quadratic number of probes). */
+static inline uint64_t slot_of(uint64_t key, uint64_t cap)
 {
-	return (key * 0x9e3779b97f4a7c15ull >> 17) & mask;
+	return (key * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(cap));
 }
 
 /* Find key's slot; with insert, claim an empty one (the caller keeps the
@@ -17,7 +22,7 @@ struct mp_counts *mp_ctable_slot(struct mp_ctable *t, uint64_t key, bool insert)
 	if (!t->cap)
 		return NULL;
 	uint64_t mask = t->cap - 1;
-	for (uint64_t i = slot_of(key, mask);; i = (i + 1) & mask) {
+	for (uint64_t i = slot_of(key, t->cap);; i = (i + 1) & mask) {
 		struct mp_counts *c = &t->slots[i];
 		if (c->key == key)
 			return c;

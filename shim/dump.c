@@ -185,21 +185,69 @@ static void write_modules(void)
 	}
 }
 
-static void write_chains(const struct mp_counts *snap, long cap, const uint64_t *live_objects,
-                         const uint64_t *live_bytes, struct mp_end *end)
+/* The snapshot's entries grouped by chain, classes in order: a counting sort
+ * into order[], chain id's entries at order[start[id] .. start[id + 1]).
+ * (Looking up every chain's 65 classes in the snapshot missed the cache on
+ * nearly every probe: 0.3 s for 100,000 chains.) */
+struct by_chain {
+	uint32_t *start;
+	uint32_t *order;
+	size_t start_bytes, order_bytes;
+};
+
+static bool group_by_chain(const struct mp_counts *snap, long cap, struct by_chain *g)
 {
-	struct mp_ctable t = {(struct mp_counts *)snap, (uint64_t)cap, 0};
+	uint32_t nchains = mp.nchains;
+	uint64_t used = 0;
+	for (long i = 0; i < cap; i++)
+		used += snap[i].key != 0;
+	g->start_bytes = ((size_t)nchains + 2) * sizeof(uint32_t);
+	g->order_bytes = (used + 1) * sizeof(uint32_t);
+	g->start = mp_map(g->start_bytes);
+	g->order = mp_map(g->order_bytes);
+	if (!g->start || !g->order)
+		return false;
+	for (long i = 0; i < cap; i++) {
+		uint64_t chain = mp_counts_chain(snap[i].key);
+		if (snap[i].key && chain < nchains)
+			g->start[chain + 2]++;
+	}
+	for (uint32_t id = 0; id < nchains; id++)
+		g->start[id + 2] += g->start[id + 1];
+	/* start[id + 1] is now where chain id's entries begin: fill, moving it to their end. */
+	for (long i = 0; i < cap; i++) {
+		uint64_t chain = mp_counts_chain(snap[i].key);
+		if (snap[i].key && chain < nchains)
+			g->order[g->start[chain + 1]++] = (uint32_t)i;
+	}
+	for (uint32_t id = 0; id < nchains; id++) {
+		uint32_t *o = g->order + g->start[id];
+		uint32_t n = g->start[id + 1] - g->start[id];
+		for (uint32_t a = 1; a < n; a++) /* by size class: a handful each */
+			for (uint32_t b = a; b > 0 && snap[o[b]].key < snap[o[b - 1]].key; b--) {
+				uint32_t t = o[b];
+				o[b] = o[b - 1];
+				o[b - 1] = t;
+			}
+	}
+	return true;
+}
+
+static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
+                         const uint64_t *live_objects, const uint64_t *live_bytes,
+                         struct mp_end *end)
+{
 	struct mp_size_class cls[MP_SIZE_CLASSES];
 	for (uint32_t id = 0; id < mp.nchains; id++) {
 		const struct mp_chain_rec *c = mp.chains[id];
 		struct mp_chain hdr = {.id = c->id, .flags = c->flags, .nframes = c->nframes};
 		uint32_t n = 0;
-		for (unsigned k = 0; k < MP_SIZE_CLASSES; k++) {
-			const struct mp_counts *e = mp_ctable_slot(&t, mp_counts_key(id, k), false);
-			if (!e || !e->objects)
+		for (uint32_t j = g->start[id]; j < g->start[id + 1] && n < MP_SIZE_CLASSES; j++) {
+			const struct mp_counts *e = &snap[g->order[j]];
+			if (!e->objects)
 				continue;
 			cls[n++] = (struct mp_size_class){
-			    .log2 = k,
+			    .log2 = mp_counts_class(e->key),
 			    .objects = e->objects,
 			    .bytes = e->bytes,
 			    .min_size = e->min,
@@ -274,7 +322,8 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);
 	size_t live_size = ((size_t)mp.nchains + 1) * 2 * sizeof(uint64_t);
 	uint64_t *live = mp_map(live_size);
-	if (!live)
+	struct by_chain groups = {0};
+	if (!live || cap < 0 || !group_by_chain(snap, cap, &groups))
 		cap = -1;
 	else
 		mp_live_sum(live, live + mp.nchains + 1, mp.nchains);
@@ -286,12 +335,14 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	write_modules();
 	struct mp_end end = {0};
 	if (cap >= 0)
-		write_chains(snap, cap, live, live + mp.nchains + 1, &end);
+		write_chains(snap, &groups, live, live + mp.nchains + 1, &end);
 	end.nmodules = mp.nmodules;
 	w_record(MP_TAG_END, sizeof(end));
 	w_put(&end, sizeof(end));
 	w_flush();
 	mp_unmap(snap, snap_bytes);
+	mp_unmap(groups.start, groups.start_bytes);
+	mp_unmap(groups.order, groups.order_bytes);
 	if (live)
 		mp_unmap(live, live_size);
 	pthread_mutex_unlock(&mp.lock);

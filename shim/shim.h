@@ -93,6 +93,14 @@ static inline uint64_t mp_counts_key(uint32_t chain, unsigned cls)
 {
 	return ((uint64_t)chain << 8 | cls) + 1;
 }
+static inline uint64_t mp_counts_chain(uint64_t key)
+{
+	return (key - 1) >> 8;
+}
+static inline unsigned mp_counts_class(uint64_t key)
+{
+	return (unsigned)((key - 1) & 0xff);
+}
 
 static inline unsigned mp_size_class(uint64_t size)
 {
@@ -257,7 +265,8 @@ bool mp_tcaches_unwinding(const int *own); /* mp.lock held: another thread insid
 void mp_fork_prepare(void);
 void mp_fork_parent(void);
 void mp_fork_child(void);
-/* Sum of the global and all per-thread counters, sorted by key; mp.lock held.
+/* Sum of the global and all per-thread counters, a table of mp_counts in no
+ * particular order (empty slots have key 0); mp.lock held.
  * Returns the number of entries or -1; *out is mp_map()ed, *bytes its size. */
 bool mp_counts_any(void); /* anything recorded since start (or fork)? */
 long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
