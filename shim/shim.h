@@ -229,9 +229,10 @@ void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) *
 /* *nfp: in fp mode, how many of the frames a checked frame-pointer walk
  * found (0: libunwind's walk). */
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
-/* fp mode's fast path: a trusting walk, or -1 (see stack.c for when its
- * result may be used). */
-int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
+/* fp mode's fast path: the hash of a trusting walk's chain, or -1 (see
+ * stack.c for when it may be used). */
+struct mp_hash;
+int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_hash *sum);
 /* The unwind gate: a fork waits until no other thread is inside libunwind,
  * whose internal locks would otherwise stay locked in the child forever.
  * mp_unwinding is this thread's flag, published in its cache. */

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "hashkeys.h"
 #include "shim.h"
 
 /* Frames libunwind and the shim add on top of the caller: unw_backtrace,
@@ -385,12 +386,16 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 	return count;
 }
 
-/* fp mode's fast path: a frame-pointer walk that trusts every step (each
- * record is still bounds-checked: on this thread's stack, above the last),
- * writing the chain straight to ips without our own frames, plus the start
- * code's frames from the tail cache. Returns the number of frames, or -1
- * when it cannot say (no stack bounds, a broken chain, an unknown tail).
- * *nfp is the number that came from the walk itself.
+/* fp mode's fast path: the hash of the chain a frame-pointer walk finds
+ * when it trusts every step (each record is still bounds-checked: on this
+ * thread's stack, above the last), without our own frames, plus the start
+ * code's frames from the tail cache. It stores nothing: the store buffer
+ * stays empty for the locked instruction that follows (the live map), and
+ * a walk whose chain is not known is done again by mp_stack_capture. Returns
+ * the number of frames, or -1 when it cannot say (no stack bounds, a broken
+ * chain, an unknown tail). *nfp is the number that came from the walk
+ * itself; *sum the hash of the frames (mp_hash_add of each), taken while the
+ * walk waits on its loads.
  *
  * A trusted walk may skip the caller of a function without frame pointers.
  * The caller (table.c) uses its result only when it equals, hash and nfp,
@@ -400,11 +405,12 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
  * a trusted walk that yields the same addresses took the same, right, steps;
  * and with the same nfp its last step left the stack at the same frame, as
  * the checked walk's did. */
-int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp)
+int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_hash *sum)
 {
+	struct mp_hash s = {0, 0};
 	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 	uintptr_t lo = stack_lo, hi = stack_hi;
-	uintptr_t last = fp; /* the record holding the last address taken */
+	uintptr_t last = fp, last_ra = 0; /* the record holding the last address taken */
 	uint32_t n = 0;
 	if (!hi || fp < lo || fp >= hi)
 		return -1;
@@ -420,10 +426,12 @@ int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nf
 			if (n == max) {
 				*truncated = true;
 				*nfp = n;
+				*sum = s;
 				return (int)n;
 			}
-			ips[n++] = ra;
+			mp_hash_add(&s, ra, n++); /* while the next load is on its way */
 			last = fp;
+			last_ra = ra;
 		}
 		if (next < lo || next >= hi)
 			break; /* left the stack: the start code's frames */
@@ -435,7 +443,7 @@ int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nf
 	if (!n)
 		return -1;
 	uintptr_t tail[TAIL_MAX];
-	int k = tail_find(ips[n - 1], hi - last, tail);
+	int k = tail_find(last_ra, hi - last, tail);
 	if (k < 0)
 		return -1;
 	for (int i = 0; i < k; i++) {
@@ -443,7 +451,8 @@ int mp_stack_fp_fast(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nf
 			*truncated = true;
 			break;
 		}
-		ips[n++] = tail[i];
+		mp_hash_add(&s, tail[i], n++);
 	}
+	*sum = s;
 	return (int)n;
 }

@@ -10,34 +10,33 @@
 #include "hashkeys.h"
 #include "shim.h"
 
-#define HC_SIZE 4096 /* per-thread chain cache entries */
-#define TC_MAX                                                                                     \
-	65536 /* per-thread counters: the table grows to this, then is flushed at half full */
+/* Per-thread counters, keyed by (chain hash, size class): one cache line
+ * holds all a call needs (the chain's id and its counters), so a call that
+ * repeats a (chain, class) pair costs one miss at most. The table grows to
+ * TC_MAX entries, then is flushed into the global table at half full. */
+#define TC_MIN 1024
+#define TC_MAX 65536
 
-/* A chain this thread has seen: its key's two hashes (a hit compares them
- * instead of the key itself, which lives in cache lines of its own), its id,
- * and where its counters of the size classes it allocated last are in the
- * thread's counters table (HC_WAYS of them, replaced in turn; a way is valid
- * while that slot still holds the key: a flush empties the table). */
-#define HC_WAYS  8
-#define HC_EMPTY 0xff /* a way not in use (size classes are 0..64) */
-struct hc_entry {
+/* The key is the chain's two hashes (a hit compares them instead of the
+ * chain's return addresses, which live in cache lines of their own) and the
+ * size class. */
+struct tc_entry {
 	uint64_t hash;
 	uint64_t check;
-	uint32_t id;
-	uint16_t nfp;  /* fp_ok: frames the frame-pointer walk found */
-	uint8_t valid; /* counted once: a hit */
-	uint8_t fp_ok; /* found by a checked frame-pointer walk (see mp_stack_fp_fast) */
-	uint8_t next;  /* the way to replace next */
-	uint8_t cls[HC_WAYS];
-	uint16_t slot[HC_WAYS];
-} __attribute__((aligned(64))); /* one cache line each */
+	uint32_t id;   /* the chain */
+	uint8_t cls;   /* the size class */
+	uint8_t fp_ok; /* the chain was found by a checked frame-pointer walk */
+	uint16_t nfp;  /* fp_ok: how many of its frames that walk found */
+	uint32_t used; /* the entry is filled (published last) */
+	uint32_t reserved;
+	uint64_t objects, bytes, min, max;
+} __attribute__((aligned(64)));
 
 struct mp_tcache {
 	struct mp_tcache *next, *prev;
 	const int *unwinding; /* the owner's mp_unwinding */
-	struct mp_ctable counts;
-	struct hc_entry hc[HC_SIZE];
+	struct tc_entry *tab; /* grown and flushed under mp.lock (a dump reads it) */
+	uint64_t cap, used;
 };
 
 static __thread struct mp_tcache *tls_tc;
@@ -106,17 +105,10 @@ static void lost(void)
 _Static_assert(MP_HASHKEYS >= MP_MAX_DEPTH + 2, "a multiplier per key position");
 static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n, uint64_t *check)
 {
-	uint64_t h = n, c = n;
-	for (uint32_t i = 0; i < n; i++) {
-		unsigned __int128 p = (unsigned __int128)ips[i] * mp_hashkeys[i];
-		h += (uint64_t)p;
-		c += (uint64_t)(p >> 64);
-	}
-	h ^= h >> 32;
-	h *= 0xd6e8feb86659fd93ull;
-	h ^= h >> 29;
-	*check = c;
-	return h;
+	struct mp_hash s = {0, 0};
+	for (uint32_t i = 0; i < n; i++)
+		mp_hash_add(&s, ips[i], i);
+	return mp_hash_final(s, n, check);
 }
 
 static bool chains_grow(void)
@@ -161,98 +153,141 @@ static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t
 	return c;
 }
 
-/* The per-thread chain cache is 2-way set associative: a direct-mapped one
- * had chains evict each other on about 5% of the calls of a program with
- * 418 chains (each miss then takes mp.lock). */
-static inline struct hc_entry *hc_find(struct mp_tcache *tc, uint64_t h, uint64_t check)
+/* The chain of key[0..n) (key[n] holds its flags, h is its hash), found or
+ * made in the global table; NULL when it cannot be recorded. */
+static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 {
-	struct hc_entry *set = &tc->hc[h & (HC_SIZE - 2)];
-	if (likely(set[0].hash == h && set[0].check == check && set[0].valid))
-		return &set[0];
-	if (set[1].hash == h && set[1].check == check && set[1].valid)
-		return &set[1];
-	return NULL;
-}
-
-/* The entry to fill for a chain of hash h: a free way, or the first way
- * after its chain moves to the second (the second's is dropped). */
-static struct hc_entry *hc_victim(struct mp_tcache *tc, uint64_t h)
-{
-	struct hc_entry *set = &tc->hc[h & (HC_SIZE - 2)];
-	if (!set[0].valid)
-		return &set[0];
-	if (!set[1].valid)
-		return &set[1];
-	set[1] = set[0];
-	return &set[0];
-}
-
-/* The chain of key[0..n) (key[n] holds its flags): its cache entry in this
- * thread, or NULL when it cannot be recorded. Without a thread cache (tc
- * NULL), *scratch is filled and returned. */
-static struct hc_entry *chain_get(struct mp_tcache *tc, uintptr_t *key, uint32_t n,
-                                  struct hc_entry *scratch)
-{
-	uint64_t check, h = hash_ips(key, n + 1, &check);
-	struct hc_entry *e = scratch;
-	if (tc) {
-		e = hc_find(tc, h, check);
-		if (likely(e))
-			return e;
-		e = hc_victim(tc, h);
-	}
 	struct mp_chain_rec *c;
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
 	pthread_mutex_lock(&mp.lock);
 	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
 	pthread_mutex_unlock(&mp.lock);
-	if (!c) {
-		/* A new chain: resolve its frames to modules first, without mp.lock
-		 * (see modules.c for the lock order). */
-		struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
-		if (!frames)
-			return NULL;
-		mp_modules_check();
-		for (uint32_t i = 0; i < n; i++)
-			mp_frame_resolve(key[i], &frames[i]);
-		pthread_mutex_lock(&mp.lock);
-		HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
-		if (!c)
-			c = chain_new(key, n, h, frames);
-		pthread_mutex_unlock(&mp.lock);
-	}
-	if (!c)
+	if (c)
+		return c;
+	/* A new chain: resolve its frames to modules first, without mp.lock
+	 * (see modules.c for the lock order). */
+	struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
+	if (!frames)
 		return NULL;
-	/* valid stays 0 until count_alloc counts: an entry is a hit only then. */
-	*e = (struct hc_entry){.hash = h, .check = check, .id = c->id};
-	memset(e->cls, HC_EMPTY, sizeof(e->cls));
-	return e;
+	mp_modules_check();
+	for (uint32_t i = 0; i < n; i++)
+		mp_frame_resolve(key[i], &frames[i]);
+	pthread_mutex_lock(&mp.lock);
+	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
+	if (!c)
+		c = chain_new(key, n, h, frames);
+	pthread_mutex_unlock(&mp.lock);
+	return c;
 }
 
 /* ---- counters ---- */
 
-/* mp.lock held. */
+static inline uint64_t tc_home(uint64_t h, unsigned cls, uint64_t cap)
+{
+	return ((h + cls) * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(cap));
+}
+
+/* This thread's entry of (chain hash h/check, class cls), or NULL. */
+static inline struct tc_entry *tc_find(struct mp_tcache *tc, uint64_t h, uint64_t check,
+                                       unsigned cls)
+{
+	if (unlikely(!tc->cap))
+		return NULL;
+	uint64_t mask = tc->cap - 1;
+	for (uint64_t i = tc_home(h, cls, tc->cap);; i = (i + 1) & mask) {
+		struct tc_entry *e = &tc->tab[i];
+		if (likely(e->hash == h && e->check == check && e->cls == cls && e->used))
+			return e;
+		if (!e->used)
+			return NULL;
+	}
+}
+
+/* The global counters of a flushed entry. mp.lock held. */
+static void tc_fold(const struct tc_entry *e)
+{
+	struct mp_counts *g = mp_ctable_slot(&mp.global, mp_counts_key(e->id, e->cls), true);
+	struct mp_counts src = {0, e->objects, e->bytes, e->min, e->max};
+	if (g)
+		mp_counts_add(g, &src);
+}
+
+/* Fold this thread's counters into the global table and empty its table.
+ * mp.lock held. */
 static void tcache_flush_locked(struct mp_tcache *tc)
 {
-	bool room = mp_ctable_reserve(&mp.global, tc->counts.used);
+	bool room = mp_ctable_reserve(&mp.global, tc->used);
 	if (!room)
-		__atomic_add_fetch(&mp.not_recorded, tc->counts.used, __ATOMIC_RELAXED);
-	/* Only the slots in use are written: the rest of the table may never
+		__atomic_add_fetch(&mp.not_recorded, tc->used, __ATOMIC_RELAXED);
+	/* Only the entries in use are written: the rest of the table may never
 	 * have been touched, and stays unfaulted. */
-	for (uint64_t i = 0; i < tc->counts.cap && tc->counts.used; i++) {
-		struct mp_counts *src = &tc->counts.slots[i];
-		if (!src->key)
+	for (uint64_t i = 0; i < tc->cap && tc->used; i++) {
+		struct tc_entry *e = &tc->tab[i];
+		if (!e->used)
 			continue;
 		if (room)
-			mp_counts_add(mp_ctable_slot(&mp.global, src->key, true), src);
-		memset(src, 0, sizeof(*src));
+			tc_fold(e);
+		memset(e, 0, sizeof(*e));
 	}
-	tc->counts.used = 0;
+	tc->used = 0;
+}
+
+/* Make room for one more entry: grow, or flush at TC_MAX. mp.lock held. */
+static void tcache_make_room_locked(struct mp_tcache *tc)
+{
+	if ((tc->used + 1) * 2 <= tc->cap)
+		return;
+	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
+	struct tc_entry *tab = cap <= TC_MAX ? mp_map(cap * sizeof(*tab)) : NULL;
+	if (!tab) {
+		tcache_flush_locked(tc);
+		return;
+	}
+	for (uint64_t i = 0; i < tc->cap; i++) {
+		const struct tc_entry *e = &tc->tab[i];
+		if (!e->used)
+			continue;
+		uint64_t j = tc_home(e->hash, e->cls, cap);
+		while (tab[j].used)
+			j = (j + 1) & (cap - 1);
+		tab[j] = *e;
+	}
+	mp_unmap(tc->tab, tc->cap * sizeof(*tc->tab));
+	tc->tab = tab;
+	tc->cap = cap;
+}
+
+/* A new entry for (h/check, cls) of chain id, or NULL (no memory). */
+static struct tc_entry *tc_insert(struct mp_tcache *tc, uint64_t h, uint64_t check, unsigned cls,
+                                  uint32_t id)
+{
+	if ((tc->used + 1) * 2 > tc->cap) {
+		pthread_mutex_lock(&mp.lock);
+		tcache_make_room_locked(tc);
+		pthread_mutex_unlock(&mp.lock);
+		if (!tc->cap)
+			return NULL;
+	}
+	uint64_t mask = tc->cap - 1, i = tc_home(h, cls, tc->cap);
+	while (tc->tab[i].used)
+		i = (i + 1) & mask;
+	struct tc_entry *e = &tc->tab[i];
+	e->hash = h;
+	e->check = check;
+	e->id = id;
+	e->cls = (uint8_t)cls;
+	e->fp_ok = 0;
+	e->nfp = 0;
+	e->objects = e->bytes = e->max = 0;
+	e->min = UINT64_MAX;
+	__atomic_store_n(&e->used, 1, __ATOMIC_RELEASE); /* a dump may read it now */
+	tc->used++;
+	return e;
 }
 
 static void tcache_free(struct mp_tcache *tc)
 {
-	mp_unmap(tc->counts.slots, tc->counts.cap * sizeof(*tc->counts.slots));
+	mp_unmap(tc->tab, tc->cap * sizeof(*tc->tab));
 	mp_unmap(tc, sizeof(*tc));
 }
 
@@ -264,7 +299,6 @@ static struct mp_tcache *tcache_get(void)
 	tc = mp_map(sizeof(*tc));
 	if (!tc)
 		return NULL;
-	tc->counts = (struct mp_ctable){NULL, 0, 0};
 	pthread_mutex_lock(&mp.lock);
 	tc->next = mp.tcaches;
 	if (mp.tcaches)
@@ -302,80 +336,29 @@ void mp_thread_exit(void *arg)
 	tcache_free(tc);
 }
 
-/* The counters of key for this thread, or the global ones (with mp.lock
- * taken, *locked set) for a thread without a cache. */
-static struct mp_counts *counts_for(struct mp_tcache *tc, uint64_t key, bool *locked)
+static inline void count(uint64_t *objects, uint64_t *bytes, uint64_t *min, uint64_t *max,
+                         uint64_t size)
 {
-	*locked = false;
-	if (likely(tc)) {
-		struct mp_counts *c = mp_ctable_slot(&tc->counts, key, false);
-		if (likely(c))
-			return c;
-		if ((tc->counts.used + 1) * 2 > tc->counts.cap) {
-			/* Grown under mp.lock: a dump reads the table under it. */
-			pthread_mutex_lock(&mp.lock);
-			if (tc->counts.cap >= TC_MAX || !mp_ctable_reserve(&tc->counts, 1))
-				tcache_flush_locked(tc);
-			pthread_mutex_unlock(&mp.lock);
-		}
-		return mp_ctable_slot(&tc->counts, key, true);
-	}
+	bump(objects, 1);
+	bump(bytes, size);
+	if (size < *min)
+		__atomic_store_n(min, size, __ATOMIC_RELAXED);
+	if (size > *max)
+		__atomic_store_n(max, size, __ATOMIC_RELAXED);
+}
+
+/* A thread without a cache (past its exit hook, or no memory for one)
+ * counts in the global table, under mp.lock. */
+static bool count_global(uint32_t id, unsigned cls, uint64_t size)
+{
 	pthread_mutex_lock(&mp.lock);
-	*locked = true;
-	if (!mp_ctable_reserve(&mp.global, 1))
-		return NULL;
-	return mp_ctable_slot(&mp.global, key, true);
-}
-
-/* The way of e holding size class cls, or -1. */
-static inline int hc_way(const struct hc_entry *e, unsigned cls)
-{
-	uint64_t ways;
-	memcpy(&ways, e->cls, sizeof(ways));
-	uint64_t x = ways ^ (cls * 0x0101010101010101ull);
-	uint64_t zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
-	return zero ? __builtin_ctzll(zero) / 8 : -1;
-}
-_Static_assert(HC_WAYS == 8, "hc_way looks at 8 ways at once");
-_Static_assert(TC_MAX <= UINT16_MAX + 1, "counters slots fit a way's index");
-
-static void count_alloc(struct mp_tcache *tc, struct hc_entry *e, uint64_t size)
-{
-	unsigned cls = mp_size_class(size);
-	uint64_t key = mp_counts_key(e->id, cls);
-	struct mp_counts *c = NULL;
-	bool locked = false;
-	int w = tc ? hc_way(e, cls) : -1;
-	if (likely(w >= 0)) {
-		c = &tc->counts.slots[e->slot[w]];
-		if (unlikely(e->slot[w] >= tc->counts.cap ||
-		             __atomic_load_n(&c->key, __ATOMIC_RELAXED) != key))
-			c = NULL;
-	}
-	if (unlikely(!c)) {
-		c = counts_for(tc, key, &locked);
-		if (tc && c) {
-			if (w < 0) {
-				w = e->next;
-				e->next = (uint8_t)((e->next + 1) % HC_WAYS);
-			}
-			e->cls[w] = (uint8_t)cls;
-			e->slot[w] = (uint16_t)(c - tc->counts.slots);
-		}
-	}
-	if (c) {
-		bump(&c->objects, 1);
-		bump(&c->bytes, size);
-		if (size < c->min)
-			__atomic_store_n(&c->min, size, __ATOMIC_RELAXED);
-		if (size > c->max)
-			__atomic_store_n(&c->max, size, __ATOMIC_RELAXED);
-		e->valid = 1;
-	} else {
-		lost();
-	}
-	if (locked)
-		pthread_mutex_unlock(&mp.lock);
+	struct mp_counts *c = mp_ctable_reserve(&mp.global, 1)
+	                          ? mp_ctable_slot(&mp.global, mp_counts_key(id, cls), true)
+	                          : NULL;
+	if (c)
+		count(&c->objects, &c->bytes, &c->min, &c->max, size);
+	pthread_mutex_unlock(&mp.lock);
+	return c != NULL;
 }
 
 /* ---- live-block map ---- */
@@ -552,34 +535,49 @@ void mp_record_alloc(void *p, size_t size)
 {
 	uintptr_t key[MP_MAX_DEPTH + 1];
 	bool truncated;
-	uint32_t nfp;
-	struct hc_entry scratch, *e;
+	uint32_t nfp, id;
+	uint64_t check, h;
+	unsigned cls = mp_size_class(size);
+	struct tc_entry *e = NULL;
 	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
 	if (mp.unwinder == MP_UNWIND_FP && likely(tc)) {
 		/* A trusting walk, used if a checked one found the same chain. */
-		int n = mp_stack_fp_fast(key, mp.max_depth, &truncated, &nfp);
+		struct mp_hash sum;
+		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
 		if (n >= 0) {
-			key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-			uint64_t check, h = hash_ips(key, (uint32_t)n + 1, &check);
-			e = hc_find(tc, h, check);
+			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
+			h = mp_hash_final(sum, (uint32_t)n + 1, &check);
+			e = tc_find(tc, h, check, cls);
 			if (likely(e && e->fp_ok && e->nfp == nfp))
 				goto found;
 		}
 	}
 	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
 	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-	e = chain_get(tc, key, n, &scratch);
-	if (unlikely(!e)) {
-		lost();
-		return;
+	h = hash_ips(key, n + 1, &check);
+	e = tc ? tc_find(tc, h, check, cls) : NULL;
+	if (!e) {
+		struct mp_chain_rec *c = chain_find(key, n, h);
+		if (unlikely(!c)) {
+			lost();
+			return;
+		}
+		e = tc ? tc_insert(tc, h, check, cls, c->id) : NULL;
+		if (!e) {
+			if (!count_global(c->id, cls, size))
+				lost();
+			id = c->id;
+			goto live;
+		}
 	}
-	if (nfp && nfp <= UINT16_MAX && e != &scratch) {
+	if (nfp && nfp <= UINT16_MAX) {
 		e->fp_ok = 1;
 		e->nfp = (uint16_t)nfp;
 	}
-found:;
-	uint32_t id = e->id;
-	count_alloc(tc, e, size);
+found:
+	count(&e->objects, &e->bytes, &e->min, &e->max, size);
+	id = e->id;
+live:;
 	uint64_t stale;
 	int r = live_insert((uintptr_t)p, meta_make(id, size), &stale);
 	/* r > 0: the address was in the map already (its free happened behind
@@ -622,7 +620,7 @@ bool mp_counts_any(void)
 	bool any = mp.global.used != 0;
 	pthread_mutex_lock(&mp.lock);
 	for (struct mp_tcache *tc = mp.tcaches; tc && !any; tc = tc->next)
-		any = __atomic_load_n(&tc->counts.used, __ATOMIC_RELAXED) != 0;
+		any = __atomic_load_n(&tc->used, __ATOMIC_RELAXED) != 0;
 	pthread_mutex_unlock(&mp.lock);
 	return any;
 }
@@ -631,7 +629,7 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 {
 	uint64_t total = mp.global.used;
 	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next)
-		total += __atomic_load_n(&tc->counts.used, __ATOMIC_RELAXED);
+		total += __atomic_load_n(&tc->used, __ATOMIC_RELAXED);
 	struct mp_ctable t = {NULL, 0, 0};
 	if (!mp_ctable_reserve(&t, total + 1))
 		return -1;
@@ -640,13 +638,20 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 			mp_counts_add(mp_ctable_slot(&t, mp.global.slots[i].key, true),
 			              &mp.global.slots[i]);
 	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next) {
-		for (uint64_t i = 0; i < tc->counts.cap; i++) {
-			uint64_t key = __atomic_load_n(&tc->counts.slots[i].key, __ATOMIC_ACQUIRE);
-			if (!key)
+		for (uint64_t i = 0; i < tc->cap; i++) {
+			const struct tc_entry *e = &tc->tab[i];
+			if (!__atomic_load_n(&e->used, __ATOMIC_ACQUIRE))
 				continue;
 			if (!mp_ctable_reserve(&t, 1))
 				break;
-			mp_counts_add(mp_ctable_slot(&t, key, true), &tc->counts.slots[i]);
+			struct mp_counts src = {
+			    0,
+			    __atomic_load_n(&e->objects, __ATOMIC_RELAXED),
+			    __atomic_load_n(&e->bytes, __ATOMIC_RELAXED),
+			    __atomic_load_n(&e->min, __ATOMIC_RELAXED),
+			    __atomic_load_n(&e->max, __ATOMIC_RELAXED),
+			};
+			mp_counts_add(mp_ctable_slot(&t, mp_counts_key(e->id, e->cls), true), &src);
 		}
 	}
 	*out = t.slots;
@@ -714,10 +719,9 @@ void mp_fork_child(void)
 	mp.threads = 0;
 	if (tls_tc) {
 		tls_tc->next = tls_tc->prev = NULL;
-		if (tls_tc->counts.slots)
-			memset(tls_tc->counts.slots, 0,
-			       tls_tc->counts.cap * sizeof(*tls_tc->counts.slots));
-		tls_tc->counts.used = 0;
+		if (tls_tc->tab)
+			memset(tls_tc->tab, 0, tls_tc->cap * sizeof(*tls_tc->tab));
+		tls_tc->used = 0;
 		mp.threads = 1;
 	}
 	mp.not_recorded = 0;
