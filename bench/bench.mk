@@ -6,6 +6,8 @@
 BENCH_DIR = $(BUILD)/bench
 BENCH_PROGS = measure alloc_pairs realloc_grow chain_tree
 BENCH_BINS = $(addprefix $(BENCH_DIR)/,$(BENCH_PROGS))
+# Reference points for workload 1: a preload that only forwards, and one that also walks.
+BENCH_FLOORS = $(BENCH_DIR)/floor_forward.so $(BENCH_DIR)/floor_fpwalk.so
 # Frame pointers everywhere, so MAPPROF_UNWIND=fp has a chain to walk; -g for the report.
 BENCH_CFLAGS = -std=gnu11 $(WARN) -O2 -g -fno-omit-frame-pointer -D_GNU_SOURCE
 BENCH_QUICK ?=
@@ -13,13 +15,19 @@ BENCH_QUICK ?=
 .PHONY: bench bench-progs bench-perf
 
 # Workload 2 is the uthash example (examples/examples.mk builds it); run.py skips it if absent.
-bench-progs: $(BENCH_BINS) $(if $(EX_DIR),$(EX_DIR)/uthash_map)
+bench-progs: $(BENCH_BINS) $(BENCH_FLOORS) $(if $(EX_DIR),$(EX_DIR)/uthash_map)
 
 $(BENCH_DIR):
 	mkdir -p $@
 
 $(BENCH_DIR)/%: bench/%.c bench/bench.h | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< -lpthread
+
+$(BENCH_DIR)/floor_forward.so: bench/floor.c | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
+
+$(BENCH_DIR)/floor_fpwalk.so: bench/floor.c | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -DFLOOR_WALK -ftls-model=initial-exec -fPIC -shared -o $@ $< -ldl -lpthread
 
 bench: deps-bench
 	$(MAKE) all bench-progs

@@ -30,11 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Mode:
-    def __init__(self, name, env=None, preload=False, heaptrack=False):
+    """preload: run under libmapprof.so; lib: under this library of build/bench instead (the
+    reference points, which record nothing); only: the workloads it runs on (all if None)."""
+
+    def __init__(self, name, env=None, preload=False, heaptrack=False, lib=None, only=None):
         self.name = name
         self.env = env or {}
         self.preload = preload
         self.heaptrack = heaptrack
+        self.lib = lib
+        self.only = only
+
+    def runs_on(self, wl):
+        return self.only is None or wl.key in self.only
 
 
 MODES = [
@@ -43,6 +51,10 @@ MODES = [
     Mode("mapprof fp", {"MAPPROF_UNWIND": "fp"}, preload=True),
     Mode("mapprof sample=512K", {"MAPPROF_SAMPLE": "524288"}, preload=True),
     Mode("heaptrack", heaptrack=True),
+    # What any wrapper costs, and what walking the frame pointers on every call costs on its own
+    # (bench/floor.c): the least MAPPROF_UNWIND=fp could cost on workload 1.
+    Mode("ref: forward only", lib="floor_forward.so", only=("pairs1", "pairs2")),
+    Mode("ref: forward + fp walk", lib="floor_fpwalk.so", only=("pairs1", "pairs2")),
 ]
 
 # ---- workloads ----
@@ -180,6 +192,8 @@ def run_mode(ctx, wl, argv, mode, outdir):
     if mode.preload:
         env["LD_PRELOAD"] = str(ctx.lib)
         env["MAPPROF_OUT"] = str(outdir / "mapprof.%p.dump")
+    if mode.lib:
+        env["LD_PRELOAD"] = str(ctx.build / "bench" / mode.lib)
     if mode.heaptrack:
         cmd = ["heaptrack", "-o", str(outdir / "heaptrack")] + cmd
     rc, wall, cpu, rss, tail = run_measured(ctx, cmd, env, ctx.work)
@@ -236,10 +250,11 @@ def bench_workloads(ctx, workloads, modes, runs, report_repeat):
         run_measured(ctx, argv, wl.env, ctx.work)
 
     # Interleaved: every round runs every workload in every mode, the mode order rotating.
-    raw = {(wl.key, m.name): [] for wl, _ in plans for m in modes}
+    raw = {(wl.key, m.name): [] for wl, _ in plans for m in modes if m.runs_on(wl)}
     for rnd in range(runs):
         for wl, argv in plans:
-            order = modes[rnd % len(modes):] + modes[:rnd % len(modes)]
+            ms = [m for m in modes if m.runs_on(wl)]
+            order = ms[rnd % len(ms):] + ms[:rnd % len(ms)]
             for m in order:
                 outdir = ctx.work / "out" / wl.key / m.name.replace(" ", "_").replace("=", "") / str(rnd)
                 r = run_mode(ctx, wl, argv, m, outdir)
@@ -251,6 +266,8 @@ def bench_workloads(ctx, workloads, modes, runs, report_repeat):
     for wl, argv in plans:
         res = results[wl.key]
         for m in modes:
+            if not m.runs_on(wl):
+                continue
             rs = raw[(wl.key, m.name)]
             ok = [r for r in rs if r["rc"] == 0]
             entry = {"runs": len(rs), "ok": len(ok)}
@@ -287,7 +304,7 @@ def derive(res, modes):
     ht = res["modes"].get("heaptrack", {})
     allocs = res.get("allocs")
     for m in modes:
-        e = res["modes"][m.name]
+        e = res["modes"].get(m.name, {})
         if "wall" not in e or "wall" not in nat:
             continue
         e["wall_x"] = e["wall"] / nat["wall"]
@@ -297,8 +314,8 @@ def derive(res, modes):
             e["cpu_ns"] = (e["cpu"] - nat["cpu"]) / allocs * 1e9
     if allocs and "wall" in ht:
         for m in modes:
-            e = res["modes"][m.name]
-            if m.heaptrack or "wall_ns" not in e or m.name == "native":
+            e = res["modes"].get(m.name, {})
+            if m.heaptrack or "wall_ns" not in e or m.name == "native" or m.lib:
                 continue
             if ht["wall_ns"] > 0:
                 e["vs_heaptrack_wall"] = e["wall_ns"] / ht["wall_ns"]
@@ -461,7 +478,7 @@ def render(results, chains, memory, mach, settings, modes, workloads):
             L.append("| %s | (skipped: %s) ||||||||||||" % (wl.title, res["skipped"]))
             continue
         first = True
-        for m in modes:
+        for m in (m for m in modes if m.runs_on(wl)):
             e = res["modes"].get(m.name, {})
             label = ""
             if first:
@@ -553,6 +570,16 @@ def render_targets(results):
     for what, measured, ok in rows:
         L.append("| %s | %s | %s |" % (what, measured, "yes" if ok else "**no**"))
     L.append("")
+    fwd, walk, fp = (mode("pairs1", n) for n in ("ref: forward only", "ref: forward + fp walk",
+                                                  "mapprof fp"))
+    if all("wall_x" in e for e in (fwd, walk, fp)):
+        L.append("For scale, on workload 1 (1 thread): a preloaded library that only forwards malloc "
+                 "and free costs %.2fx native; one that also walks the frame pointers and hashes the "
+                 "return addresses on every malloc, recording nothing (`bench/floor.c`, the walk of "
+                 "fp mode's fast path), %.2fx. That walk is the least a profiler that unwinds every "
+                 "call can cost here; mapprof fp, which also counts each call and tracks each block "
+                 "for its free, costs %.2fx." % (fwd["wall_x"], walk["wall_x"], fp["wall_x"]))
+        L.append("")
     return L
 
 
@@ -622,12 +649,11 @@ def perf_profile(ctx, pairs, only):
         if not m.preload or (only and m.name not in only):
             continue
         data = ctx.work / ("perf-%s.data" % m.name.replace(" ", "_").replace("=", ""))
-        env = clean_env()
-        env.update(m.env)
-        env["LD_PRELOAD"] = str(ctx.lib)
-        env["MAPPROF_OUT"] = str(ctx.work / "perf.%p.dump")
-        subprocess.run(["perf", "record", "-q", "-g", "-o", str(data), str(prog), "1", str(pairs)], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        # The program's environment goes through env(1): perf itself must not run under the shim.
+        extra = dict(m.env, LD_PRELOAD=str(ctx.lib), MAPPROF_OUT=str(ctx.work / "perf.%p.dump"))
+        subprocess.run(["perf", "record", "-q", "-g", "-o", str(data), "--", "env"] +
+                       ["%s=%s" % kv for kv in sorted(extra.items())] + [str(prog), "1", str(pairs)],
+                       env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         p = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio", "-g", "none",
                             "--percent-limit", "1", "--sort", "dso,symbol"], capture_output=True, text=True)
         print("== %s (perf record -g on alloc_pairs 1 %d; self time, >= 1%%)" % (m.name, pairs))
