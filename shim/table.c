@@ -37,6 +37,8 @@ struct mp_tcache {
 	const int *unwinding; /* the owner's mp_unwinding */
 	struct tc_entry *tab; /* grown and flushed under mp.lock (a dump reads it) */
 	uint64_t cap, used;
+	uint32_t fast_misses; /* fp mode: fast walks in a row that were of no use */
+	uint32_t fast_skip;   /* fp mode: calls left that go straight to the checked walk */
 };
 
 static __thread struct mp_tcache *tls_tc;
@@ -531,6 +533,27 @@ bool mp_sample_skip(size_t size)
 
 /* ---- the two entry points of the hot path ---- */
 
+/* fp mode: is the fast walk worth its cost on this thread? On code without
+ * frame pointers it never finds a checked chain (it walks garbage, or stops
+ * early) and only adds to the checked walk's cost, so after FAST_GIVE_UP
+ * useless tries in a row it rests for FAST_REST calls, then tries again. */
+#define FAST_GIVE_UP 64
+#define FAST_REST    4096
+
+static inline bool fast_worth_trying(struct mp_tcache *tc)
+{
+	if (likely(tc->fast_misses < FAST_GIVE_UP))
+		return true;
+	if (tc->fast_skip) {
+		tc->fast_skip--;
+		return false;
+	}
+	/* Rested: one more try, and a rest again if it is of no use either. */
+	tc->fast_skip = FAST_REST;
+	tc->fast_misses = FAST_GIVE_UP - 1;
+	return true;
+}
+
 void mp_record_alloc(void *p, size_t size)
 {
 	uintptr_t key[MP_MAX_DEPTH + 1];
@@ -540,7 +563,7 @@ void mp_record_alloc(void *p, size_t size)
 	unsigned cls = mp_size_class(size);
 	struct tc_entry *e = NULL;
 	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
-	if (mp.unwinder == MP_UNWIND_FP && likely(tc)) {
+	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && fast_worth_trying(tc)) {
 		/* A trusting walk, used if a checked one found the same chain. */
 		struct mp_hash sum;
 		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
@@ -548,9 +571,12 @@ void mp_record_alloc(void *p, size_t size)
 			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
 			h = mp_hash_final(sum, (uint32_t)n + 1, &check);
 			e = tc_find(tc, h, check, cls);
-			if (likely(e && e->fp_ok && e->nfp == nfp))
+			if (likely(e && e->fp_ok && e->nfp == nfp)) {
+				tc->fast_misses = 0;
 				goto found;
+			}
 		}
+		tc->fast_misses++;
 	}
 	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
 	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
