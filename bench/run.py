@@ -249,16 +249,26 @@ def bench_workloads(ctx, workloads, modes, runs, report_repeat):
         # Warm the page cache and the dynamic loader's caches; not measured.
         run_measured(ctx, argv, wl.env, ctx.work)
 
-    # Interleaved: every round runs every workload in every mode, the mode order rotating.
+    # Interleaved: every round runs every workload in every mode, the mode order rotating, and
+    # each run of a mode right after a native run of its own: the machine's speed drifts (other
+    # tenants), so a mode is compared with the native run next to it, not with native's median.
     raw = {(wl.key, m.name): [] for wl, _ in plans for m in modes if m.runs_on(wl)}
+    pairs = {(wl.key, m.name): [] for wl, _ in plans for m in modes if m.runs_on(wl)}
+    native = next(m for m in modes if m.name == "native")
     for rnd in range(runs):
         for wl, argv in plans:
-            ms = [m for m in modes if m.runs_on(wl)]
+            ms = [m for m in modes if m.runs_on(wl) and m is not native]
             order = ms[rnd % len(ms):] + ms[:rnd % len(ms)]
             for m in order:
+                nat_dir = ctx.work / "out" / wl.key / "native" / ("%d-%s" % (rnd, m.name.replace(" ", "_")))
+                n = run_mode(ctx, wl, argv, native, nat_dir)
+                raw[(wl.key, native.name)].append(n)
+                shutil.rmtree(nat_dir)
                 outdir = ctx.work / "out" / wl.key / m.name.replace(" ", "_").replace("=", "") / str(rnd)
                 r = run_mode(ctx, wl, argv, m, outdir)
                 raw[(wl.key, m.name)].append(r)
+                if n["rc"] == 0 and r["rc"] == 0:
+                    pairs[(wl.key, m.name)].append((n, r))
                 if rnd < runs - 1:
                     shutil.rmtree(outdir)  # keep only the last round's dumps and traces
         log("round %d/%d done" % (rnd + 1, runs))
@@ -293,25 +303,36 @@ def bench_workloads(ctx, workloads, modes, runs, report_repeat):
                             if not m.env:
                                 res["allocs"] = sum(t[0] for t in tot)
                                 res["chains"] = entry["chains"]
+            ps = pairs[(wl.key, m.name)]
+            if ps:
+                entry["pairs"] = [(round(n["wall"], 4), round(n["cpu"], 4), round(r["wall"], 4),
+                                   round(r["cpu"], 4)) for n, r in ps]
             res["modes"][m.name] = entry
         derive(res, modes)
     return results
 
 
 def derive(res, modes):
-    """Ratios vs native and overhead per allocation, for every mode that ran."""
+    """Ratios vs native and overhead per allocation, for every mode that ran: the medians over
+    its runs of the ratio to (and the difference from) the native run just before each."""
     nat = res["modes"].get("native", {})
     ht = res["modes"].get("heaptrack", {})
     allocs = res.get("allocs")
+    med = statistics.median
     for m in modes:
         e = res["modes"].get(m.name, {})
         if "wall" not in e or "wall" not in nat:
             continue
-        e["wall_x"] = e["wall"] / nat["wall"]
-        e["cpu_x"] = e["cpu"] / nat["cpu"] if nat["cpu"] > 0 else None
+        if m.name == "native":
+            e["wall_x"] = e["cpu_x"] = 1.0
+            continue
+        ps = e.get("pairs") or [(nat["wall"], nat["cpu"], e["wall"], e["cpu"])]
+        e["wall_x"] = med(rw / nw for nw, nc, rw, rc in ps)
+        cpus = [rc / nc for nw, nc, rw, rc in ps if nc > 0]
+        e["cpu_x"] = med(cpus) if cpus else None
         if allocs:
-            e["wall_ns"] = (e["wall"] - nat["wall"]) / allocs * 1e9
-            e["cpu_ns"] = (e["cpu"] - nat["cpu"]) / allocs * 1e9
+            e["wall_ns"] = med(rw - nw for nw, nc, rw, rc in ps) / allocs * 1e9
+            e["cpu_ns"] = med(rc - nc for nw, nc, rw, rc in ps) / allocs * 1e9
     if allocs and "wall" in ht:
         for m in modes:
             e = res["modes"].get(m.name, {})
@@ -460,9 +481,12 @@ def render(results, chains, memory, mach, settings, modes, workloads):
               mach["revision"], settings["load_before"], settings["seconds"]))
     L.append("")
     L.append("Each workload ran %d times in every mode, interleaved (round by round, the order of the modes "
-             "rotating); figures are medians. *x native* is the median wall (CPU: user+sys) time over "
-             "native's. *ns/alloc* is the added time per allocation call (malloc, calloc, realloc, ...: "
-             "the exact count comes from the default-mode dump), the frees' cost included. *÷ heaptrack* "
+             "rotating), each run right after a native run of its own; times are medians. *x native* is "
+             "the median over the runs of the wall (CPU: user+sys) time over the native run next to it "
+             "(this machine's speed drifts with its neighbours' load, so a run is compared with its "
+             "neighbour, not with native's median). *ns/alloc* is the added time per allocation call "
+             "(malloc, calloc, realloc, ...: the exact count comes from the default-mode dump), the "
+             "median of those differences, the frees' cost included. *÷ heaptrack* "
              "is that overhead over heaptrack's (wall / CPU). Peak RSS is wait4's: for heaptrack the "
              "largest of its processes (the program, heaptrack_interpret, zstd), not their sum. *Report* "
              "is `mapprof top DUMP` (reads, symbolizes with libdw, prints) vs `heaptrack_print TRACE` "

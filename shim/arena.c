@@ -11,6 +11,7 @@
 static struct {
 	char *cur;
 	size_t left;
+	unsigned chunks;
 } arena; /* under mp.arena_lock */
 
 void *mp_map(size_t size)
@@ -35,13 +36,19 @@ void *mp_arena_alloc(size_t size)
 		return mp_map(size);
 	mp_spin_lock(&mp.arena_lock);
 	if (arena.left < size) {
-		char *chunk = mp_map(ARENA_CHUNK);
+		/* A process that filled a chunk makes chains by the thousand: fault
+		 * the next ones in at once (one call instead of 256 page faults). */
+		int populate = arena.chunks ? MAP_POPULATE : 0;
+		char *chunk = mmap(NULL, ARENA_CHUNK, PROT_READ | PROT_WRITE,
+		                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | populate, -1, 0);
+		chunk = chunk == MAP_FAILED ? NULL : chunk;
 		if (!chunk) {
 			mp_spin_unlock(&mp.arena_lock);
 			return NULL;
 		}
 		arena.cur = chunk;
 		arena.left = ARENA_CHUNK;
+		arena.chunks++;
 	}
 	void *p = arena.cur;
 	arena.cur += size;

@@ -122,6 +122,13 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 	    .path = pcopy,
 	    .seen = true,
 	};
+	/* An older module where this one now lies was unloaded: find() must
+	 * not take it for a frame of this one. */
+	for (struct mp_module_rec *o = mp.modules; o; o = o->next)
+		for (uint32_t i = 0; i < o->nranges; i++)
+			for (uint32_t j = 0; j < nranges; j++)
+				if (o->ranges[i].start < r[j].end && r[j].start < o->ranges[i].end)
+					__atomic_store_n(&o->shadowed, true, __ATOMIC_RELAXED);
 	/* Publish complete: find() reads the list without the lock. */
 	__atomic_store_n(&mp.modules, m, __ATOMIC_RELEASE);
 	mp.nmodules++;
@@ -167,30 +174,46 @@ void mp_modules_check(void)
 		refresh(false);
 }
 
+static bool contains(const struct mp_module_rec *m, uintptr_t ip)
+{
+	for (uint32_t i = 0; i < m->nranges; i++)
+		if (ip >= m->ranges[i].start && ip < m->ranges[i].end)
+			return true;
+	return false;
+}
+
 /* Newest first: an object loaded where an unloaded one was wins, and a
  * frame is resolved when its chain is first seen, while its object is loaded. */
 static struct mp_module_rec *find(uintptr_t ip)
 {
 	for (struct mp_module_rec *m = __atomic_load_n(&mp.modules, __ATOMIC_ACQUIRE); m;
-	     m = m->next) {
-		for (uint32_t i = 0; i < m->nranges; i++)
-			if (ip >= m->ranges[i].start && ip < m->ranges[i].end)
-				return m;
-	}
+	     m = m->next)
+		if (contains(m, ip))
+			return m;
 	return NULL;
 }
 
 /* Return addresses point after the call; ip - 1 is inside the calling
  * instruction and therefore inside the module even at a segment's end. */
-void mp_frame_resolve(uintptr_t ip, struct mp_frame *out)
+/* A chain's frames mostly lie in a few modules: each frame first tries the
+ * module of the one before, unless a newer module overlaps that one (then
+ * only find()'s newest-first order is right). */
+void mp_frames_resolve(const uintptr_t *ips, uint32_t n, struct mp_frame *out)
 {
-	struct mp_module_rec *m = find(ip - 1);
-	out->reserved = 0;
-	if (m) {
-		out->module = m->id;
-		out->offset = ip - m->load_bias;
-	} else {
-		out->module = MP_MODULE_NONE;
-		out->offset = ip;
+	struct mp_module_rec *last = NULL;
+	for (uint32_t k = 0; k < n; k++) {
+		uintptr_t ip = ips[k] - 1; /* a return address: the call lies before it */
+		struct mp_module_rec *m = last;
+		if (!m || __atomic_load_n(&m->shadowed, __ATOMIC_RELAXED) || !contains(m, ip))
+			m = find(ip);
+		out[k].reserved = 0;
+		if (m) {
+			out[k].module = m->id;
+			out[k].offset = ips[k] - m->load_bias;
+		} else {
+			out[k].module = MP_MODULE_NONE;
+			out[k].offset = ips[k];
+		}
+		last = m;
 	}
 }

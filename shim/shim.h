@@ -76,7 +76,8 @@ struct mp_module_rec {
 	struct mp_range *ranges;
 	uint8_t *buildid;
 	char *path;
-	bool seen; /* found by the current refresh */
+	bool seen;     /* found by the current refresh */
+	bool shadowed; /* a newer module overlaps it (its address range was reused) */
 };
 
 /* Counters of one (chain, size class) pair. The same layout serves the
@@ -244,7 +245,8 @@ void mp_unwind_reopen(bool child); /* fork parent and child */
 /* modules.c: the module map (call with mp.lock held). */
 void mp_modules_refresh(void);
 void mp_modules_check(void); /* refresh if anything was loaded or unloaded */
-void mp_frame_resolve(uintptr_t ip, struct mp_frame *out);
+/* ips[0..n) as module + offset; the modules are those loaded now. */
+void mp_frames_resolve(const uintptr_t *ips, uint32_t n, struct mp_frame *out);
 
 /* ctable.c: counters tables. */
 struct mp_counts *mp_ctable_slot(struct mp_ctable *t, uint64_t key, bool insert);

@@ -163,6 +163,7 @@ static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
 	pthread_mutex_lock(&mp.lock);
 	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
+	uint32_t seen = mp.nchains;
 	pthread_mutex_unlock(&mp.lock);
 	if (c)
 		return c;
@@ -172,10 +173,12 @@ static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 	if (!frames)
 		return NULL;
 	mp_modules_check();
-	for (uint32_t i = 0; i < n; i++)
-		mp_frame_resolve(key[i], &frames[i]);
+	mp_frames_resolve(key, n, frames);
 	pthread_mutex_lock(&mp.lock);
-	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
+	/* Another thread may have made it meanwhile; if no chain was made at
+	 * all since the lookup above, no need to look again. */
+	if (mp.nchains != seen)
+		HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
 	if (!c)
 		c = chain_new(key, n, h, frames);
 	pthread_mutex_unlock(&mp.lock);
