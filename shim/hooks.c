@@ -89,6 +89,13 @@ static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra
  * TLS block. */
 MP_EXPORT void *malloc(size_t size)
 {
+	/* Sampling mode between two samples: sample_left is only ever set
+	 * there (else it stays 0), and never negative. */
+	int64_t left = mp_tl.sample_left;
+	if (likely(size < (uint64_t)left) && likely(!mp_tl.guards)) {
+		mp_tl.sample_left = left - (int64_t)size;
+		return mp_real.malloc(size);
+	}
 	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
 	if (likely(hot >= MP_HOT_ALL) && likely(!mp_tl.guards)) {
 		if (hot == MP_HOT_SAMPLE) {
@@ -111,34 +118,38 @@ static __attribute__((noinline)) void free_recorded(void *p)
 	mp_real.free(p);
 }
 
-static __attribute__((noinline)) void free_cold(void *p)
+/* Until init, mp_real.free leads here (lifecycle.c), so the free hook's
+ * fast path needs no test of its own for it. */
+__attribute__((noinline)) void mp_free_cold(void *p)
 {
+	if (!p)
+		return;
 	if (mp_ready_slow())
 		free(p);
 	/* else cannot happen: only bootstrap memory exists before init */
 }
 
+static __attribute__((noinline)) void free_slow(void *p)
+{
+	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
+	if (p && hot >= MP_HOT_ALL && !mp_tl.in_hook)
+		return free_recorded(p);
+	mp_real.free(p);
+}
+
+/* The filter's slot of a block is zero when the block is certainly not
+ * tracked: most blocks in sampling mode, none when every call is recorded
+ * (the filter is then all UINT8_MAX), all before init and when not
+ * recording. Those frees cost one load before they are forwarded; NULL
+ * needs no test of its own (free(NULL) does nothing, and the live map never
+ * holds it). */
 MP_EXPORT void free(void *p)
 {
 	if (unlikely(is_boot(p)))
 		return;
-	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
-	if (hot == MP_HOT_SAMPLE) {
-		/* Most blocks are not tracked: the filter says so with one load.
-		 * NULL needs no test of its own: free(NULL) does nothing, and the
-		 * live map never holds it. */
-		if (likely(!__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE)) ||
-		    mp_tl.in_hook)
-			return mp_real.free(p);
-		return free_recorded(p);
-	}
-	if (!p)
-		return;
-	if (hot == MP_HOT_ALL && !mp_tl.in_hook)
-		return free_recorded(p);
-	if (unlikely(hot == MP_HOT_COLD))
-		return free_cold(p);
-	mp_real.free(p);
+	if (likely(!__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE)))
+		return mp_real.free(p);
+	free_slow(p);
 }
 
 MP_EXPORT void *calloc(size_t n, size_t size)

@@ -21,7 +21,7 @@ struct mp_state mp = {
     .max_depth = MP_DEFAULT_DEPTH,
     .wake_pipe = {-1, -1},
 };
-struct mp_real mp_real;
+struct mp_real mp_real = {.free = mp_free_cold};
 __thread struct mp_thread mp_tl;
 
 void mp_set_enabled(bool on)
@@ -317,6 +317,9 @@ static void init(void)
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, on_fork_child);
 		at_quick_exit(at_quick_exit_hook);
 		mp.info_flags = MP_INFO_FREES_TRACKED | (mp.sample_period ? MP_INFO_SAMPLED : 0);
+		/* Recording every call: every block may be tracked (see free()). */
+		if (!mp.sample_period)
+			memset(mp_sample_filter, UINT8_MAX, sizeof(mp_sample_filter));
 		mp_set_enabled(true);
 	} else {
 		mp_set_enabled(false);

@@ -205,6 +205,7 @@ enum {
 	MP_HOT_SAMPLE, /* sampling mode */
 };
 void mp_set_enabled(bool on); /* sets mp.enabled and mp.hot */
+void mp_free_cold(void *p);   /* mp_real.free until init */
 
 /* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
 bool mp_ready_slow(void);
@@ -315,8 +316,10 @@ static inline bool mp_sample_skip_fast(size_t size)
 	return mp_sample_countdown(size) || mp_sample_skip(size);
 }
 
-/* Sampling mode: a counting filter of the tracked blocks (table.c). A static
- * array, so the free hook finds it without a load. */
+/* A counting filter of the tracked blocks (table.c): in sampling mode it
+ * counts them; when every call is recorded it is all UINT8_MAX ("maybe
+ * tracked"); else all zero. A static array, so the free hook finds it
+ * without a load. */
 extern uint8_t mp_sample_filter[MP_FILTER_SIZE];
 
 /* Sampling mode: the counting filter's slot of a block address: one byte
@@ -329,12 +332,6 @@ extern uint8_t mp_sample_filter[MP_FILTER_SIZE];
 static inline uint8_t *mp_filter_slot(uintptr_t p)
 {
 	return &mp_sample_filter[(p >> 6) & (MP_FILTER_SIZE - 1)];
-}
-
-/* Sampling mode: p is certainly not a tracked block (one load, no lock). */
-static inline bool mp_untracked(const void *p)
-{
-	return mp.sample_period && !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE);
 }
 
 /* Record an allocation or a free of the program's: with the re-entry guard

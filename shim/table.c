@@ -389,7 +389,7 @@ static inline uint64_t home_of(uint64_t h, uint32_t bits)
 }
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
- * "certainly not tracked" for them with one load and no lock (mp_untracked).
+ * "certainly not tracked" for them with one load and no lock (the free hook).
  * A slot that reaches UINT8_MAX stays there: "maybe tracked" for good. */
 static void filter_add(uintptr_t p)
 {
