@@ -1,7 +1,9 @@
-/* table.c: what one allocation costs. Chain ids by hash of the return
- * addresses (a per-thread cache in front of one global uthash table, locked
- * only for a chain the thread has not seen), counters in per-thread tables
- * flushed to the global one, and the live-block map for frees.
+/* table.c: what one allocation costs. A per-thread table keyed by the hash
+ * of the return addresses and the size class holds the chain's id and its
+ * counters (one global uthash table of chains is locked only for a (chain,
+ * class) the thread has not seen; per-thread tables are folded into one
+ * global counters table), and the live-block map remembers blocks for their
+ * frees.
  * Runs inside malloc: never allocate through malloc, never block on I/O. */
 #include <math.h>
 #include <sched.h>
@@ -99,7 +101,7 @@ static void lost(void)
  * independent of each other, so the CPU overlaps them (a sequential mix was
  * the largest cost of the hot path); one final mix spreads the sum. The high
  * halves of the same products summed give a second, independent hash, for
- * free: the per-thread cache matches a chain by both (128 bits) and never
+ * free: the per-thread table matches a chain by both (128 bits) and never
  * reads the chain's stored key, which costs several cache misses. A false
  * match needs two distinct keys whose low-half sums and high-half sums of
  * products with random multipliers both agree, about 2^-128 per pair. The
