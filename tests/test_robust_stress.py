@@ -2,7 +2,9 @@
 the run every process (parent, children that end by exit or _exit, orphaned grandchildren) has a
 dump holding exactly its truth, per site and in total; the parent's on-demand dumps taken in the
 middle of it all are valid and cumulative. test_stress runs for a few seconds in the suite;
-test_soak runs for MAPPROF_TEST_SOAK_SECONDS (make soak) and is skipped otherwise."""
+test_soak runs for MAPPROF_TEST_SOAK_SECONDS (make soak) and is skipped otherwise; test_stress_fp
+runs a frame-pointer build under MAPPROF_UNWIND=fp, whose fast walk and per-thread tables then see
+the same threads, forks and signals."""
 import json
 import os
 import time
@@ -13,11 +15,12 @@ import robust
 STRESS_SECONDS = 8
 
 
-def check_run(seconds):
-    prog = robust.build("robust_stress")
+def check_run(seconds, exe="robust_stress", flags=("-O2",), env=None):
+    prog = robust.build(exe, flags=flags, sources=["robust_stress.c"])
     out = lib.tmpdir()
     cp, dump = lib.run_profiled([prog, str(seconds), out], out=os.path.join(out, "%e.%p.dump"),
-                                env={"MAPPROF_SIGNAL": "USR2"}, timeout=seconds * 3 + 60)
+                                env=dict({"MAPPROF_SIGNAL": "USR2"}, **(env or {})),
+                                timeout=seconds * 3 + 60)
     assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-800:])
     robust.no_shim_lines(cp, "robust_stress")
     # Orphaned grandchildren may still be finishing; their stdout is not ours to wait on.
@@ -31,7 +34,7 @@ def check_run(seconds):
                     text = fh.read()
                 if text.endswith("\n"):
                     truths[f] = json.loads(text)
-        want = {"robust_stress.%d.dump" % t["pid"] for t in truths.values()}
+        want = {"%s.%d.dump" % (exe, t["pid"]) for t in truths.values()}
         if want <= set(os.listdir(out)) or time.time() > deadline:
             break
         time.sleep(0.2)
@@ -45,7 +48,7 @@ def check_run(seconds):
     assert roles.count("grandchild") == (parent["checks"]["children"] + 2) // 3, roles
     robust.no_temp_files(out)
     for name, t in sorted(truths.items()):
-        path = os.path.join(out, "robust_stress.%d.dump" % t["pid"])
+        path = os.path.join(out, "%s.%d.dump" % (exe, t["pid"]))
         what = "%s %d" % (t["role"], t["pid"])
         assert os.path.exists(path), "%s wrote no dump" % what
         d = lib.read_dump(path)
@@ -55,7 +58,7 @@ def check_run(seconds):
         assert bool(d["info"]["flags"] & lib.INFO_FORKED) == (t["role"] != "parent"), what
     # The parent's on-demand dumps: valid, numbered 1..n, cumulative.
     seqs = sorted(int(f.rsplit(".", 1)[1]) for f in os.listdir(out)
-                  if f.startswith("robust_stress.%d.dump." % cp.pid))
+                  if f.startswith("%s.%d.dump." % (exe, cp.pid)))
     assert seqs == list(range(1, len(seqs) + 1)) and seqs, "on-demand dumps %s" % seqs
     prev = None
     for n in seqs + [0]:
@@ -70,6 +73,11 @@ def check_run(seconds):
 
 def test_stress():
     check_run(STRESS_SECONDS)
+
+
+def test_stress_fp():
+    check_run(STRESS_SECONDS, "robust_stress_fp", ("-O2", "-fno-omit-frame-pointer"),
+              {"MAPPROF_UNWIND": "fp"})
 
 
 def test_soak():
