@@ -70,45 +70,40 @@ static __attribute__((noinline)) void *malloc_cold(size_t size)
 	return malloc(size);
 }
 
-/* Inside a forwarded C++ operator new: its own malloc is not counted again. */
-static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra)
+/* A call to record, once the countdown (if any) has run out. Sampling mode
+ * draws before the call (a failed call then only moves the countdown on,
+ * which changes no estimate). */
+static inline void *malloc_counted(size_t size, uint32_t hot)
 {
-	if (mp_from_newop(ra))
-		return mp_real.malloc(size);
-	/* Sampling mode draws before the call (a failed call then only moves
-	 * the countdown on, which changes no estimate). */
-	if (mp.hot == MP_HOT_SAMPLE) {
-		if (mp_sample_countdown(size))
-			return mp_real.malloc(size);
+	if (hot == MP_HOT_SAMPLE)
 		return malloc_sample_due(size);
-	}
 	return malloc_recorded(size);
 }
 
-/* One load of mp.hot says what to do; the per-thread guards come from one
- * TLS block. */
+/* Inside a forwarded C++ operator new: its own malloc is not counted again. */
+static __attribute__((noinline)) void *malloc_in_newop(size_t size, uintptr_t ra, uint32_t hot)
+{
+	if (mp_from_newop(ra) || mp_sample_countdown(size))
+		return mp_real.malloc(size);
+	return malloc_counted(size, hot);
+}
+
+/* Sampling mode between two samples costs only the thread's countdown;
+ * otherwise one load of mp.hot says what to do. */
 MP_EXPORT void *malloc(size_t size)
 {
-	/* Sampling mode between two samples: sample_left is only ever set
-	 * there (else it stays 0), and never negative. */
-	int64_t left = mp_tl.sample_left;
-	if (likely(size < (uint64_t)left) && likely(!mp_tl.guards)) {
-		mp_tl.sample_left = left - (int64_t)size;
+	uint64_t guards = mp_tl.guards;
+	if (likely(!guards) && likely(mp_sample_countdown(size)))
 		return mp_real.malloc(size);
-	}
 	uint32_t hot = __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE);
-	if (likely(hot >= MP_HOT_ALL) && likely(!mp_tl.guards)) {
-		if (hot == MP_HOT_SAMPLE) {
-			if (mp_sample_countdown(size))
-				return mp_real.malloc(size);
-			return malloc_sample_due(size);
-		}
-		return malloc_recorded(size);
+	if (likely(hot >= MP_HOT_ALL)) {
+		if (likely(!guards))
+			return malloc_counted(size, hot);
+		if (!mp_tl.in_hook)
+			return malloc_in_newop(size, RA, hot);
 	}
 	if (unlikely(hot == MP_HOT_COLD))
 		return malloc_cold(size);
-	if (hot >= MP_HOT_ALL && !mp_tl.in_hook)
-		return malloc_in_newop(size, RA);
 	return mp_real.malloc(size);
 }
 

@@ -26,7 +26,6 @@ __thread struct mp_thread mp_tl;
 
 void mp_set_enabled(bool on)
 {
-	mp.enabled = on;
 	uint32_t hot = !on ? MP_HOT_PASS : mp.sample_period ? MP_HOT_SAMPLE : MP_HOT_ALL;
 	__atomic_store_n(&mp.hot, hot, __ATOMIC_RELEASE);
 }
@@ -200,7 +199,7 @@ static void *dump_thread(void *arg)
 				return NULL;
 		}
 		if (r == 0 || r > 0) {
-			if (!mp.enabled || mp.dumped)
+			if (!mp_enabled() || mp.dumped)
 				continue;
 			uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
 			mp_dump_write(seq, NULL, 0);
@@ -285,7 +284,7 @@ static void on_fork_child(void)
 		close(mp.wake_pipe[0]);
 		close(mp.wake_pipe[1]);
 		mp.wake_pipe[0] = mp.wake_pipe[1] = -1;
-		if (mp.enabled)
+		if (mp_enabled())
 			start_dump_thread();
 	}
 }
@@ -340,7 +339,7 @@ bool mp_ready_slow(void)
 
 __attribute__((constructor)) static void mp_constructor(void)
 {
-	if (mp_ready() && mp.enabled)
+	if (mp_ready() && mp_enabled())
 		start_dump_thread();
 }
 
@@ -350,7 +349,7 @@ __attribute__((constructor)) static void mp_constructor(void)
  * not our pid: it must not write the parent's dump. */
 static bool dump_final_to(char *path, size_t size)
 {
-	if (!mp_ready() || !mp.enabled || mp.dumped || getpid() != mp.pid)
+	if (!mp_ready() || !mp_enabled() || mp.dumped || getpid() != mp.pid)
 		return false;
 	int saved = errno;
 	mp_tl.in_hook++;

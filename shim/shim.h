@@ -134,8 +134,7 @@ struct mp_live_shard {
 /* All of the shim's global state. */
 struct mp_state {
 	int init_state; /* 0 none, 1 initializing, 2 ready */
-	uint32_t hot;   /* MP_HOT_*: the fast paths' one load */
-	bool enabled;   /* recording calls */
+	uint32_t hot;   /* MP_HOT_*: the fast paths' one load; recording iff >= MP_HOT_ALL */
 	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
 	bool dumped;    /* the exit dump is written; stop recording */
 	uint32_t max_depth;
@@ -204,7 +203,7 @@ enum {
 	MP_HOT_ALL,    /* record every call */
 	MP_HOT_SAMPLE, /* sampling mode */
 };
-void mp_set_enabled(bool on); /* sets mp.enabled and mp.hot */
+void mp_set_enabled(bool on); /* sets mp.hot */
 void mp_free_cold(void *p);   /* mp_real.free until init */
 
 /* lifecycle.c: settings, init, and the dumps at exit, exec and on demand. */
@@ -283,9 +282,14 @@ void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t mp_now_ns(void);
 
 /* hooks.c and cxx.c: is this call the program's, to be recorded? */
+static inline bool mp_enabled(void)
+{
+	return __atomic_load_n(&mp.hot, __ATOMIC_ACQUIRE) >= MP_HOT_ALL;
+}
+
 static inline bool mp_recording(void)
 {
-	return !mp_tl.in_hook && mp.enabled;
+	return !mp_tl.in_hook && mp_enabled();
 }
 
 /* cxx.c: inside a forwarded C++ operator new or delete on this thread, and
@@ -299,12 +303,13 @@ static inline bool mp_recording_from(uintptr_t ra)
 
 /* Sampling mode's fast path, inline in the hooks. Counts size down from the
  * bytes left until the next sample on this thread (table.c draws the gaps); false when the
- * countdown runs out (then mp_sample_skip decides). Makes no call, so a hook using it keeps a
- * frameless fast path. */
+ * countdown runs out (then mp_sample_skip decides). The countdown is only ever set in sampling
+ * mode (elsewhere it stays 0, so this is false) and never stored negative. Makes no call, so a
+ * hook using it keeps a frameless fast path. */
 static inline bool mp_sample_countdown(size_t size)
 {
 	int64_t left = mp_tl.sample_left;
-	if (likely(left > 0 && size < (uint64_t)left)) {
+	if (likely(size < (uint64_t)left)) {
 		mp_tl.sample_left = left - (int64_t)size;
 		return true;
 	}

@@ -527,13 +527,11 @@ static int64_t next_sample_gap(void)
 
 bool mp_sample_skip(size_t size)
 {
-	if (unlikely(!mp_tl.sample_left))
-		mp_tl.sample_left = next_sample_gap();
-	mp_tl.sample_left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-	if (likely(mp_tl.sample_left > 0))
-		return true;
-	mp_tl.sample_left = next_sample_gap();
-	return false;
+	int64_t left = mp_tl.sample_left ? mp_tl.sample_left : next_sample_gap();
+	left -= (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+	/* Stored only when positive: the hooks' countdown relies on it. */
+	mp_tl.sample_left = left > 0 ? left : next_sample_gap();
+	return left > 0;
 }
 
 /* ---- the two entry points of the hot path ---- */
