@@ -193,6 +193,24 @@ static inline void verdict_set(uintptr_t ra, bool good)
 	__atomic_store_n(&verdicts[verdict_slot(ra)], (uint64_t)ra << 1 | good, __ATOMIC_RELAXED);
 }
 
+/* The rules of a step along the frame-pointer chain, for both walks: a
+ * record is read only where it lies whole on the stack, 8-byte aligned; the
+ * next one must lie above it, and a chain that leaves the stack ends there
+ * (the C runtime's start code does not keep frame pointers). */
+static inline bool record_readable(uintptr_t fp, uintptr_t hi)
+{
+	return fp <= hi - 2 * sizeof(uintptr_t) && !(fp & 7);
+}
+
+enum { STEP_ON, STEP_END, STEP_BROKEN };
+
+static inline int step_to(uintptr_t next, uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+	if (next < lo || next >= hi)
+		return STEP_END;
+	return next <= fp ? STEP_BROKEN : STEP_ON;
+}
+
 /* Walk the frame-pointer chain. Every frame must lie on this thread's stack,
  * above the previous one, and the walk ends where the chain leaves the stack
  * (the C runtime's start code does not keep frame pointers). With check, it
@@ -214,7 +232,7 @@ __attribute__((noinline)) static int fp_walk(void **buf, int want, bool check, b
 	if (!stack_hi || fp < stack_lo || fp >= stack_hi)
 		return check ? -1 : 0;
 	while (n < want) {
-		if (fp > stack_hi - 2 * sizeof(uintptr_t) || (fp & 7))
+		if (!record_readable(fp, stack_hi))
 			return check ? -1 : n;
 		const uintptr_t *frame = (const uintptr_t *)fp;
 		uintptr_t next = frame[0], ra = frame[1];
@@ -222,9 +240,10 @@ __attribute__((noinline)) static int fp_walk(void **buf, int want, bool check, b
 			break;
 		buf[n++] = (void *)ra;
 		*last_depth = stack_hi - fp;
-		if (next < stack_lo || next >= stack_hi)
-			break; /* left the stack: the start code's frames */
-		if (next <= fp)
+		int step = step_to(next, fp, stack_lo, stack_hi);
+		if (step == STEP_END)
+			break;
+		if (step == STEP_BROKEN)
 			return check ? -1 : n;
 		int v = !check || own_frame(ra) ? RA_GOOD : verdict(ra); /* the shim keeps them */
 		if (v != RA_GOOD) {
@@ -416,7 +435,7 @@ int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_has
 		return -1;
 	*truncated = false;
 	for (;;) {
-		if (fp > hi - 2 * sizeof(uintptr_t) || (fp & 7))
+		if (!record_readable(fp, hi))
 			return -1;
 		const uintptr_t *frame = (const uintptr_t *)fp;
 		uintptr_t next = frame[0], ra = frame[1];
@@ -433,9 +452,10 @@ int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_has
 			last = fp;
 			last_ra = ra;
 		}
-		if (next < lo || next >= hi)
-			break; /* left the stack: the start code's frames */
-		if (next <= fp)
+		int step = step_to(next, fp, lo, hi);
+		if (step == STEP_END)
+			break;
+		if (step == STEP_BROKEN)
 			return -1;
 		fp = next;
 	}
