@@ -117,18 +117,23 @@ struct mp_ctable {
 
 struct mp_tcache;
 
-/* One shard of the live-block map: address -> (chain, size), for frees. */
+/* One shard of the live-block map: address -> (chain, size), for frees.
+ * Buckets of MP_LIVE_WAYS entries, one cache line each: a block is looked
+ * for in its home bucket, and in the next ones only while they say an entry
+ * went past them full (overflow). */
 #define MP_LIVE_SHARDS 64
+#define MP_LIVE_WAYS   4
 #define MP_FILTER_SIZE (1u << 16)
-struct mp_live_entry {
-	uintptr_t ptr; /* 0 marks an empty slot */
-	uint64_t meta; /* size << 24 | chain id */
-};
+struct mp_live_bucket {
+	uintptr_t ptr[MP_LIVE_WAYS]; /* 0 marks an empty slot */
+	uint64_t meta[MP_LIVE_WAYS]; /* size << 24 | chain id */
+} __attribute__((aligned(64)));
 struct mp_live_shard {
 	int lock;
-	uint32_t bits; /* capacity is 1 << bits */
+	uint32_t bits; /* 1 << bits buckets */
 	uint64_t count;
-	struct mp_live_entry *tab;
+	struct mp_live_bucket *tab;
+	uint32_t *overflow; /* per bucket: entries stored past it because it was full */
 } __attribute__((aligned(64)));
 
 /* All of the shim's global state. */
@@ -214,8 +219,17 @@ static inline bool mp_ready(void)
 }
 void mp_dump_final(void);
 
-void mp_spin_lock(int *l);
-void mp_spin_unlock(int *l);
+/* Spin locks for short sections that never block (table.c). */
+void mp_spin_wait(int *l); /* the lock was taken: wait for it */
+static inline void mp_spin_lock(int *l)
+{
+	if (unlikely(__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)))
+		mp_spin_wait(l);
+}
+static inline void mp_spin_unlock(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
 
 /* arena.c: memory for the shim's own bookkeeping, straight from mmap. */
 void *mp_map(size_t size);

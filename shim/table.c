@@ -66,10 +66,10 @@ static inline uint64_t meta_size(uint64_t meta)
 	return meta >> META_CHAIN_BITS;
 }
 
-void mp_spin_lock(int *l)
+void mp_spin_wait(int *l)
 {
 	unsigned spins = 0;
-	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+	do {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
 #if defined(__x86_64__) || defined(__i386__)
 			__builtin_ia32_pause();
@@ -77,12 +77,7 @@ void mp_spin_lock(int *l)
 			if (++spins % 256 == 0)
 				sched_yield();
 		}
-	}
-}
-
-void mp_spin_unlock(int *l)
-{
-	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+	} while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE));
 }
 
 static inline void bump(uint64_t *p, uint64_t v)
@@ -370,11 +365,6 @@ static bool count_global(uint32_t id, unsigned cls, uint64_t size)
 
 /* ---- live-block map ---- */
 
-static inline uint64_t ptr_hash(uintptr_t p)
-{
-	return (uint64_t)p * 0x9e3779b97f4a7c15ull;
-}
-
 /* The shard comes from the block's 2 MiB region, not from its hash: threads
  * allocate from regions of their own (glibc's per-thread arenas, jemalloc's
  * and tcmalloc's per-thread caches), so each thread mostly works on shards no
@@ -385,9 +375,61 @@ static inline struct mp_live_shard *shard_of(uintptr_t p)
 	return &mp.live[region >> 58];
 }
 
-static inline uint64_t home_of(uint64_t h, uint32_t bits)
+/* The home bucket of block p. */
+static inline uint64_t home_of(uintptr_t p, uint32_t bits)
 {
-	return h >> (64 - bits);
+	return ((uint64_t)p * 0x9e3779b97f4a7c15ull) >> (64 - bits);
+}
+
+/* The slots of a bucket that hold v (v = 0: the empty ones), as a bit mask,
+ * found without a branch: which slot holds a block is anybody's guess, and
+ * a linear-probing table, whose probe and backward-shift loops ended at
+ * random, cost a mispredicted branch or two on most calls. */
+static inline unsigned bucket_match(const struct mp_live_bucket *b, uintptr_t v)
+{
+	unsigned m = 0;
+	for (int i = 0; i < MP_LIVE_WAYS; i++)
+		m |= (unsigned)(b->ptr[i] == v) << i;
+	return m;
+}
+
+/* A shard's table: 1 << bits buckets, then their overflow counts. */
+static inline size_t live_bytes(uint32_t bits)
+{
+	return (sizeof(struct mp_live_bucket) + sizeof(uint32_t)) << bits;
+}
+
+/* The slot of p (its bucket in *bucket), or -1. Shard locked, table there. */
+static inline int live_find(const struct mp_live_shard *s, uintptr_t p, uint64_t *bucket)
+{
+	uint64_t mask = (1ull << s->bits) - 1, b = home_of(p, s->bits);
+	for (uint64_t n = 0; n <= mask; n++, b = (b + 1) & mask) {
+		unsigned m = bucket_match(&s->tab[b], p);
+		if (likely(m)) {
+			*bucket = b;
+			return __builtin_ctz(m);
+		}
+		if (likely(!s->overflow[b]))
+			break;
+	}
+	return -1;
+}
+
+/* Store p, known not to be in the table, which has room: in the first
+ * bucket from its home with a free slot, counting an overflow in each full
+ * one it passes. */
+static void live_put(struct mp_live_bucket *tab, uint32_t *overflow, uint32_t bits, uintptr_t p,
+                     uint64_t meta)
+{
+	uint64_t mask = (1ull << bits) - 1, b = home_of(p, bits);
+	unsigned m;
+	while (!(m = bucket_match(&tab[b], 0))) {
+		overflow[b]++;
+		b = (b + 1) & mask;
+	}
+	unsigned i = (unsigned)__builtin_ctz(m);
+	tab[b].ptr[i] = p;
+	tab[b].meta[i] = meta;
 }
 
 /* In sampling mode most blocks are not tracked; a counting filter answers
@@ -414,85 +456,69 @@ static void filter_remove(uintptr_t p)
 
 static bool live_grow(struct mp_live_shard *s)
 {
-	uint32_t bits = s->bits ? s->bits + 1 : 10;
-	struct mp_live_entry *tab = mp_map(sizeof(*tab) << bits);
+	uint32_t bits = s->tab ? s->bits + 1 : 8;
+	struct mp_live_bucket *tab = mp_map(live_bytes(bits));
 	if (!tab)
 		return false;
-	uint64_t mask = (1ull << bits) - 1;
-	for (uint64_t i = 0; s->tab && i < (1ull << s->bits); i++) {
-		if (!s->tab[i].ptr)
-			continue;
-		uint64_t j = home_of(ptr_hash(s->tab[i].ptr), bits);
-		while (tab[j].ptr)
-			j = (j + 1) & mask;
-		tab[j] = s->tab[i];
-	}
-	mp_unmap(s->tab, sizeof(*s->tab) << s->bits);
+	uint32_t *overflow = (uint32_t *)(tab + (1ull << bits));
+	for (uint64_t b = 0; s->tab && b < (1ull << s->bits); b++)
+		for (int i = 0; i < MP_LIVE_WAYS; i++)
+			if (s->tab[b].ptr[i])
+				live_put(tab, overflow, bits, s->tab[b].ptr[i], s->tab[b].meta[i]);
+	if (s->tab)
+		mp_unmap(s->tab, live_bytes(s->bits));
 	s->tab = tab;
+	s->overflow = overflow;
 	s->bits = bits;
 	return true;
 }
 
 /* Insert p; if p is already there (freed behind our back, e.g. from a signal
- * handler that interrupted the shim), hand back the stale record. */
+ * handler that interrupted the shim), hand back the stale record. A shard
+ * grows when 3/4 full. */
 static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 {
-	uint64_t h = ptr_hash(p);
 	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
-	if ((s->count + 1) * 10 > (7ull << s->bits) && !live_grow(s)) {
+	if ((!s->tab || (s->count + 1) * 4 > (3ull * MP_LIVE_WAYS) << s->bits) && !live_grow(s)) {
 		mp_spin_unlock(&s->lock);
 		return -1;
 	}
-	uint64_t mask = (1ull << s->bits) - 1;
-	uint64_t i = home_of(h, s->bits);
-	while (s->tab[i].ptr && s->tab[i].ptr != p)
-		i = (i + 1) & mask;
-	int replaced = s->tab[i].ptr == p;
-	if (replaced) {
-		*stale = s->tab[i].meta;
-	} else {
-		s->count++;
-		if (mp.sample_period)
-			filter_add(p);
+	uint64_t b;
+	int i = live_find(s, p, &b);
+	if (unlikely(i >= 0)) {
+		*stale = s->tab[b].meta[i];
+		s->tab[b].meta[i] = meta;
+		mp_spin_unlock(&s->lock);
+		return 1;
 	}
-	s->tab[i].ptr = p;
-	s->tab[i].meta = meta;
+	live_put(s->tab, s->overflow, s->bits, p, meta);
+	s->count++;
+	if (mp.sample_period)
+		filter_add(p);
 	mp_spin_unlock(&s->lock);
-	return replaced;
+	return 0;
 }
 
 bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	uint64_t h = ptr_hash(p);
 	if (mp.sample_period && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
 	mp_spin_lock(&s->lock);
-	if (!s->tab) {
+	uint64_t b;
+	int i = s->tab ? live_find(s, p, &b) : -1;
+	if (i < 0) {
 		mp_spin_unlock(&s->lock);
 		return false;
 	}
+	*meta = s->tab[b].meta[i];
+	s->tab[b].ptr[i] = 0;
+	/* Stored past full buckets: they no longer have it beyond them. */
 	uint64_t mask = (1ull << s->bits) - 1;
-	uint64_t i = home_of(h, s->bits);
-	while (s->tab[i].ptr && s->tab[i].ptr != p)
-		i = (i + 1) & mask;
-	if (!s->tab[i].ptr) {
-		mp_spin_unlock(&s->lock);
-		return false;
-	}
-	*meta = s->tab[i].meta;
-	/* Backward-shift deletion keeps probe sequences intact without tombstones. */
-	for (uint64_t j = (i + 1) & mask; s->tab[j].ptr; j = (j + 1) & mask) {
-		uint64_t k = home_of(ptr_hash(s->tab[j].ptr), s->bits);
-		bool movable = (j > i) ? (k <= i || k > j) : (k <= i && k > j);
-		if (movable) {
-			s->tab[i] = s->tab[j];
-			i = j;
-		}
-	}
-	s->tab[i].ptr = 0;
+	for (uint64_t h = home_of(p, s->bits); h != b; h = (h + 1) & mask)
+		s->overflow[h]--;
 	s->count--;
 	mp_spin_unlock(&s->lock);
 	if (mp.sample_period)
@@ -629,13 +655,16 @@ void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
 		mp_spin_lock(&s->lock);
-		for (uint64_t j = 0; s->tab && j < (1ull << s->bits); j++) {
-			if (!s->tab[j].ptr)
-				continue;
-			uint32_t chain = meta_chain(s->tab[j].meta);
-			if (chain < nchains) {
-				objects[chain]++;
-				bytes[chain] += meta_size(s->tab[j].meta);
+		for (uint64_t b = 0; s->tab && b < (1ull << s->bits); b++) {
+			for (int k = 0; k < MP_LIVE_WAYS; k++) {
+				if (!s->tab[b].ptr[k])
+					continue;
+				uint64_t meta = s->tab[b].meta[k];
+				uint32_t chain = meta_chain(meta);
+				if (chain < nchains) {
+					objects[chain]++;
+					bytes[chain] += meta_size(meta);
+				}
 			}
 		}
 		mp_spin_unlock(&s->lock);
@@ -728,7 +757,7 @@ void mp_fork_child(void)
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
 		if (s->tab)
-			memset(s->tab, 0, sizeof(*s->tab) << s->bits);
+			memset(s->tab, 0, live_bytes(s->bits));
 		s->count = 0;
 		s->lock = 0;
 	}
