@@ -130,7 +130,9 @@ struct mp_live_bucket {
 } __attribute__((aligned(64)));
 struct mp_live_shard {
 	int lock;
-	uint32_t bits; /* 1 << bits buckets */
+	int owner_busy;  /* written by the owner only: inside the shard without the lock */
+	uintptr_t owner; /* the thread using the shard without the lock (table.c), or 0 or 1 */
+	uint32_t bits;   /* 1 << bits buckets */
 	uint64_t count;
 	struct mp_live_bucket *tab;
 	uint32_t *overflow; /* per bucket: entries stored past it because it was full */
@@ -253,7 +255,11 @@ int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_has
  * mp_unwinding is this thread's flag, published in its cache. */
 extern __thread int mp_unwinding;
 extern __thread bool mp_unwind_registered;
-void mp_unwind_drain(void);        /* fork prepare, mp.lock held */
+void mp_unwind_drain(void); /* fork prepare, mp.lock held */
+/* A full memory barrier on every thread of the process (membarrier, when
+ * mp.membarrier_ok): the other side of a fast path that has only a compiler
+ * barrier. */
+void mp_heavy_barrier(void);
 void mp_unwind_reopen(bool child); /* fork parent and child */
 
 /* modules.c: the module map (call with mp.lock held). */

@@ -115,12 +115,17 @@ static int gated_backtrace(void **buf, int want)
  * the program's fork) until no other thread is inside libunwind. The calling
  * thread's own flag is skipped: it may be a signal handler that interrupted
  * an unwind on this very thread. */
-void mp_unwind_drain(void)
+void mp_heavy_barrier(void)
 {
-	__atomic_store_n(&mp.fork_pending, 1, __ATOMIC_SEQ_CST);
 	if (mp.membarrier_ok &&
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void mp_unwind_drain(void)
+{
+	__atomic_store_n(&mp.fork_pending, 1, __ATOMIC_SEQ_CST);
+	mp_heavy_barrier();
 	for (unsigned spins = 0; spins < 200000; spins++) {
 		bool busy = __atomic_load_n(&mp.unwinding_unregistered, __ATOMIC_ACQUIRE) >
 		            (mp_unwinding && !mp_unwind_registered ? 1u : 0u);

@@ -432,6 +432,95 @@ static void live_put(struct mp_live_bucket *tab, uint32_t *overflow, uint32_t bi
 	tab[b].meta[i] = meta;
 }
 
+/* Shard locks biased to one thread. Most shards are only ever used by one
+ * thread (threads allocate from regions of their own), and the lock's atomic
+ * exchange is a full barrier: it waits for the stores before it, such as the
+ * counters the call has just updated, whose cache line may still be on its
+ * way. So the first thread to lock a shard becomes its owner and from then
+ * on enters it without the lock: it raises owner_busy, then checks that it
+ * is still the owner. Another thread takes the lock, takes the ownership
+ * away (for good: LIVE_SHARED), makes every thread of the process pass a
+ * full barrier (membarrier), then waits for owner_busy to fall: the owner
+ * either saw the change and goes to the lock, or is seen inside. The dump
+ * and fork take ownership away for the moment only (0: the next locker may
+ * own the shard). Without membarrier no shard has an owner. */
+#define LIVE_SHARED ((uintptr_t)1)
+
+static inline uintptr_t self_token(void)
+{
+	return (uintptr_t)&mp_tl; /* unique among live threads */
+}
+
+/* Take the shard from its owner. Shard locked. */
+static void shard_disown(struct mp_live_shard *s, uintptr_t to)
+{
+	__atomic_store_n(&s->owner, to, __ATOMIC_RELAXED);
+	mp_heavy_barrier();
+	while (__atomic_load_n(&s->owner_busy, __ATOMIC_ACQUIRE)) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+}
+
+/* Enter shard s; returns whether the lock was taken (pass it to shard_leave). */
+static inline bool shard_enter(struct mp_live_shard *s)
+{
+	uintptr_t me = self_token();
+	if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == me) {
+		__atomic_store_n(&s->owner_busy, 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* the other side is membarrier */
+		if (likely(__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == me))
+			return false;
+		__atomic_store_n(&s->owner_busy, 0, __ATOMIC_RELEASE);
+	}
+	mp_spin_lock(&s->lock);
+	uintptr_t owner = s->owner;
+	if (!owner && mp.membarrier_ok)
+		__atomic_store_n(&s->owner, me, __ATOMIC_RELAXED);
+	else if (owner && owner != me && owner != LIVE_SHARED)
+		shard_disown(s, LIVE_SHARED);
+	return true;
+}
+
+static inline void shard_leave(struct mp_live_shard *s, bool locked)
+{
+	if (locked)
+		mp_spin_unlock(&s->lock);
+	else
+		__atomic_store_n(&s->owner_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Lock every shard and take each from its owner for the moment, with one
+ * barrier for all (a dump, a fork). */
+static void shards_lock_all(void)
+{
+	bool owned = false;
+	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
+		struct mp_live_shard *s = &mp.live[i];
+		mp_spin_lock(&s->lock);
+		if (s->owner != 0 && s->owner != LIVE_SHARED) {
+			__atomic_store_n(&s->owner, 0, __ATOMIC_RELAXED);
+			owned = true;
+		}
+	}
+	if (!owned)
+		return;
+	mp_heavy_barrier();
+	for (int i = 0; i < MP_LIVE_SHARDS; i++)
+		while (__atomic_load_n(&mp.live[i].owner_busy, __ATOMIC_ACQUIRE)) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+}
+
+static void shards_unlock_all(void)
+{
+	for (int i = 0; i < MP_LIVE_SHARDS; i++)
+		mp_spin_unlock(&mp.live[i].lock);
+}
+
 /* In sampling mode most blocks are not tracked; a counting filter answers
  * "certainly not tracked" for them with one load and no lock (the free hook).
  * A slot that reaches UINT8_MAX stays there: "maybe tracked" for good. */
@@ -479,9 +568,9 @@ static bool live_grow(struct mp_live_shard *s)
 static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 {
 	struct mp_live_shard *s = shard_of(p);
-	mp_spin_lock(&s->lock);
+	bool locked = shard_enter(s);
 	if ((!s->tab || (s->count + 1) * 4 > (3ull * MP_LIVE_WAYS) << s->bits) && !live_grow(s)) {
-		mp_spin_unlock(&s->lock);
+		shard_leave(s, locked);
 		return -1;
 	}
 	uint64_t b;
@@ -489,14 +578,14 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 	if (unlikely(i >= 0)) {
 		*stale = s->tab[b].meta[i];
 		s->tab[b].meta[i] = meta;
-		mp_spin_unlock(&s->lock);
+		shard_leave(s, locked);
 		return 1;
 	}
 	live_put(s->tab, s->overflow, s->bits, p, meta);
 	s->count++;
 	if (mp.sample_period)
 		filter_add(p);
-	mp_spin_unlock(&s->lock);
+	shard_leave(s, locked);
 	return 0;
 }
 
@@ -506,11 +595,11 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	if (mp.sample_period && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
-	mp_spin_lock(&s->lock);
+	bool locked = shard_enter(s);
 	uint64_t b;
 	int i = s->tab ? live_find(s, p, &b) : -1;
 	if (i < 0) {
-		mp_spin_unlock(&s->lock);
+		shard_leave(s, locked);
 		return false;
 	}
 	*meta = s->tab[b].meta[i];
@@ -520,7 +609,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	for (uint64_t h = home_of(p, s->bits); h != b; h = (h + 1) & mask)
 		s->overflow[h]--;
 	s->count--;
-	mp_spin_unlock(&s->lock);
+	shard_leave(s, locked);
 	if (mp.sample_period)
 		filter_remove(p);
 	return true;
@@ -652,9 +741,9 @@ bool mp_record_free(void *p)
 
 void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
 {
+	shards_lock_all();
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
-		mp_spin_lock(&s->lock);
 		for (uint64_t b = 0; s->tab && b < (1ull << s->bits); b++) {
 			for (int k = 0; k < MP_LIVE_WAYS; k++) {
 				if (!s->tab[b].ptr[k])
@@ -667,8 +756,8 @@ void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
 				}
 			}
 		}
-		mp_spin_unlock(&s->lock);
 	}
+	shards_unlock_all();
 }
 
 /* ---- snapshot for the dump ---- */
@@ -735,15 +824,13 @@ void mp_fork_prepare(void)
 	mp_unwind_drain();
 	mp_spin_lock(&mp.modules_lock);
 	mp_spin_lock(&mp.arena_lock);
-	for (int i = 0; i < MP_LIVE_SHARDS; i++)
-		mp_spin_lock(&mp.live[i].lock);
+	shards_lock_all();
 }
 
 void mp_fork_parent(void)
 {
 	mp_unwind_reopen(false);
-	for (int i = 0; i < MP_LIVE_SHARDS; i++)
-		mp_spin_unlock(&mp.live[i].lock);
+	shards_unlock_all();
 	mp_spin_unlock(&mp.arena_lock);
 	mp_spin_unlock(&mp.modules_lock);
 	pthread_mutex_unlock(&mp.lock);
@@ -760,6 +847,8 @@ void mp_fork_child(void)
 			memset(s->tab, 0, live_bytes(s->bits));
 		s->count = 0;
 		s->lock = 0;
+		s->owner = 0;
+		s->owner_busy = 0;
 	}
 	if (mp.global.slots)
 		memset(mp.global.slots, 0, mp.global.cap * sizeof(*mp.global.slots));

@@ -1,7 +1,8 @@
 """test_shim_live.py: the live-block map under churn (tests/progs/live_churn.c): a shared array
 of blocks, each random step freeing a full slot or filling an empty one from one of three sites
 (small, large, aligned to 64..4096 bytes), so the map grows, its buckets overflow and blocks are
-deleted from overflowed ones, and with two threads one thread frees the other's blocks. The
+deleted from overflowed ones, and with two or four threads one thread frees another's blocks
+(a shard's owner loses it to the lock). The
 blocks left at the end stay live: every site's alloc and inuse counts must be the program's,
 exactly, in both unwinding modes."""
 import lib
@@ -26,6 +27,11 @@ def test_live_churn_one_thread():
 
 def test_live_churn_two_threads_free_each_others():
     check_churn(2, 600000, 100000)
+
+
+def test_live_churn_four_threads():
+    """Threads that each own shards (no lock) until another thread needs one."""
+    check_churn(4, 300000, 50000)
 
 
 def test_live_churn_fp():
