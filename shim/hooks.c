@@ -220,6 +220,15 @@ static void *boot_realloc(void *p, size_t size)
 	return q;
 }
 
+/* Sampling mode between two samples, of a block the filter says is not
+ * tracked: only forwarded (with the guard raised, as in realloc_common). */
+static inline bool realloc_unsampled(void *p, size_t size)
+{
+	return likely(!mp_tl.guards) &&
+	       !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE) &&
+	       mp_sample_countdown(size);
+}
+
 MP_EXPORT void *realloc(void *p, size_t size)
 {
 	if (!p)
@@ -228,6 +237,12 @@ MP_EXPORT void *realloc(void *p, size_t size)
 		return boot_realloc(p, size);
 	if (unlikely(!mp_ready()))
 		return NULL;
+	if (realloc_unsampled(p, size)) {
+		mp_tl.in_hook++;
+		void *q = mp_real.realloc(p, size);
+		mp_tl.in_hook--;
+		return q;
+	}
 	return realloc_common(p, size, call_realloc, size, 0);
 }
 
@@ -244,6 +259,12 @@ MP_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
 		return boot_realloc(p, total);
 	if (unlikely(!mp_ready()))
 		return NULL;
+	if (realloc_unsampled(p, total)) {
+		mp_tl.in_hook++;
+		void *q = call_reallocarray(p, n, elem);
+		mp_tl.in_hook--;
+		return q;
+	}
 	return realloc_common(p, total, call_reallocarray, n, elem);
 }
 

@@ -1,5 +1,5 @@
 """test_shim_sample.py: sampling mode (MAPPROF_SAMPLE, a Poisson process over allocated bytes).
-On a large run the report's scaled estimates of alloc_objects and alloc_space per site must lie
+On a large run (one site grows its block with realloc) the report's scaled estimates of alloc_objects and alloc_space per site must lie
 within a stated error of the program's exact counts.
 
 The error is stated from the sampling itself. A request of s bytes is sampled with probability
@@ -27,6 +27,8 @@ def requests(site, rounds):
         return [(32, 8 * rounds)]
     if site == "site_large":
         return [(65536, (rounds + 7) // 8)]
+    if site == "site_grow":
+        return [(n, rounds) for n in (256, 512, 768, 1024)]
     r, mask, out = 88172645463325252, (1 << 64) - 1, {}
     for _ in range(rounds):
         r ^= (r << 13) & mask

@@ -1,12 +1,13 @@
-/* sample_sites.c: a large allocation run for the sampling test: three call sites with different
- * size mixes (small fixed, mixed 64 B - 8 KiB, large 64 KiB), each block freed at once. Counts
+/* sample_sites.c: a large allocation run for the sampling test: four call sites with different
+ * size mixes (small fixed, mixed 64 B - 8 KiB, large 64 KiB, and a block grown by realloc from
+ * 256 to 1024 bytes), each block freed at once. Counts
  * its own allocations per site (truth.h) so the test can hold mapprof's scaled estimates
  * against the exact figures.
  *
  * Usage: sample_sites [ROUNDS]     (default 200000) */
 #include "truth.h"
 
-#define SITES(X) X(site_small) X(site_mixed) X(site_large)
+#define SITES(X) X(site_small) X(site_mixed) X(site_large) X(site_grow)
 #define ENUM(n)  S_##n,
 #define NAME(n)  #n,
 enum { SITES(ENUM) NSITES };
@@ -47,6 +48,24 @@ SITE void site_large(void)
 	truth_free(&sites[S_site_large], 65536);
 }
 
+/* realloc(NULL, 256), then realloc to 512, 768 and 1024: four requests. */
+SITE void site_grow(void)
+{
+	char *p = NULL;
+	for (size_t n = 256; n <= 1024; n += 256) {
+		char *q = realloc(p, n);
+		if (!q)
+			exit(2);
+		if (p)
+			truth_free(&sites[S_site_grow], n - 256);
+		truth_alloc(&sites[S_site_grow], n);
+		p = q;
+		p[n - 1] = 1;
+	}
+	free(p);
+	truth_free(&sites[S_site_grow], 1024);
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 0; i < NSITES; i++)
@@ -58,6 +77,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 8; k++)
 			site_small();
 		site_mixed(r);
+		site_grow();
 		if (i % 8 == 0)
 			site_large();
 	}
