@@ -111,10 +111,6 @@ static int gated_backtrace(void **buf, int want)
 	return n;
 }
 
-/* Waits (bounded: a thread stuck inside libunwind for seconds must not hang
- * the program's fork) until no other thread is inside libunwind. The calling
- * thread's own flag is skipped: it may be a signal handler that interrupted
- * an unwind on this very thread. */
 void mp_heavy_barrier(void)
 {
 	if (mp.membarrier_ok &&
@@ -122,6 +118,10 @@ void mp_heavy_barrier(void)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Waits (bounded: a thread stuck inside libunwind for seconds must not hang
+ * the program's fork) until no other thread is inside libunwind. The calling
+ * thread's own flag is skipped: it may be a signal handler that interrupted
+ * an unwind on this very thread. */
 void mp_unwind_drain(void)
 {
 	__atomic_store_n(&mp.fork_pending, 1, __ATOMIC_SEQ_CST);
@@ -413,9 +413,8 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 /* fp mode's fast path: the hash of the chain a frame-pointer walk finds
  * when it trusts every step (each record is still bounds-checked: on this
  * thread's stack, above the last), without our own frames, plus the start
- * code's frames from the tail cache. It stores nothing: the store buffer
- * stays empty for the locked instruction that follows (the live map), and
- * a walk whose chain is not known is done again by mp_stack_capture. Returns
+ * code's frames from the tail cache. It stores nothing (a walk whose chain
+ * is not known is done again by mp_stack_capture). Returns
  * the number of frames, or -1 when it cannot say (no stack bounds, a broken
  * chain, an unknown tail). *nfp is the number that came from the walk
  * itself; *sum the hash of the frames (mp_hash_add of each), taken while the

@@ -66,18 +66,25 @@ static inline uint64_t meta_size(uint64_t meta)
 	return meta >> META_CHAIN_BITS;
 }
 
-void mp_spin_wait(int *l)
+/* Spin until *flag is 0: pausing, and now and then giving the processor
+ * away (the thread that will clear it may be waiting for one). */
+static void wait_zero(const int *flag)
 {
 	unsigned spins = 0;
-	do {
-		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+	while (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
 #if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
+		__builtin_ia32_pause();
 #endif
-			if (++spins % 256 == 0)
-				sched_yield();
-		}
-	} while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE));
+		if (++spins % 256 == 0)
+			sched_yield();
+	}
+}
+
+void mp_spin_wait(int *l)
+{
+	do
+		wait_zero(l);
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE));
 }
 
 static inline void bump(uint64_t *p, uint64_t v)
@@ -456,11 +463,7 @@ static void shard_disown(struct mp_live_shard *s, uintptr_t to)
 {
 	__atomic_store_n(&s->owner, to, __ATOMIC_RELAXED);
 	mp_heavy_barrier();
-	while (__atomic_load_n(&s->owner_busy, __ATOMIC_ACQUIRE)) {
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-	}
+	wait_zero(&s->owner_busy);
 }
 
 /* Enter shard s; returns whether the lock was taken (pass it to shard_leave). */
@@ -475,7 +478,7 @@ static inline bool shard_enter(struct mp_live_shard *s)
 		__atomic_store_n(&s->owner_busy, 0, __ATOMIC_RELEASE);
 	}
 	mp_spin_lock(&s->lock);
-	uintptr_t owner = s->owner;
+	uintptr_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
 	if (!owner && mp.membarrier_ok)
 		__atomic_store_n(&s->owner, me, __ATOMIC_RELAXED);
 	else if (owner && owner != me && owner != LIVE_SHARED)
@@ -499,7 +502,8 @@ static void shards_lock_all(void)
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
 		mp_spin_lock(&s->lock);
-		if (s->owner != 0 && s->owner != LIVE_SHARED) {
+		uintptr_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+		if (owner != 0 && owner != LIVE_SHARED) {
 			__atomic_store_n(&s->owner, 0, __ATOMIC_RELAXED);
 			owned = true;
 		}
@@ -508,11 +512,7 @@ static void shards_lock_all(void)
 		return;
 	mp_heavy_barrier();
 	for (int i = 0; i < MP_LIVE_SHARDS; i++)
-		while (__atomic_load_n(&mp.live[i].owner_busy, __ATOMIC_ACQUIRE)) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		}
+		wait_zero(&mp.live[i].owner_busy);
 }
 
 static void shards_unlock_all(void)
