@@ -448,8 +448,8 @@ static void live_put(struct mp_live_bucket *tab, uint32_t *overflow, uint32_t bi
  * is still the owner. Another thread takes the lock, takes the ownership
  * away (for good: LIVE_SHARED), makes every thread of the process pass a
  * full barrier (membarrier), then waits for owner_busy to fall: the owner
- * either saw the change and goes to the lock, or is seen inside. The dump
- * and fork take ownership away for the moment only (0: the next locker may
+ * either saw the change and goes to the lock, or is seen inside. A dump
+ * and a fork take ownership away for the moment only (0: the next locker may
  * own the shard). Without membarrier no shard has an owner. */
 #define LIVE_SHARED ((uintptr_t)1)
 
@@ -495,7 +495,7 @@ static inline void shard_leave(struct mp_live_shard *s, bool locked)
 }
 
 /* Lock every shard and take each from its owner for the moment, with one
- * barrier for all (a dump, a fork). */
+ * barrier for all (a fork). */
 static void shards_lock_all(void)
 {
 	bool owned = false;
@@ -739,11 +739,16 @@ bool mp_record_free(void *p)
 	return mp_live_take(p, &meta);
 }
 
+/* One shard at a time, so that a dump holds up the program's other threads
+ * no longer than it reads that shard. */
 void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
 {
-	shards_lock_all();
 	for (int i = 0; i < MP_LIVE_SHARDS; i++) {
 		struct mp_live_shard *s = &mp.live[i];
+		mp_spin_lock(&s->lock);
+		uintptr_t owner = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+		if (owner != 0 && owner != LIVE_SHARED)
+			shard_disown(s, 0);
 		for (uint64_t b = 0; s->tab && b < (1ull << s->bits); b++) {
 			for (int k = 0; k < MP_LIVE_WAYS; k++) {
 				if (!s->tab[b].ptr[k])
@@ -756,8 +761,8 @@ void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains)
 				}
 			}
 		}
+		mp_spin_unlock(&s->lock);
 	}
-	shards_unlock_all();
 }
 
 /* ---- snapshot for the dump ---- */
