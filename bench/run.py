@@ -654,9 +654,9 @@ def render_memory(mem):
                                                        " ".join(map(str, r["args"])), "{:,}".format(r["delta_kib"]),
                                                        r["bytes_each"]))
     L.append("")
-    L.append("The live-block map is 64 shards of open addressing (16 bytes a slot, doubled at 70% load), "
-             "so the bytes per live block lie between about 23 and 46, depending on where each shard's "
-             "count falls between powers of two.")
+    L.append("The live-block map is 64 shards of buckets of 4 slots (16 bytes a slot, and 4 bytes a bucket "
+             "for its overflow count), doubled at 3/4 full, so the bytes per live block lie between about "
+             "23 and 45, depending on where each shard's count falls between powers of two.")
     L.append("")
     return L
 
