@@ -13,13 +13,18 @@
  *   record*       (struct mp_record_header + payload)
  *   END record    (last; its totals must equal the sum over CHAIN records)
  *
+ * Version 2 stores each distinct frame once, in a FRAMES record before the
+ * first CHAIN, and a chain's frames as 32-bit indices into it. Version 1
+ * stored each chain's frames in full (struct mp_frame each) and had no
+ * FRAMES record; readers may still accept it.
+ *
  * A reader must reject a version it does not know and skip record tags it
  * does not know (their length says how far). Version changes whenever an
  * existing record's layout changes; new record tags do not bump it. */
 
 #define MP_MAGIC     "MAPPROF\0"
 #define MP_MAGIC_LEN 8
-#define MP_VERSION   1u
+#define MP_VERSION   2u
 
 struct mp_file_header {
 	char magic[MP_MAGIC_LEN]; /* MP_MAGIC */
@@ -38,7 +43,8 @@ enum mp_tag {
 	MP_TAG_EXE = 2,        /* payload: executable path bytes (no NUL) */
 	MP_TAG_CMDLINE = 3,    /* payload: argv strings, each NUL-terminated */
 	MP_TAG_MODULE = 4,     /* struct mp_module + ranges + build-id + path */
-	MP_TAG_CHAIN = 5,      /* struct mp_chain + frames + size classes */
+	MP_TAG_CHAIN = 5,      /* struct mp_chain + frame indices + size classes */
+	MP_TAG_FRAMES = 6,     /* struct mp_frame[]: every frame the chains use, once */
 	MP_TAG_END = 0x454e44u /* "END": struct mp_end, last record */
 };
 
@@ -94,9 +100,10 @@ struct mp_range {
 
 #define MP_MODULE_NONE 0xffffffffu /* frame outside every module: offset is the raw address */
 
-/* Frames are return addresses (the instruction after the call), innermost
- * first; frames[0] is in the function that called the allocator. Subtract one
- * from offset before looking up a line. */
+/* A frame is a return address (the instruction after the call). A chain
+ * lists its frames innermost first; its first is in the function that called
+ * the allocator. Subtract one from offset before looking up a line. The
+ * FRAMES record holds each distinct frame once; index i is its i-th entry. */
 struct mp_frame {
 	uint32_t module; /* mp_module.id or MP_MODULE_NONE */
 	uint32_t reserved;
@@ -113,13 +120,14 @@ struct mp_frame {
 struct mp_chain {
 	uint32_t id;
 	uint32_t flags;    /* MP_CHAIN_* */
-	uint32_t nframes;  /* struct mp_frame entries that follow */
-	uint32_t nclasses; /* struct mp_size_class entries after the frames */
+	uint32_t nframes;  /* uint32_t frame indices that follow (zero-padded to 8 bytes) */
+	uint32_t nclasses; /* struct mp_size_class entries after the frame indices */
 	uint64_t alloc_objects;
 	uint64_t alloc_space;
 	uint64_t inuse_objects; /* still allocated at the dump */
 	uint64_t inuse_space;
-	/* struct mp_frame frames[nframes]; struct mp_size_class classes[nclasses]; */
+	/* uint32_t frames[nframes]; 4 zero bytes if nframes is odd;
+	 * struct mp_size_class classes[nclasses]; */
 };
 
 struct mp_size_class {

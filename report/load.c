@@ -32,6 +32,7 @@ struct parser {
 	const unsigned char *p;
 	size_t size;
 	char *err;
+	uint32_t version;
 	size_t modules_alloc, chains_alloc;
 };
 
@@ -61,6 +62,8 @@ static const char *tag_name(uint32_t tag)
 		return "MODULE";
 	case MP_TAG_CHAIN:
 		return "CHAIN";
+	case MP_TAG_FRAMES:
+		return "FRAMES";
 	case MP_TAG_END:
 		return "END";
 	}
@@ -121,8 +124,14 @@ static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len,
 		return fail(ps, off, "CHAIN record too short (%llu bytes, needs %zu)",
 		            (unsigned long long)len, sizeof(c));
 	memcpy(&c, pl, sizeof(c));
-	uint64_t want = sizeof(c) + (uint64_t)c.nframes * sizeof(struct mp_frame) +
-	                (uint64_t)c.nclasses * sizeof(struct mp_size_class);
+	bool v1 = ps->version == 1;
+	if (!v1 && !d->have_frames)
+		return fail(ps, off, "CHAIN record %u before the FRAMES record", c.id);
+	/* Version 2: 4-byte frame indices, padded to 8 bytes. */
+	uint64_t frames_len = v1 ? (uint64_t)c.nframes * sizeof(struct mp_frame)
+	                         : ((uint64_t)c.nframes * sizeof(uint32_t) + 7) / 8 * 8;
+	uint64_t want =
+	    sizeof(c) + frames_len + (uint64_t)c.nclasses * sizeof(struct mp_size_class);
 	if (want != len)
 		return fail(
 		    ps, off,
@@ -134,9 +143,16 @@ static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len,
 		            c.id, c.nframes, d->info.max_depth);
 	if (c.inuse_objects > c.alloc_objects || c.inuse_space > c.alloc_space)
 		return fail(ps, off, "chain %u has more in use than it allocated", c.id);
-	const struct mp_frame *frames = (const struct mp_frame *)(pl + sizeof(c));
+	const struct mp_frame *frames = v1 ? (const struct mp_frame *)(pl + sizeof(c)) : NULL;
+	const uint32_t *ids = v1 ? NULL : (const uint32_t *)(pl + sizeof(c));
+	for (uint32_t k = 0; ids && k < c.nframes; k++)
+		if (ids[k] >= d->nframes)
+			return fail(
+			    ps, off + 16 + sizeof(c) + (uint64_t)k * sizeof(*ids),
+			    "chain %u frame %u is frame %u, past the %zu of the FRAMES record",
+			    c.id, k, ids[k], d->nframes);
 	const struct mp_size_class *cls =
-	    (const struct mp_size_class *)(pl + sizeof(c) + (size_t)c.nframes * sizeof(*frames));
+	    (const struct mp_size_class *)(pl + sizeof(c) + (size_t)frames_len);
 	uint64_t objects = 0, bytes = 0;
 	for (uint32_t i = 0; i < c.nclasses; i++) {
 		const struct mp_size_class *k = &cls[i];
@@ -166,6 +182,7 @@ static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len,
 	struct dump_chain *dc = &d->chains[d->nchains++];
 	dc->c = c;
 	dc->frames = frames;
+	dc->frame_ids = ids;
 	dc->classes = cls;
 	return 0;
 }
@@ -213,7 +230,7 @@ static int check_end(struct parser *ps, uint64_t off)
 		if (!add_u64(&sum[0], c->c.alloc_objects) || !add_u64(&sum[1], c->c.alloc_space) ||
 		    !add_u64(&sum[2], c->c.inuse_objects) || !add_u64(&sum[3], c->c.inuse_space))
 			return fail(ps, off, "chain totals overflow");
-		for (uint32_t j = 0; j < c->c.nframes; j++) {
+		for (uint32_t j = 0; c->frames && j < c->c.nframes; j++) {
 			uint32_t m = c->frames[j].module;
 			if (m != MP_MODULE_NONE && m >= d->nmodules)
 				return fail(ps, off,
@@ -221,6 +238,12 @@ static int check_end(struct parser *ps, uint64_t off)
 				            "in the file",
 				            c->c.id, j, m);
 		}
+	}
+	for (size_t i = 0; i < d->nframes; i++) {
+		uint32_t m = d->frames[i].module;
+		if (m != MP_MODULE_NONE && m >= d->nmodules)
+			return fail(ps, off, "frame %zu names module %u, which is not in the file",
+			            i, m);
 	}
 	const char *what[4] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
 	uint64_t endv[4] = {e->alloc_objects, e->alloc_space, e->inuse_objects, e->inuse_space};
@@ -250,11 +273,12 @@ static int parse(struct parser *ps)
 	}
 	struct mp_file_header h;
 	memcpy(&h, p, sizeof(h));
-	if (h.version != MP_VERSION)
-		return fail(
-		    ps, 8,
-		    "dump format version %u is not supported (this mapprof reads version %u)",
-		    h.version, MP_VERSION);
+	if (h.version != MP_VERSION && h.version != 1)
+		return fail(ps, 8,
+		            "dump format version %u is not supported (this mapprof reads versions "
+		            "1 to %u)",
+		            h.version, MP_VERSION);
+	ps->version = h.version;
 	if (h.header_size < sizeof(h) || h.header_size % 8 || h.header_size > size)
 		return fail(ps, 12, "bad header size %u", h.header_size);
 	size_t off = h.header_size;
@@ -306,6 +330,20 @@ static int parse(struct parser *ps)
 			break;
 		case MP_TAG_CHAIN:
 			r = parse_chain(ps, pl, len, off);
+			break;
+		case MP_TAG_FRAMES:
+			if (ps->version == 1)
+				break; /* not a version 1 record: skipped, as unknown tags are */
+			if (d->have_frames)
+				return fail(ps, off, "second FRAMES record");
+			if (len % sizeof(struct mp_frame))
+				return fail(ps, off,
+				            "FRAMES record of %llu bytes is not a whole number of "
+				            "%zu-byte frames",
+				            (unsigned long long)len, sizeof(struct mp_frame));
+			d->frames = (const struct mp_frame *)pl;
+			d->nframes = len / sizeof(struct mp_frame);
+			d->have_frames = true;
 			break;
 		case MP_TAG_END:
 			if (len < sizeof(d->end))

@@ -4,6 +4,7 @@
 #ifndef MP_LOAD_H
 #define MP_LOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,8 @@ struct dump_module {
 
 struct dump_chain {
 	struct mp_chain c;
-	const struct mp_frame *frames;       /* c.nframes, at most info.max_depth */
+	const struct mp_frame *frames;       /* version 1: c.nframes frames; else NULL */
+	const uint32_t *frame_ids;           /* version 2: c.nframes indices into dump.frames */
 	const struct mp_size_class *classes; /* c.nclasses, log2 strictly increasing */
 };
 
@@ -33,10 +35,20 @@ struct dump {
 	size_t nmodules;
 	struct dump_chain *chains;
 	size_t nchains;
+	const struct mp_frame *frames; /* version 2: the FRAMES record */
+	size_t nframes;
+	bool have_frames;
 	struct mp_end end;
 	unsigned char *data; /* the whole file */
 	size_t size;
 };
+
+/* Frame k (innermost first) of chain c, at most info.max_depth of them. */
+static inline const struct mp_frame *dump_frame(const struct dump *d, const struct dump_chain *c,
+                                                uint32_t k)
+{
+	return c->frame_ids ? &d->frames[c->frame_ids[k]] : &c->frames[k];
+}
 
 /* Parses a dump from memory; on failure returns -1 and puts "what is wrong (at offset N)" in
  * *err (malloc'd). `data` must stay valid and is owned by the dump on success. */

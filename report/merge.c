@@ -25,19 +25,27 @@ static void record(struct strbuf *sb, uint32_t tag, const void *payload, size_t 
 	put(sb, zeros, (8 - len % 8) % 8);
 }
 
-/* The frames of a dump chain: one per return address. An address symbolizes to its inlined
- * frames followed by exactly one frame that is not inlined, so those are the addresses. */
-static size_t raw_frames(const struct pchain *c, struct mp_frame *out)
+/* The frames of a chain, as indices into the FRAMES record, which gets each address the first
+ * time a chain names it (index[] maps profile frames to those indices). An address symbolizes
+ * to its inlined frames followed by exactly one frame that is not inlined: those are the
+ * addresses. */
+static size_t frame_ids(const struct pchain *c, uint32_t *index, struct strbuf *frames,
+                        uint32_t *nframes, uint32_t *out)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < c->nframes; k++) {
-		if (c->frames[k]->inlined)
+		const struct pframe *pf = c->frames[k];
+		if (pf->inlined)
 			continue;
-		out[n].module =
-		    c->frames[k]->module < 0 ? MP_MODULE_NONE : (uint32_t)c->frames[k]->module;
-		out[n].reserved = 0;
-		out[n].offset = c->frames[k]->offset;
-		n++;
+		if (index[pf->id] == UINT32_MAX) {
+			struct mp_frame f = {
+			    .module = pf->module < 0 ? MP_MODULE_NONE : (uint32_t)pf->module,
+			    .offset = pf->offset,
+			};
+			put(frames, &f, sizeof(f));
+			index[pf->id] = (*nframes)++;
+		}
+		out[n++] = index[pf->id];
 	}
 	return n;
 }
@@ -100,15 +108,19 @@ void merge_write(struct profile *p, const char *out)
 	}
 
 	struct mp_end end = {.nmodules = p->sym.nmods};
-	struct mp_frame *frames = NULL;
-	size_t frames_alloc = 0;
+	uint32_t *index = xreallocarray(NULL, p->nframes + 1, sizeof(*index));
+	memset(index, 0xff, (p->nframes + 1) * sizeof(*index));
+	struct strbuf frames = STRBUF_INIT, chains = STRBUF_INIT;
+	uint32_t nframes = 0;
+	uint32_t *ids = NULL;
+	size_t ids_alloc = 0;
 	uint32_t id = 0;
 	for (size_t i = 0; i < p->nchains; i++) {
 		const struct pchain *c = &p->chains[i];
 		if (c->hidden || !c->v[S_ALLOC_OBJECTS])
 			continue;
-		ALLOC_GROW(frames, c->nframes + 1, frames_alloc);
-		size_t nf = raw_frames(c, frames);
+		ALLOC_GROW(ids, c->nframes + 1, ids_alloc);
+		size_t nf = frame_ids(c, index, &frames, &nframes, ids);
 		struct mp_chain mc = {
 		    .id = id,
 		    .flags = c->truncated ? MP_CHAIN_TRUNCATED : 0,
@@ -125,7 +137,10 @@ void merge_write(struct profile *p, const char *out)
 		};
 		struct strbuf rec = STRBUF_INIT;
 		put(&rec, &mc, sizeof(mc));
-		put(&rec, frames, nf * sizeof(*frames));
+		put(&rec, ids, nf * sizeof(*ids));
+		static const uint32_t zero;
+		if (nf & 1)
+			put(&rec, &zero, sizeof(zero));
 		for (size_t k = 0; k < c->nclasses; k++) {
 			const struct pclass *z = &c->classes[k];
 			struct mp_size_class sc = {.log2 = z->log2,
@@ -135,7 +150,7 @@ void merge_write(struct profile *p, const char *out)
 			                           .max_size = z->max};
 			put(&rec, &sc, sizeof(sc));
 		}
-		record(&sb, MP_TAG_CHAIN, rec.buf, rec.len);
+		record(&chains, MP_TAG_CHAIN, rec.buf, rec.len);
 		id++;
 		sb_release(&rec);
 		end.nchains++;
@@ -144,7 +159,12 @@ void merge_write(struct profile *p, const char *out)
 		end.inuse_objects += mc.inuse_objects;
 		end.inuse_space += mc.inuse_space;
 	}
-	free(frames);
+	free(ids);
+	free(index);
+	record(&sb, MP_TAG_FRAMES, frames.buf ? frames.buf : "", frames.len);
+	put(&sb, chains.buf ? chains.buf : "", chains.len);
+	sb_release(&frames);
+	sb_release(&chains);
 	record(&sb, MP_TAG_END, &end, sizeof(end));
 
 	struct strbuf tmp = STRBUF_INIT;

@@ -302,14 +302,29 @@ void profile_add_dump(struct profile *p, struct dump *d)
 	size_t cls_alloc = 0;
 	const struct pframe **frames = NULL;
 	size_t frames_alloc = 0;
+	/* A version 2 dump names each distinct frame once: look each up once (where its symbolized
+	 * frames start in p->addr_frames, and how many; 0 when not yet looked up). */
+	size_t *known_at = d->nframes ? xcalloc(d->nframes, sizeof(*known_at)) : NULL;
+	uint32_t *known_n = d->nframes ? xcalloc(d->nframes, sizeof(*known_n)) : NULL;
 	for (size_t i = 0; i < d->nchains; i++) {
 		const struct dump_chain *dc = &d->chains[i];
 		size_t n = 0;
 		for (uint32_t k = 0; k < dc->c.nframes; k++) {
-			const struct mp_frame *f = &dc->frames[k];
-			int mod = f->module == MP_MODULE_NONE ? -1 : map[f->module];
+			uint32_t fid = dc->frame_ids ? dc->frame_ids[k] : 0;
 			struct pframe **af;
-			size_t ns = address_frames(p, mod, f->offset, &af);
+			size_t ns;
+			if (dc->frame_ids && known_n[fid]) {
+				af = &p->addr_frames[known_at[fid]];
+				ns = known_n[fid];
+			} else {
+				const struct mp_frame *f = dump_frame(d, dc, k);
+				int mod = f->module == MP_MODULE_NONE ? -1 : map[f->module];
+				ns = address_frames(p, mod, f->offset, &af);
+				if (dc->frame_ids) {
+					known_at[fid] = (size_t)(af - p->addr_frames);
+					known_n[fid] = (uint32_t)ns;
+				}
+			}
 			ALLOC_GROW(frames, n + ns, frames_alloc);
 			memcpy(frames + n, af, ns * sizeof(*af));
 			n += ns;
@@ -354,6 +369,8 @@ void profile_add_dump(struct profile *p, struct dump *d)
 		}
 		add_chain(p, frames, n, dc->c.flags & MP_CHAIN_TRUNCATED, v, cls, dc->c.nclasses);
 	}
+	free(known_at);
+	free(known_n);
 	free(frames);
 	free(cls);
 	free(map);

@@ -233,10 +233,115 @@ static bool group_by_chain(const struct mp_counts *snap, long cap, struct by_cha
 	return true;
 }
 
-static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
-                         const uint64_t *live_objects, const uint64_t *live_bytes,
-                         struct mp_end *end)
+/* Does chain id have anything to write (a size class with allocations)? */
+static bool chain_counted(const struct mp_counts *snap, const struct by_chain *g, uint32_t id)
 {
+	for (uint32_t j = g->start[id]; j < g->start[id + 1]; j++)
+		if (snap[g->order[j]].objects)
+			return true;
+	return false;
+}
+
+/* The FRAMES record: every distinct frame of the chains written, once, in
+ * the order first used; the written chains' frames as indices, chain after
+ * chain, in ids[]. Chains share their callers' frames: for a compiler's
+ * 71,000 chains of 42 frames, this made the dump 2.6 times smaller. */
+struct frame_table {
+	struct mp_frame *frames; /* room for every frame: indexed by id */
+	uint32_t nframes;
+	uint32_t *slots; /* open addressing: id + 1, 0 when empty */
+	uint64_t cap;
+	uint32_t *ids;
+	size_t frames_bytes, ids_bytes;
+};
+
+static inline uint64_t frame_home(const struct mp_frame *f, uint64_t cap)
+{
+	uint64_t h = (f->offset ^ (uint64_t)f->module << 44) * 0x9e3779b97f4a7c15ull;
+	return h >> (64 - __builtin_ctzll(cap));
+}
+
+static bool frame_slots_grow(struct frame_table *t)
+{
+	uint64_t cap = t->cap ? t->cap * 2 : 4096;
+	uint32_t *slots = mp_map(cap * sizeof(*slots));
+	if (!slots)
+		return false;
+	for (uint32_t id = 0; id < t->nframes; id++) {
+		uint64_t i = frame_home(&t->frames[id], cap);
+		while (slots[i])
+			i = (i + 1) & (cap - 1);
+		slots[i] = id + 1;
+	}
+	mp_unmap(t->slots, t->cap * sizeof(*t->slots));
+	t->slots = slots;
+	t->cap = cap;
+	return true;
+}
+
+/* The id of frame f, added if new (room in frames[] is assured). */
+static bool frame_intern(struct frame_table *t, const struct mp_frame *f, uint32_t *id)
+{
+	if (((uint64_t)t->nframes + 1) * 2 > t->cap && !frame_slots_grow(t))
+		return false;
+	uint64_t i = frame_home(f, t->cap);
+	for (; t->slots[i]; i = (i + 1) & (t->cap - 1)) {
+		const struct mp_frame *g = &t->frames[t->slots[i] - 1];
+		if (g->module == f->module && g->offset == f->offset) {
+			*id = t->slots[i] - 1;
+			return true;
+		}
+	}
+	t->frames[t->nframes] = (struct mp_frame){.module = f->module, .offset = f->offset};
+	*id = t->nframes++;
+	t->slots[i] = *id + 1;
+	return true;
+}
+
+static bool frames_build(const struct mp_counts *snap, const struct by_chain *g,
+                         struct frame_table *t)
+{
+	uint64_t total = 0;
+	for (uint32_t id = 0; id < mp.nchains; id++)
+		if (chain_counted(snap, g, id))
+			total += mp.chains[id]->nframes;
+	t->frames_bytes = (total + 1) * sizeof(*t->frames);
+	t->ids_bytes = (total + 1) * sizeof(*t->ids);
+	t->frames = mp_map(t->frames_bytes);
+	t->ids = mp_map(t->ids_bytes);
+	if (!t->frames || !t->ids || total >= UINT32_MAX)
+		return false;
+	uint32_t *out = t->ids;
+	for (uint32_t id = 0; id < mp.nchains; id++) {
+		const struct mp_chain_rec *c = mp.chains[id];
+		if (!chain_counted(snap, g, id))
+			continue;
+		for (uint32_t k = 0; k < c->nframes; k++)
+			if (!frame_intern(t, &c->frames[k], out++))
+				return false;
+	}
+	return true;
+}
+
+static void frames_free(struct frame_table *t)
+{
+	mp_unmap(t->frames, t->frames_bytes);
+	mp_unmap(t->ids, t->ids_bytes);
+	mp_unmap(t->slots, t->cap * sizeof(*t->slots));
+}
+
+static void write_frames(const struct frame_table *t)
+{
+	w_record(MP_TAG_FRAMES, (uint64_t)t->nframes * sizeof(struct mp_frame));
+	w_put(t->frames, (size_t)t->nframes * sizeof(struct mp_frame));
+}
+
+static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
+                         const struct frame_table *t, const uint64_t *live_objects,
+                         const uint64_t *live_bytes, struct mp_end *end)
+{
+	static const uint32_t zero;
+	const uint32_t *ids = t->ids;
 	struct mp_size_class cls[MP_SIZE_CLASSES];
 	for (uint32_t id = 0; id < mp.nchains; id++) {
 		const struct mp_chain_rec *c = mp.chains[id];
@@ -266,11 +371,14 @@ static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
 		hdr.inuse_space =
 		    live_bytes[id] < hdr.alloc_space ? live_bytes[id] : hdr.alloc_space;
 		hdr.nclasses = n;
-		uint64_t len = sizeof(hdr) + c->nframes * sizeof(struct mp_frame) +
+		uint64_t len = sizeof(hdr) + ((uint64_t)c->nframes * sizeof(*ids) + 7) / 8 * 8 +
 		               n * sizeof(struct mp_size_class);
 		w_record(MP_TAG_CHAIN, len);
 		w_put(&hdr, sizeof(hdr));
-		w_put(c->frames, c->nframes * sizeof(struct mp_frame));
+		w_put(ids, c->nframes * sizeof(*ids));
+		if (c->nframes & 1)
+			w_put(&zero, sizeof(zero));
+		ids += c->nframes;
 		w_put(cls, n * sizeof(struct mp_size_class));
 		end->nchains++;
 		end->alloc_objects += hdr.alloc_objects;
@@ -323,7 +431,9 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	size_t live_size = ((size_t)mp.nchains + 1) * 2 * sizeof(uint64_t);
 	uint64_t *live = mp_map(live_size);
 	struct by_chain groups = {0};
-	if (!live || cap < 0 || !group_by_chain(snap, cap, &groups))
+	struct frame_table frames = {0};
+	if (!live || cap < 0 || !group_by_chain(snap, cap, &groups) ||
+	    !frames_build(snap, &groups, &frames))
 		cap = -1;
 	else
 		mp_live_sum(live, live + mp.nchains + 1, mp.nchains);
@@ -334,8 +444,10 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	write_info(sequence);
 	write_modules();
 	struct mp_end end = {0};
-	if (cap >= 0)
-		write_chains(snap, &groups, live, live + mp.nchains + 1, &end);
+	if (cap >= 0) {
+		write_frames(&frames);
+		write_chains(snap, &groups, &frames, live, live + mp.nchains + 1, &end);
+	}
 	end.nmodules = mp.nmodules;
 	w_record(MP_TAG_END, sizeof(end));
 	w_put(&end, sizeof(end));
@@ -343,6 +455,7 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	mp_unmap(snap, snap_bytes);
 	mp_unmap(groups.start, groups.start_bytes);
 	mp_unmap(groups.order, groups.order_bytes);
+	frames_free(&frames);
 	if (live)
 		mp_unmap(live, live_size);
 	pthread_mutex_unlock(&mp.lock);

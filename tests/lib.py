@@ -190,8 +190,9 @@ def shim_lines(stderr):
 # ---- the dump format (include/mapprof_dump.h), read independently of report/load.c ----
 
 MAGIC = b"MAPPROF\0"
-VERSION = 1
-TAG_INFO, TAG_EXE, TAG_CMDLINE, TAG_MODULE, TAG_CHAIN, TAG_END = 1, 2, 3, 4, 5, 0x454E44
+VERSION = 2  # the version the shim writes; version 1 (frames inline in CHAIN) is read too
+TAG_INFO, TAG_EXE, TAG_CMDLINE, TAG_MODULE, TAG_CHAIN, TAG_FRAMES, TAG_END = \
+    1, 2, 3, 4, 5, 6, 0x454E44
 INFO_FREES_TRACKED, INFO_SAMPLED, INFO_FORKED = 1, 2, 4
 MODULE_MAIN, MODULE_UNLOADED, MODULE_VDSO = 1, 2, 4
 MODULE_NONE = 0xFFFFFFFF
@@ -234,12 +235,12 @@ def read_dump(path):
     if len(data) < 16 or data[:8] != MAGIC:
         fail(0, "not a mapprof dump (bad magic)")
     version, header_size = struct.unpack_from("<II", data, 8)
-    if version != VERSION:
+    if version not in (1, VERSION):
         fail(8, "unknown version %d" % version)
     if header_size != 16:
         fail(12, "header_size %d, expected 16" % header_size)
     d = {"version": version, "info": None, "exe": None, "cmdline": None, "modules": [],
-         "chains": [], "end": None, "unknown_tags": []}
+         "chains": [], "end": None, "unknown_tags": [], "frames": None}
     off, first = 16, True
     while True:
         if off == len(data):
@@ -272,8 +273,17 @@ def read_dump(path):
             d["cmdline"] = [a.decode(errors="surrogateescape") for a in payload.split(b"\0")[:-1]]
         elif tag == TAG_MODULE:
             d["modules"].append(_module(payload, off, fail))
+        elif tag == TAG_FRAMES and version >= 2:
+            if d["frames"] is not None:
+                fail(off, "second FRAMES record")
+            fs = struct.calcsize(FRAME_FMT)
+            if length % fs:
+                fail(off, "FRAMES length %d is not a multiple of %d" % (length, fs))
+            d["frames"] = [(m, o) for m, _, o in struct.iter_unpack(FRAME_FMT, payload)]
         elif tag == TAG_CHAIN:
-            d["chains"].append(_chain(payload, off, fail))
+            if version >= 2 and d["frames"] is None:
+                fail(off, "CHAIN before the FRAMES record")
+            d["chains"].append(_chain(payload, off, fail, d["frames"]))
         elif tag == TAG_END:
             if length != struct.calcsize(END_FMT):
                 fail(off, "END length %d" % length)
@@ -307,17 +317,27 @@ def _module(p, off, fail):
             "path": p[b + blen:].decode(errors="surrogateescape")}
 
 
-def _chain(p, off, fail):
+def _chain(p, off, fail, table):
+    """table: the FRAMES record's frames (version 2), or None (version 1: frames inline)."""
     hs = struct.calcsize(CHAIN_FMT)
     if len(p) < hs:
         fail(off, "CHAIN record too short")
     cid, flags, nframes, nclasses, ao, asp, io, isp = struct.unpack_from(CHAIN_FMT, p)
     fs, cs = struct.calcsize(FRAME_FMT), struct.calcsize(CLASS_FMT)
-    if len(p) != hs + nframes * fs + nclasses * cs:
+    flen = nframes * fs if table is None else (nframes * 4 + 7) // 8 * 8
+    if len(p) != hs + flen + nclasses * cs:
         fail(off, "CHAIN length %d does not match its counts" % len(p))
-    frames = [struct.unpack_from(FRAME_FMT, p, hs + i * fs) for i in range(nframes)]
-    frames = [(m, o) for m, _, o in frames]
-    base = hs + nframes * fs
+    if table is None:
+        frames = [struct.unpack_from(FRAME_FMT, p, hs + i * fs) for i in range(nframes)]
+        frames = [(m, o) for m, _, o in frames]
+    else:
+        ids = struct.unpack_from("<%dI" % nframes, p, hs)
+        if nframes % 2 and struct.unpack_from("<I", p, hs + nframes * 4)[0]:
+            fail(off, "chain %d: padding after its frame indices is not zero" % cid)
+        if any(i >= len(table) for i in ids):
+            fail(off, "chain %d: frame index past the FRAMES record" % cid)
+        frames = [table[i] for i in ids]
+    base = hs + flen
     classes = []
     for i in range(nclasses):
         lg, _, objs, nbytes, mn, mx = struct.unpack_from(CLASS_FMT, p, base + i * cs)

@@ -21,9 +21,10 @@ def record(tag, payload):
     return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
 
 
-def synth_dump(nchains=3, unknown_tag=False, classes=True):
-    """A small valid dump built by hand from the format in include/mapprof_dump.h."""
-    out = b"MAPPROF\0" + struct.pack("<II", 1, 16)
+def synth_dump(nchains=3, unknown_tag=False, classes=True, version=2):
+    """A small valid dump built by hand from the format in include/mapprof_dump.h (version 2:
+    a FRAMES record and frame indices; version 1: each chain's frames inline)."""
+    out = b"MAPPROF\0" + struct.pack("<II", version, 16)
     out += record(1, struct.pack("<QQQQIIIIQQQ", 4242, 1, 10**18, 10**18 + 5000, 1, 64, 0, 0,
                                  0, 0, 1))
     out += record(2, b"/usr/bin/prog")
@@ -37,9 +38,19 @@ def synth_dump(nchains=3, unknown_tag=False, classes=True):
     if unknown_tag:
         out += record(0x99, b"future record")
     tot = [0, 0, 0, 0]
+    table = []
     for c in range(nchains):
-        frames = b"".join(struct.pack("<IIQ", k % 2 if k != 2 else 0xFFFFFFFF, 0, 0x1000 + c * 16 + k)
-                          for k in range(c + 1))
+        table += [(k % 2 if k != 2 else 0xFFFFFFFF, 0x1000 + c * 16 + k) for k in range(c + 1)]
+    if version >= 2:
+        out += record(6, b"".join(struct.pack("<IIQ", m, 0, o) for m, o in table))
+    first = 0
+    for c in range(nchains):
+        if version >= 2:
+            ids = list(range(first, first + c + 1))
+            frames = struct.pack("<%dI" % len(ids), *ids) + b"\0" * (4 * (len(ids) % 2))
+        else:
+            frames = b"".join(struct.pack("<IIQ", m, 0, o) for m, o in table[first:first + c + 1])
+        first += c + 1
         size = 16 << c
         n = 3 + c
         cls = struct.pack("<IIQQQQ", size.bit_length(), 0, n, n * size, size, size) if classes else b""
@@ -56,7 +67,8 @@ def write_seeds():
     os.makedirs(d, exist_ok=True)
     seeds = {"empty-profile": synth_dump(0), "three-chains": synth_dump(3),
              "unknown-tag": synth_dump(2, unknown_tag=True),
-             "no-classes": synth_dump(2, classes=False)}
+             "no-classes": synth_dump(2, classes=False),
+             "three-chains-v1": synth_dump(3, version=1)}
     for name, data in seeds.items():
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)

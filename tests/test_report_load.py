@@ -1,7 +1,9 @@
 """test_report_load.py: the dump reader refuses bad input with one line `mapprof: FILE: what is
 wrong` and exit status 2, never a crash, a hang or a sanitizer report: empty, truncated (at every
 record boundary and inside records), corrupt, foreign and newer-version files. Unknown record tags
-are skipped. The files are made from a real dump of a real run, changed in known ways."""
+are skipped. The files are made from a real dump of a real run, changed in known ways. A
+version 1 dump (frames inline in each chain, no FRAMES record) still loads, to the same
+profile."""
 import os
 import struct
 import subprocess
@@ -68,9 +70,9 @@ def test_report_load_empty_foreign_version():
     with open("/bin/sh", "rb") as f:
         refused("elf.dump", f.read(4096), "not a mapprof dump")
     data = bytearray(real_dump())
-    struct.pack_into("<I", data, 8, 2)
-    refused("v2.dump", bytes(data),
-            "dump format version 2 is not supported (this mapprof reads version 1)")
+    struct.pack_into("<I", data, 8, 3)
+    refused("v3.dump", bytes(data),
+            "dump format version 3 is not supported (this mapprof reads versions 1 to 2)")
     refused("magic-only.dump", b"MAPPROF\0", "truncated")
 
 
@@ -109,10 +111,24 @@ def test_report_load_corrupt_records():
     d = bytearray(data)
     struct.pack_into("<I", d, chain[0] + 16 + 8, 0xFFFFFFFF)
     refused("nframes.dump", bytes(d), "does not match")
+    # a chain's frame index past the FRAMES record
+    frames = next(r for r in recs if r[1] == 6)
+    d = bytearray(data)
+    struct.pack_into("<I", d, chain[0] + 16 + 48, frames[2] // 16)
+    refused("badframe.dump", bytes(d), "frame 0 is frame %d, past the" % (frames[2] // 16))
     # a frame naming a module that does not exist
     d = bytearray(data)
-    struct.pack_into("<I", d, chain[0] + 16 + 48, 12345)
-    refused("badmod.dump", bytes(d), "module")
+    struct.pack_into("<I", d, frames[0] + 16, 12345)
+    refused("badmod.dump", bytes(d), "names module 12345")
+    # a FRAMES record that is not whole frames, a second one, and none before the chains
+    d = bytearray(data)
+    struct.pack_into("<Q", d, frames[0] + 8, frames[2] - 8)
+    refused("frames-len.dump", bytes(d), "whole number")
+    fr = data[frames[0]:frames[0] + 16 + frames[2]]
+    refused("frames-twice.dump", data[:frames[0]] + fr + data[frames[0]:], "second FRAMES")
+    end = recs[-1][0]
+    refused("frames-late.dump", data[:frames[0]] + data[frames[0] + len(fr):end] + fr +
+            data[end:], "before the FRAMES record")
     # a module id far out of range (memory must stay bounded by the input)
     d = bytearray(data)
     struct.pack_into("<I", d, module[0] + 16, 0x7FFFFFFF)
@@ -120,7 +136,7 @@ def test_report_load_corrupt_records():
     # size classes that do not sum to the chain's counts
     d = bytearray(data)
     nframes = struct.unpack_from("<I", d, chain[0] + 16 + 8)[0]
-    cls = chain[0] + 16 + 48 + 16 * nframes
+    cls = chain[0] + 16 + 48 + (4 * nframes + 7) // 8 * 8
     struct.pack_into("<Q", d, cls + 8, struct.unpack_from("<Q", d, cls + 8)[0] + 1)
     refused("classes.dump", bytes(d), "size classes")
     # INFO not first
@@ -134,6 +150,37 @@ def test_report_load_corrupt_records():
     assert cp.returncode == 2 and "directory" in text(cp.stderr)
     cp = lib.mapprof("top", os.path.join(TMP, "does-not-exist.dump"), check=False)
     assert cp.returncode == 2 and "cannot open" in text(cp.stderr)
+
+
+def as_version1(data):
+    """The same dump in format version 1: each chain's frames inline, no FRAMES record."""
+    recs = records(data)
+    frames = next(r for r in recs if r[1] == 6)
+    table = data[frames[0] + 16:frames[0] + 16 + frames[2]]
+    out = bytearray(data[:16])
+    struct.pack_into("<I", out, 8, 1)
+    for off, tag, length in recs:
+        body = data[off + 16:off + 16 + length]
+        if tag == 6:
+            continue
+        if tag == 5:
+            n = struct.unpack_from("<I", body, 8)[0]
+            ids = struct.unpack_from("<%dI" % n, body, 48)
+            body = body[:48] + b"".join(table[16 * i:16 * i + 16] for i in ids) + \
+                body[48 + (4 * n + 7) // 8 * 8:]
+        out += struct.pack("<IIQ", tag, 0, len(body)) + body + b"\0" * (-len(body) % 8)
+    return bytes(out)
+
+
+def test_report_load_reads_version1():
+    data = real_dump()
+    old = as_version1(data)
+    assert struct.unpack_from("<I", old, 8)[0] == 1 and len(old) > len(data)
+    base = lib.profile_json([write("v2-good.dump", data)])
+    got = lib.profile_json([write("v1.dump", old)])
+    assert got["totals"] == base["totals"] and got["chains"] == base["chains"]
+    assert lib.read_dump(os.path.join(TMP, "v1.dump"))["chains"] == \
+        lib.read_dump(os.path.join(TMP, "v2-good.dump"))["chains"]
 
 
 def test_report_load_skips_unknown_tags():

@@ -93,7 +93,7 @@ def test_reader_rejects_damage():
 
     rejected(data[:-8], "a truncated file")
     rejected(data[:len(data) // 2], "half a file")
-    rejected(data[:8] + struct.pack("<I", 2) + data[12:], "version 2")
+    rejected(data[:8] + struct.pack("<I", 3) + data[12:], "version 3")
     end = len(data) - 48  # END payload: nchains, nmodules, alloc_objects, ...
     n = struct.unpack_from("<Q", data, end + 16)[0]
     rejected(data[:end + 16] + struct.pack("<Q", n + 1) + data[end + 24:], "wrong END totals")
