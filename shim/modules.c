@@ -136,10 +136,21 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* dl_iterate_phdr holds the loader's lock while it calls back, and a fork
+ * child inherits that lock held (glibc does not reset it): a fork while this
+ * thread is inside would hang the child's first unwind. So it passes the same
+ * gate as libunwind's walks (stack.c), which a fork waits for. */
+static void iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+	bool registered = mp_gate_enter();
+	dl_iterate_phdr(cb, arg);
+	mp_gate_leave(registered);
+}
+
 static void refresh(bool mark_unloaded)
 {
 	struct counters c = {0, 0};
-	dl_iterate_phdr(read_counters, &c);
+	iterate(read_counters, &c);
 	if (mark_unloaded) {
 		mp_spin_lock(&mp.modules_lock);
 		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
@@ -147,7 +158,7 @@ static void refresh(bool mark_unloaded)
 		mp_spin_unlock(&mp.modules_lock);
 	}
 	bool first = true;
-	dl_iterate_phdr(add_module, &first);
+	iterate(add_module, &first);
 	mp_spin_lock(&mp.modules_lock);
 	if (mark_unloaded)
 		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
@@ -167,7 +178,7 @@ void mp_modules_refresh(void)
 void mp_modules_check(void)
 {
 	struct counters c = {0, 0};
-	dl_iterate_phdr(read_counters, &c);
+	iterate(read_counters, &c);
 	if (c.adds != __atomic_load_n(&mp.dl_adds, __ATOMIC_RELAXED) ||
 	    c.subs != __atomic_load_n(&mp.dl_subs, __ATOMIC_RELAXED) ||
 	    !__atomic_load_n(&mp.modules, __ATOMIC_ACQUIRE))

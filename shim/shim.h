@@ -256,6 +256,10 @@ int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_has
 extern __thread int mp_unwinding;
 extern __thread bool mp_unwind_registered;
 void mp_unwind_drain(void); /* fork prepare, mp.lock held */
+/* Pass the gate (returns what to give mp_gate_leave): no fork starts while
+ * this thread is inside, and a pending fork is waited for first. */
+bool mp_gate_enter(void);
+void mp_gate_leave(bool registered);
 /* A full memory barrier on every thread of the process (membarrier, when
  * mp.membarrier_ok): the other side of a fast path that has only a compiler
  * barrier. */

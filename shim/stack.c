@@ -74,11 +74,13 @@ void mp_stack_init(void)
  * loads fork_pending; the forking thread stores fork_pending, runs membarrier
  * (a full barrier on every thread of the process), then loads the flags; one
  * of the two sees the other. The hot side then costs two plain stores, a load
- * and a compiler barrier; without membarrier it takes a full fence. */
+ * and a compiler barrier; without membarrier it takes a full fence.
+ * The shim's own dl_iterate_phdr calls (modules.c) pass the same gate: the
+ * loader's lock they take is not reset in a fork child either. */
 __thread int mp_unwinding;
 __thread bool mp_unwind_registered;
 
-static void gate_leave(bool registered)
+void mp_gate_leave(bool registered)
 {
 	if (registered)
 		__atomic_store_n(&mp_unwinding, 0, __ATOMIC_RELEASE);
@@ -86,7 +88,7 @@ static void gate_leave(bool registered)
 		__atomic_sub_fetch(&mp.unwinding_unregistered, 1, __ATOMIC_SEQ_CST);
 }
 
-static int gated_backtrace(void **buf, int want)
+bool mp_gate_enter(void)
 {
 	bool registered;
 	for (;;) {
@@ -101,13 +103,18 @@ static int gated_backtrace(void **buf, int want)
 			__atomic_add_fetch(&mp.unwinding_unregistered, 1, __ATOMIC_SEQ_CST);
 		}
 		if (likely(!__atomic_load_n(&mp.fork_pending, __ATOMIC_RELAXED)))
-			break;
-		gate_leave(registered);
+			return registered;
+		mp_gate_leave(registered);
 		while (__atomic_load_n(&mp.fork_pending, __ATOMIC_ACQUIRE))
 			sched_yield();
 	}
+}
+
+static int gated_backtrace(void **buf, int want)
+{
+	bool registered = mp_gate_enter();
 	int n = unw_backtrace(buf, want);
-	gate_leave(registered);
+	mp_gate_leave(registered);
 	return n;
 }
 
