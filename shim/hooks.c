@@ -163,13 +163,29 @@ MP_EXPORT void *calloc(size_t n, size_t size)
 	return mp_after_alloc(p, n * size); /* no overflow: calloc succeeded */
 }
 
+/* Sampling mode between two samples, of a block the filter says is not
+ * tracked: only forwarded (with the guard raised, as below). */
+static inline bool realloc_unsampled(void *p, size_t size)
+{
+	return likely(!mp_tl.guards) &&
+	       !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE) &&
+	       mp_sample_countdown(size);
+}
+
 /* realloc(p, n>0) counts one object of n bytes and releases p;
  * realloc(NULL, n) is a malloc; realloc(p, 0) is what the next allocator
  * makes of it: a free when it returns NULL (glibc), else a free plus a 0-byte
- * object. A failed realloc leaves p as it was. */
-static void *realloc_common(void *p, size_t size, void *(*real)(void *, size_t, size_t), size_t n,
-                            size_t elem)
+ * object. A failed realloc leaves p as it was. Inlined into both hooks, so
+ * their sampling fast path makes no call but the next allocator's. */
+static inline __attribute__((always_inline)) void *
+realloc_common(void *p, size_t size, void *(*real)(void *, size_t, size_t), size_t n, size_t elem)
 {
+	if (realloc_unsampled(p, size)) {
+		mp_tl.in_hook++;
+		void *q = real(p, n, elem);
+		mp_tl.in_hook--;
+		return q;
+	}
 	if (!mp_recording())
 		return real(p, n, elem);
 	int saved = errno;
@@ -220,15 +236,6 @@ static void *boot_realloc(void *p, size_t size)
 	return q;
 }
 
-/* Sampling mode between two samples, of a block the filter says is not
- * tracked: only forwarded (with the guard raised, as in realloc_common). */
-static inline bool realloc_unsampled(void *p, size_t size)
-{
-	return likely(!mp_tl.guards) &&
-	       !__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE) &&
-	       mp_sample_countdown(size);
-}
-
 MP_EXPORT void *realloc(void *p, size_t size)
 {
 	if (!p)
@@ -237,12 +244,6 @@ MP_EXPORT void *realloc(void *p, size_t size)
 		return boot_realloc(p, size);
 	if (unlikely(!mp_ready()))
 		return NULL;
-	if (realloc_unsampled(p, size)) {
-		mp_tl.in_hook++;
-		void *q = mp_real.realloc(p, size);
-		mp_tl.in_hook--;
-		return q;
-	}
 	return realloc_common(p, size, call_realloc, size, 0);
 }
 
@@ -259,12 +260,6 @@ MP_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
 		return boot_realloc(p, total);
 	if (unlikely(!mp_ready()))
 		return NULL;
-	if (realloc_unsampled(p, total)) {
-		mp_tl.in_hook++;
-		void *q = call_reallocarray(p, n, elem);
-		mp_tl.in_hook--;
-		return q;
-	}
 	return realloc_common(p, total, call_reallocarray, n, elem);
 }
 

@@ -205,8 +205,8 @@ static struct mp_module_rec *find(uintptr_t ip)
 }
 
 /* Return addresses point after the call; ip - 1 is inside the calling
- * instruction and therefore inside the module even at a segment's end. */
-/* A chain's frames mostly lie in a few modules: each frame first tries the
+ * instruction and therefore inside the module even at a segment's end. A
+ * chain's frames mostly lie in a few modules: each frame first tries the
  * module of the one before, unless a newer module overlaps that one (then
  * only find()'s newest-first order is right). */
 void mp_frames_resolve(const uintptr_t *ips, uint32_t n, struct mp_frame *out)

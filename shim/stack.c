@@ -421,9 +421,9 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
  * when it trusts every step (each record is still bounds-checked: on this
  * thread's stack, above the last), without our own frames, plus the start
  * code's frames from the tail cache. It stores nothing (a walk whose chain
- * is not known is done again by mp_stack_capture). Returns
- * the number of frames, or -1 when it cannot say (no stack bounds, a broken
- * chain, an unknown tail). *nfp is the number that came from the walk
+ * is not known is done again by mp_stack_capture). Returns the number of
+ * frames, or -1 when it cannot say (no stack bounds, a broken chain, an
+ * unknown tail). *nfp is the number that came from the walk
  * itself; *sum the hash of the frames (mp_hash_add of each), taken while the
  * walk waits on its loads.
  *

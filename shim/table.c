@@ -563,9 +563,10 @@ static bool live_grow(struct mp_live_shard *s)
 }
 
 /* Insert p; if p is already there (freed behind our back, e.g. from a signal
- * handler that interrupted the shim), hand back the stale record. A shard
+ * handler that interrupted the shim), replace its stale record: returns 1
+ * then, 0 when p is new, -1 when there is no room. A shard
  * grows when 3/4 full. */
-static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
+static int live_insert(uintptr_t p, uint64_t meta)
 {
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
@@ -576,7 +577,6 @@ static int live_insert(uintptr_t p, uint64_t meta, uint64_t *stale)
 	uint64_t b;
 	int i = live_find(s, p, &b);
 	if (unlikely(i >= 0)) {
-		*stale = s->tab[b].meta[i];
 		s->tab[b].meta[i] = meta;
 		shard_leave(s, locked);
 		return 1;
@@ -617,8 +617,7 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 
 void mp_live_restore(void *p, uint64_t meta)
 {
-	uint64_t stale;
-	if (live_insert((uintptr_t)p, meta, &stale) < 0)
+	if (live_insert((uintptr_t)p, meta) < 0)
 		lost();
 }
 
@@ -722,8 +721,7 @@ found:
 	count(&e->objects, &e->bytes, &e->min, &e->max, size);
 	id = e->id;
 live:;
-	uint64_t stale;
-	int r = live_insert((uintptr_t)p, meta_make(id, size), &stale);
+	int r = live_insert((uintptr_t)p, meta_make(id, size));
 	/* r > 0: the address was in the map already (its free happened behind
 	 * our back, from a handler that interrupted the shim): the stale record
 	 * is gone, replaced. r < 0: no room to remember the block: it is not
