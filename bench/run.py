@@ -50,6 +50,9 @@ MODES = [
     Mode("mapprof", preload=True),
     Mode("mapprof fp", {"MAPPROF_UNWIND": "fp"}, preload=True),
     Mode("mapprof sample=512K", {"MAPPROF_SAMPLE": "524288"}, preload=True),
+    # Frees not tracked: what the live-block map costs fp mode on workload 1.
+    Mode("mapprof fp inuse=0", {"MAPPROF_UNWIND": "fp", "MAPPROF_INUSE": "0"}, preload=True,
+         only=("pairs1", "pairs2")),
     Mode("heaptrack", heaptrack=True),
     # What any wrapper costs, and what walking the frame pointers on every call costs on its own
     # (bench/floor.c): the least MAPPROF_UNWIND=fp could cost on workload 1.
@@ -594,15 +597,16 @@ def render_targets(results):
     for what, measured, ok in rows:
         L.append("| %s | %s | %s |" % (what, measured, "yes" if ok else "**no**"))
     L.append("")
-    fwd, walk, fp = (mode("pairs1", n) for n in ("ref: forward only", "ref: forward + fp walk",
-                                                  "mapprof fp"))
-    if all("wall_x" in e for e in (fwd, walk, fp)):
+    fwd, walk, fp, off = (mode("pairs1", n) for n in ("ref: forward only", "ref: forward + fp walk",
+                                                       "mapprof fp", "mapprof fp inuse=0"))
+    if all("wall_x" in e for e in (fwd, walk, fp, off)):
         L.append("For scale, on workload 1 (1 thread): a preloaded library that only forwards malloc "
                  "and free costs %.2fx native; one that also walks the frame pointers and hashes the "
                  "return addresses on every malloc, recording nothing (`bench/floor.c`, the walk of "
                  "fp mode's fast path), %.2fx. That walk is the least a profiler that unwinds every "
                  "call can cost here; mapprof fp, which also counts each call and tracks each block "
-                 "for its free, costs %.2fx." % (fwd["wall_x"], walk["wall_x"], fp["wall_x"]))
+                 "for its free, costs %.2fx, and %.2fx with `MAPPROF_INUSE=0` (frees not tracked)." % (
+                     fwd["wall_x"], walk["wall_x"], fp["wall_x"], off["wall_x"]))
         L.append("")
     return L
 

@@ -98,10 +98,14 @@ void export_pprof(struct profile *p, const struct options *o)
 	memset(&st, 0, sizeof(st));
 	str_index(&st, "");
 	struct strbuf pb = STRBUF_INIT;
+	/* Without frees there are no inuse values: pprof then offers only the alloc ones. */
+	int nsamples = p->frees_tracked ? NSAMPLES : S_INUSE_OBJECTS;
 	value_type(&pb, 1, &st, "alloc_objects", "count");
 	value_type(&pb, 1, &st, "alloc_space", "bytes");
-	value_type(&pb, 1, &st, "inuse_objects", "count");
-	value_type(&pb, 1, &st, "inuse_space", "bytes");
+	if (p->frees_tracked) {
+		value_type(&pb, 1, &st, "inuse_objects", "count");
+		value_type(&pb, 1, &st, "inuse_space", "bytes");
+	}
 
 	/* locations: one per distinct (module, offset), ids from 1 */
 	struct loc *locs = NULL;
@@ -136,7 +140,7 @@ void export_pprof(struct profile *p, const struct options *o)
 			varint(&key, ids[k]);
 		field_bytes(&m, 1, key.buf, key.len);
 		sb_reset(&key);
-		for (int s = 0; s < NSAMPLES; s++)
+		for (int s = 0; s < nsamples; s++)
 			varint(&key, c->v[s]);
 		field_bytes(&m, 2, key.buf, key.len);
 		field_bytes(&pb, 2, m.buf, m.len);

@@ -128,13 +128,16 @@ void merge_write(struct profile *p, const char *out)
 		    .nclasses = (uint32_t)c->nclasses,
 		    .alloc_objects = c->v[S_ALLOC_OBJECTS],
 		    .alloc_space = c->v[S_ALLOC_SPACE],
-		    /* scaled in-use values can round past the allocated ones: clamp */
+		    /* scaled in-use values can round past the allocated ones: clamp; a merge
+		     * with a dump that did not track frees has none (frees_tracked) */
 		    .inuse_objects = c->v[S_INUSE_OBJECTS] < c->v[S_ALLOC_OBJECTS]
 		                         ? c->v[S_INUSE_OBJECTS]
 		                         : c->v[S_ALLOC_OBJECTS],
 		    .inuse_space = c->v[S_INUSE_SPACE] < c->v[S_ALLOC_SPACE] ? c->v[S_INUSE_SPACE]
 		                                                             : c->v[S_ALLOC_SPACE],
 		};
+		if (!p->frees_tracked)
+			mc.inuse_objects = mc.inuse_space = 0;
 		struct strbuf rec = STRBUF_INIT;
 		put(&rec, &mc, sizeof(mc));
 		put(&rec, ids, nf * sizeof(*ids));

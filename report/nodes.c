@@ -241,12 +241,12 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 		sb_adds(sb, p->ndumps > 8 ? " ...)\n" : ")\n");
 	}
 	sb_adds(sb, "Totals: ");
-	for (int s = 0; s < NSAMPLES; s++) {
+	for (int s = 0; s < (p->frees_tracked ? NSAMPLES : S_INUSE_OBJECTS); s++) {
 		sb_addf(sb, "%s%s ", s ? ", " : "", sample_names[s]);
 		format_value(sb, (enum sample_index)s, p->total[s]);
 	}
 	if (!p->frees_tracked)
-		sb_adds(sb, " (frees not tracked)");
+		sb_adds(sb, " (frees not tracked: no inuse values)");
 	sb_addch(sb, '\n');
 	uint64_t lost = 0;
 	for (size_t i = 0; i < p->ndumps; i++)

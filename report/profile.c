@@ -473,6 +473,18 @@ static void print_stats(const struct profile *p, double t0, double t1, double t2
 	        p->sym.lookups, p->nframes, p->nsyms, t1 - t0, t2 - t1);
 }
 
+/* An inuse sample asked of dumps that did not track frees has no values to show. */
+static void need_frees(const struct profile *p, const struct options *o)
+{
+	if (p->frees_tracked || (o->sample != S_INUSE_OBJECTS && o->sample != S_INUSE_SPACE))
+		return;
+	for (size_t i = 0; i < p->ndumps; i++)
+		if (!(p->dumps[i]->info.flags & MP_INFO_FREES_TRACKED))
+			die("%s: no %s: this dump did not track frees (MAPPROF_INUSE=0); use "
+			    "alloc_objects or alloc_space",
+			    p->dumps[i]->path, sample_names[o->sample]);
+}
+
 void profile_load_diff(struct profile *p, const struct options *o, const char *base,
                        const char *now)
 {
@@ -485,6 +497,7 @@ void profile_load_diff(struct profile *p, const struct options *o, const char *b
 	profile_add_dump(p, b);
 	p->loading_base = false;
 	profile_add_dump(p, n);
+	need_frees(p, o);
 	profile_filter(p, o);
 	print_stats(p, t0, t1, now_s());
 }
@@ -501,6 +514,7 @@ void profile_load(struct profile *p, const struct options *o, char **paths, int 
 	for (int i = 0; i < npaths; i++)
 		profile_add_dump(p, ds[i]);
 	free(ds);
+	need_frees(p, o);
 	profile_filter(p, o);
 	print_stats(p, t0, t1, now_s());
 }

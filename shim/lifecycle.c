@@ -135,6 +135,13 @@ static void read_settings(void)
 			       "recording every call",
 			       s);
 	}
+	s = getenv("MAPPROF_INUSE");
+	if (s && *s) {
+		if (strcmp(s, "0") == 0)
+			mp.frees_off = true;
+		else if (strcmp(s, "1") != 0)
+			mp_log("MAPPROF_INUSE=%s is not 0 or 1; tracking frees", s);
+	}
 	s = getenv("MAPPROF_SIGNAL");
 	if (s && *s) {
 		int sig = parse_signal(s);
@@ -315,9 +322,11 @@ static void init(void)
 		pthread_key_create(&mp.tkey, mp_thread_exit);
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, on_fork_child);
 		at_quick_exit(at_quick_exit_hook);
-		mp.info_flags = MP_INFO_FREES_TRACKED | (mp.sample_period ? MP_INFO_SAMPLED : 0);
-		/* Recording every call: every block may be tracked (see free()). */
-		if (!mp.sample_period)
+		mp.info_flags = (mp.frees_off ? 0 : MP_INFO_FREES_TRACKED) |
+		                (mp.sample_period ? MP_INFO_SAMPLED : 0);
+		/* Recording every call: every block may be tracked (see free()).
+		 * Frees not tracked: none is, and the filter stays all zero. */
+		if (!mp.sample_period && !mp.frees_off)
 			memset(mp_sample_filter, UINT8_MAX, sizeof(mp_sample_filter));
 		mp_set_enabled(true);
 	} else {

@@ -147,6 +147,7 @@ struct mp_state {
 	uint32_t max_depth;
 	uint32_t unwinder;           /* MP_UNWIND_* */
 	uint64_t sample_period;      /* MAPPROF_SAMPLE; 0 = record every call */
+	bool frees_off;              /* MAPPROF_INUSE=0: no live-block map, frees only forwarded */
 	uint32_t info_flags;         /* MP_INFO_* */
 	uint32_t sequence;           /* on-demand dumps written so far */
 	int dump_signal;             /* MAPPROF_SIGNAL, or 0 */

@@ -592,7 +592,8 @@ static int live_insert(uintptr_t p, uint64_t meta)
 bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	if (mp.sample_period && !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
+	if ((mp.sample_period || mp.frees_off) &&
+	    !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
 		return false;
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
@@ -720,7 +721,9 @@ void mp_record_alloc(void *p, size_t size)
 found:
 	count(&e->objects, &e->bytes, &e->min, &e->max, size);
 	id = e->id;
-live:;
+live:
+	if (mp.frees_off)
+		return;
 	int r = live_insert((uintptr_t)p, meta_make(id, size));
 	/* r > 0: the address was in the map already (its free happened behind
 	 * our back, from a handler that interrupted the shim): the stale record
