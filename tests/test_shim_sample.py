@@ -1,6 +1,7 @@
 """test_shim_sample.py: sampling mode (MAPPROF_SAMPLE, a Poisson process over allocated bytes).
 On a large run (one site grows its block with realloc) the report's scaled estimates of alloc_objects and alloc_space per site must lie
-within a stated error of the program's exact counts.
+within a stated error of the program's exact counts, whether frees are tracked or not
+(MAPPROF_INUSE=0).
 
 The error is stated from the sampling itself. A request of s bytes is sampled with probability
 p(s) = 1 - exp(-s/P), independently, and the report counts each sample as 1/p requests (and s/p
@@ -48,9 +49,11 @@ def standard_errors(site, rounds):
     return {"alloc_objects": math.sqrt(var_o), "alloc_space": math.sqrt(var_b)}
 
 
-def test_sampled_estimates_within_stated_error():
+def check_estimates(env):
+    """Runs sample_sites under ENV (sampling at 512K); returns the dump read by lib.py."""
     rounds = 200000
-    cp, dump = lib.run_profiled([sample_prog(), str(rounds)], env={"MAPPROF_SAMPLE": "512K"})
+    cp, dump = lib.run_profiled([sample_prog(), str(rounds)],
+                                env=dict(env, MAPPROF_SAMPLE="512K"))
     assert cp.returncode == 0, cp.stderr
     assert not lib.shim_lines(cp.stderr), cp.stderr
     truth = lib.truth(cp)["sites"]
@@ -73,3 +76,16 @@ def test_sampled_estimates_within_stated_error():
     # The dump is small: samples, not calls, are what it holds.
     exact = sum(t["objects"] for t in truth.values())
     assert d["totals"]["alloc_objects"] < exact / 20, (d["totals"], exact)
+    return d
+
+
+def test_sampled_estimates_within_stated_error():
+    d = check_estimates({})
+    assert d["info"]["flags"] & lib.INFO_FREES_TRACKED, d["info"]
+
+
+def test_sampled_estimates_frees_not_tracked():
+    """MAPPROF_INUSE=0 with sampling: the same estimates (no sampled block enters the live
+    map, so the counting filter stays empty and every free is only forwarded)."""
+    d = check_estimates({"MAPPROF_INUSE": "0"})
+    assert not d["info"]["flags"] & lib.INFO_FREES_TRACKED, d["info"]
