@@ -131,17 +131,84 @@ static bool chains_grow(void)
 	return true;
 }
 
-/* key: ips[0..n-1] plus one word of flags at ips[n]; frames resolved by
- * the caller. mp.lock held. */
-static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h,
-                                      struct mp_frame *frames)
+/* ---- distinct frames ---- */
+
+static inline uint64_t frame_home(uint32_t module, uint64_t offset, uint64_t cap)
+{
+	uint64_t h = (offset ^ (uint64_t)module << 44) * 0x9e3779b97f4a7c15ull;
+	return h >> (64 - __builtin_ctzll(cap));
+}
+
+/* Room for one more frame. mp.lock held. */
+static bool frames_make_room(void)
+{
+	if (mp.nframes == mp.frames_cap) {
+		if (mp.frames_cap >= UINT32_MAX / 2)
+			return false;
+		uint32_t cap = mp.frames_cap ? mp.frames_cap * 2 : 4096;
+		struct mp_frame *f = mp_map((size_t)cap * sizeof(*f));
+		if (!f)
+			return false;
+		if (mp.frames)
+			memcpy(f, mp.frames, (size_t)mp.nframes * sizeof(*f));
+		mp_unmap(mp.frames, (size_t)mp.frames_cap * sizeof(*f));
+		mp.frames = f;
+		mp.frames_cap = cap;
+	}
+	if (((uint64_t)mp.nframes + 1) * 2 <= mp.frame_slots_cap)
+		return true;
+	uint64_t cap = mp.frame_slots_cap ? mp.frame_slots_cap * 2 : 8192;
+	struct mp_frame_slot *slots = mp_map(cap * sizeof(*slots));
+	if (!slots)
+		return false;
+	for (uint64_t i = 0; i < mp.frame_slots_cap; i++) {
+		const struct mp_frame_slot *o = &mp.frame_slots[i];
+		if (!o->id1)
+			continue;
+		uint64_t j = frame_home(o->module, o->offset, cap);
+		while (slots[j].id1)
+			j = (j + 1) & (cap - 1);
+		slots[j] = *o;
+	}
+	mp_unmap(mp.frame_slots, mp.frame_slots_cap * sizeof(*slots));
+	mp.frame_slots = slots;
+	mp.frame_slots_cap = cap;
+	return true;
+}
+
+/* The id of frame f in mp.frames, added if new. mp.lock held. */
+static bool frame_intern(const struct mp_frame *f, uint32_t *id)
+{
+	if (!frames_make_room())
+		return false;
+	uint64_t mask = mp.frame_slots_cap - 1, i = frame_home(f->module, f->offset, mask + 1);
+	for (; mp.frame_slots[i].id1; i = (i + 1) & mask) {
+		const struct mp_frame_slot *o = &mp.frame_slots[i];
+		if (o->offset == f->offset && o->module == f->module) {
+			*id = o->id1 - 1;
+			return true;
+		}
+	}
+	*id = mp.nframes++;
+	mp.frames[*id] = (struct mp_frame){.module = f->module, .offset = f->offset};
+	mp.frame_slots[i] = (struct mp_frame_slot){f->offset, f->module, *id + 1};
+	return true;
+}
+
+/* key: ips[0..n-1] plus one word of flags at ips[n]; the frames, resolved
+ * by the caller, in mp.resolving. mp.lock held. */
+static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
 {
 	if (mp.nchains >= MP_MAX_CHAINS || (mp.nchains == mp.chains_cap && !chains_grow()))
 		return NULL;
 	struct mp_chain_rec *c = mp_arena_alloc(sizeof(*c));
 	uintptr_t *ips = mp_arena_alloc((n + 1) * sizeof(*ips));
-	if (!c || !ips)
+	uint32_t *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
+	if (!c || !ips || !frames)
 		return NULL;
+	for (uint32_t k = 0; k < n; k++)
+		if (!frame_intern(&mp.resolving[k], &frames[k]))
+			return NULL;
 	memcpy(ips, key, (n + 1) * sizeof(*ips));
 	*c = (struct mp_chain_rec){
 	    .id = mp.nchains,
@@ -171,20 +238,19 @@ static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 	pthread_mutex_unlock(&mp.lock);
 	if (c)
 		return c;
-	/* A new chain: resolve its frames to modules first, without mp.lock
-	 * (see modules.c for the lock order). */
-	struct mp_frame *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
-	if (!frames)
-		return NULL;
+	/* A new chain: bring the module map up to date first, without mp.lock
+	 * (see modules.c for the lock order); resolving its frames only reads
+	 * the map. */
 	mp_modules_check();
-	mp_frames_resolve(key, n, frames);
 	pthread_mutex_lock(&mp.lock);
 	/* Another thread may have made it meanwhile; if no chain was made at
 	 * all since the lookup above, no need to look again. */
 	if (mp.nchains != seen)
 		HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
-	if (!c)
-		c = chain_new(key, n, h, frames);
+	if (!c) {
+		mp_frames_resolve(key, n, mp.resolving);
+		c = chain_new(key, n, h);
+	}
 	pthread_mutex_unlock(&mp.lock);
 	return c;
 }
