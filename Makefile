@@ -21,7 +21,7 @@ SHIM_CFLAGS = $(BASE_CFLAGS) -fexceptions -fPIC -fvisibility=hidden -ftls-model=
 # of their own, and -O3 with link-time optimization runs workload 1 3-5%
 # faster than -O2 in every mode. It comes after CFLAGS: a build to debug the
 # shim empties it (make CFLAGS='-O0 -g' SHIM_OPT=).
-SHIM_OPT ?= -O3 -flto
+SHIM_OPT ?= -O3 -flto=auto
 SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
 REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
 REPORT_LIBS = -ldw -lelf -lz -lm

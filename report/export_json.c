@@ -39,10 +39,10 @@ void export_json(struct strbuf *sb, struct profile *p, struct output *out)
 		json_dump(sb, p->dumps[i]);
 	}
 	sb_adds(sb, "],\"sample_types\":[");
-	for (int s = 0; s < NSAMPLES; s++)
+	for (int s = 0; s < profile_nsamples(p); s++)
 		sb_addf(sb, "%s\"%s\"", s ? "," : "", sample_names[s]);
 	sb_adds(sb, "],\"totals\":{");
-	for (int s = 0; s < NSAMPLES; s++)
+	for (int s = 0; s < profile_nsamples(p); s++)
 		sb_addf(sb, "%s\"%s\":%llu", s ? "," : "", sample_names[s],
 		        (unsigned long long)p->shown[s]);
 	sb_adds(sb, "},\"modules\":[");

@@ -99,7 +99,7 @@ void export_pprof(struct profile *p, const struct options *o)
 	str_index(&st, "");
 	struct strbuf pb = STRBUF_INIT;
 	/* Without frees there are no inuse values: pprof then offers only the alloc ones. */
-	int nsamples = p->frees_tracked ? NSAMPLES : S_INUSE_OBJECTS;
+	int nsamples = profile_nsamples(p);
 	value_type(&pb, 1, &st, "alloc_objects", "count");
 	value_type(&pb, 1, &st, "alloc_space", "bytes");
 	if (p->frees_tracked) {

@@ -212,7 +212,7 @@ void json_frames(struct strbuf *sb, const struct profile *p, const struct pchain
 void json_chain(struct strbuf *sb, const struct profile *p, const struct pchain *c)
 {
 	sb_addf(sb, "{\"id\":%d,\"truncated\":%s", c->id, c->truncated ? "true" : "false");
-	for (int s = 0; s < NSAMPLES; s++)
+	for (int s = 0; s < profile_nsamples(p); s++)
 		sb_addf(sb, ",\"%s\":%llu", sample_names[s], (unsigned long long)c->v[s]);
 	sb_adds(sb, ",\"sizes\":[");
 	for (size_t k = 0; k < c->nclasses; k++) {
@@ -241,7 +241,7 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 		sb_adds(sb, p->ndumps > 8 ? " ...)\n" : ")\n");
 	}
 	sb_adds(sb, "Totals: ");
-	for (int s = 0; s < (p->frees_tracked ? NSAMPLES : S_INUSE_OBJECTS); s++) {
+	for (int s = 0; s < profile_nsamples(p); s++) {
 		sb_addf(sb, "%s%s ", s ? ", " : "", sample_names[s]);
 		format_value(sb, (enum sample_index)s, p->total[s]);
 	}

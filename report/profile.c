@@ -480,8 +480,9 @@ static void need_frees(const struct profile *p, const struct options *o)
 		return;
 	for (size_t i = 0; i < p->ndumps; i++)
 		if (!(p->dumps[i]->info.flags & MP_INFO_FREES_TRACKED))
-			die("%s: no %s: this dump did not track frees (MAPPROF_INUSE=0); use "
-			    "alloc_objects or alloc_space",
+			die("%s: no %s: this dump did not track frees (it was recorded with "
+			    "MAPPROF_INUSE=0, or merged from one that was); use alloc_objects or "
+			    "alloc_space",
 			    p->dumps[i]->path, sample_names[o->sample]);
 }
 

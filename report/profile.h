@@ -100,6 +100,13 @@ void profile_add_dump(struct profile *p, struct dump *d);
 void profile_filter(struct profile *p, const struct options *o);
 void profile_free(struct profile *p);
 
+/* The sample types the profile has values for: all four, or only the alloc
+ * ones when a dump did not track frees (they come first). */
+static inline int profile_nsamples(const struct profile *p)
+{
+	return p->frees_tracked ? NSAMPLES : S_INUSE_OBJECTS;
+}
+
 /* Appends a frame's display name: the function (C++ names shortened as pprof does, unless
  * --full-names), or "module+0xOFF" when unknown (the same as f->name). */
 void frame_name(const struct profile *p, const struct pframe *f, struct strbuf *sb);

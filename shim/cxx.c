@@ -217,7 +217,7 @@ static void op_delete(unsigned i, void *p, size_t size, size_t align, const void
 		return;
 	}
 	void *f = next_op(i);
-	if (mp_recording_from(ra))
+	if (!mp.frees_off && mp_recording_from(ra))
 		mp_record_free_guarded(p);
 	NEWOP_BLOCK;
 	if (unlikely(!f)) {

@@ -1,8 +1,9 @@
 """test_shim_inuse.py: MAPPROF_INUSE=0, frees not tracked. The allocations are still counted
 exactly, per site (tests/progs/live_churn.c, whose threads free each other's blocks, and
 alloc_api.c, the whole C API with realloc); the dump has no inuse values and says so, and the
-report leaves them out: its totals, its pprof export (two sample types), and an inuse sample
-asked of such a dump, or of a merge with one, is refused with a message naming the dump."""
+report leaves them out: its totals, its JSON and pprof exports (two sample types), and an inuse
+sample asked of such a dump, or of a merge with one, is refused with a message naming the dump.
+C++ operator delete (tests/progs/cxx_api.cc) is counted the same way."""
 import gzip
 import os
 
@@ -55,6 +56,23 @@ def test_inuse_off_whole_api():
     assert not other
 
 
+def test_inuse_off_cxx():
+    """new, new[], aligned and nothrow forms, and their deletes: every site's allocations
+    exactly, the C++ runtime's own as test_shim_api accounts for them."""
+    from test_shim_api import cxx_api, runtime_chains
+
+    prog = cxx_api()
+    cp, dump = lib.run_profiled([prog, "600"], env={"MAPPROF_INUSE": "0"})
+    assert cp.returncode == 0, cp.stderr[-500:]
+    assert not lib.shim_lines(cp.stderr), cp.stderr
+    d = lib.read_dump(dump)
+    truth = lib.truth(cp)
+    other = lib.check_sites(d, prog, allocated_only(truth["sites"]), "cxx_api")
+    extra = runtime_chains(d, prog, other)
+    assert d["totals"]["alloc_objects"] == truth["total"]["objects"] + extra["alloc_objects"]
+    assert d["totals"]["inuse_objects"] == 0, d["totals"]
+
+
 def test_inuse_off_in_the_report():
     from test_report_exports import fields
 
@@ -63,6 +81,11 @@ def test_inuse_off_in_the_report():
     top = lib.mapprof("top", off).stdout
     assert "(frees not tracked: no inuse values)" in top and "inuse_" not in top, top
     assert "inuse_objects" in lib.mapprof("top", on).stdout
+    prof = lib.profile_json([off])
+    assert prof["sample_types"] == ["alloc_objects", "alloc_space"], prof["sample_types"]
+    assert set(prof["totals"]) == set(prof["sample_types"]) and prof["totals"]["alloc_objects"]
+    assert all("inuse_objects" not in c for c in prof["chains"])
+    assert not prof["dumps"][0]["frees_tracked"]
     # an inuse sample of such a dump, alone, merged, or diffed, is refused with its name
     merged = os.path.join(lib.tmpdir(), "merged.mprof")
     lib.mapprof("merge", on, off, "-o", merged)
