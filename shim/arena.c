@@ -14,11 +14,21 @@ static struct {
 	unsigned chunks;
 } arena; /* under mp.arena_lock */
 
-void *mp_map(size_t size)
+static void *map(size_t size, int flags)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+void *mp_map(size_t size)
+{
+	return map(size, 0);
+}
+
+void *mp_map_filled(size_t size)
+{
+	return map(size, MAP_POPULATE);
 }
 
 void mp_unmap(void *p, size_t size)
@@ -38,10 +48,7 @@ void *mp_arena_alloc(size_t size)
 	if (arena.left < size) {
 		/* A process that filled a chunk makes chains by the thousand: fault
 		 * the next ones in at once (one call instead of 256 page faults). */
-		int populate = arena.chunks ? MAP_POPULATE : 0;
-		char *chunk = mmap(NULL, ARENA_CHUNK, PROT_READ | PROT_WRITE,
-		                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | populate, -1, 0);
-		chunk = chunk == MAP_FAILED ? NULL : chunk;
+		char *chunk = map(ARENA_CHUNK, arena.chunks ? MAP_POPULATE : 0);
 		if (!chunk) {
 			mp_spin_unlock(&mp.arena_lock);
 			return NULL;

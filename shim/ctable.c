@@ -45,7 +45,10 @@ bool mp_ctable_reserve(struct mp_ctable *t, uint64_t n)
 	uint64_t cap = t->cap ? t->cap : 1024;
 	while ((t->used + n) * 2 > cap)
 		cap *= 2;
-	struct mp_counts *slots = mp_map(cap * sizeof(*slots));
+	/* A rehash, or a table sized for entries it gets at once (a dump's
+	 * snapshot), is written all through. */
+	struct mp_counts *slots = (t->cap || cap > 1024) ? mp_map_filled(cap * sizeof(*slots))
+	                                                 : mp_map(cap * sizeof(*slots));
 	if (!slots)
 		return false;
 	struct mp_ctable bigger = {slots, cap, 0};

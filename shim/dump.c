@@ -203,8 +203,8 @@ static bool group_by_chain(const struct mp_counts *snap, long cap, struct by_cha
 		used += snap[i].key != 0;
 	g->start_bytes = ((size_t)nchains + 2) * sizeof(uint32_t);
 	g->order_bytes = (used + 1) * sizeof(uint32_t);
-	g->start = mp_map(g->start_bytes);
-	g->order = mp_map(g->order_bytes);
+	g->start = mp_map_filled(g->start_bytes);
+	g->order = mp_map_filled(g->order_bytes);
 	if (!g->start || !g->order)
 		return false;
 	for (long i = 0; i < cap; i++) {
@@ -264,9 +264,9 @@ static bool frames_build(const struct mp_counts *snap, const struct by_chain *g,
 		if (chain_counted(snap, g, id))
 			total += mp.chains[id]->nframes;
 	t->ids_bytes = (total + 1) * sizeof(*t->ids);
-	t->ids = mp_map(t->ids_bytes);
-	t->frames = mp_map(((size_t)mp.nframes + 1) * sizeof(*t->frames));
-	t->remap = mp_map(((size_t)mp.nframes + 1) * sizeof(*t->remap));
+	t->ids = mp_map_filled(t->ids_bytes);
+	t->frames = mp_map_filled(((size_t)mp.nframes + 1) * sizeof(*t->frames));
+	t->remap = mp_map_filled(((size_t)mp.nframes + 1) * sizeof(*t->remap));
 	if (!t->ids || !t->frames || !t->remap || total >= UINT32_MAX)
 		return false;
 	uint32_t *out = t->ids;
@@ -392,7 +392,7 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	size_t snap_bytes = 0;
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);
 	size_t live_size = ((size_t)mp.nchains + 1) * 2 * sizeof(uint64_t);
-	uint64_t *live = mp_map(live_size);
+	uint64_t *live = mp_map_filled(live_size);
 	struct by_chain groups = {0};
 	struct frame_table frames = {0};
 	if (!live || cap < 0 || !group_by_chain(snap, cap, &groups) ||

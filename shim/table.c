@@ -120,7 +120,8 @@ static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n, uint64_t *chec
 static bool chains_grow(void)
 {
 	uint32_t cap = mp.chains_cap ? mp.chains_cap * 2 : 4096;
-	struct mp_chain_rec **c = mp_map(cap * sizeof(*c));
+	struct mp_chain_rec **c =
+	    mp.chains_cap ? mp_map_filled(cap * sizeof(*c)) : mp_map(cap * sizeof(*c));
 	if (!c)
 		return false;
 	if (mp.chains)
@@ -146,7 +147,8 @@ static bool frames_make_room(void)
 		if (mp.frames_cap >= UINT32_MAX / 2)
 			return false;
 		uint32_t cap = mp.frames_cap ? mp.frames_cap * 2 : 4096;
-		struct mp_frame *f = mp_map((size_t)cap * sizeof(*f));
+		size_t bytes = (size_t)cap * sizeof(struct mp_frame);
+		struct mp_frame *f = mp.frames_cap ? mp_map_filled(bytes) : mp_map(bytes);
 		if (!f)
 			return false;
 		if (mp.frames)
@@ -158,7 +160,8 @@ static bool frames_make_room(void)
 	if (((uint64_t)mp.nframes + 1) * 2 <= mp.frame_slots_cap)
 		return true;
 	uint64_t cap = mp.frame_slots_cap ? mp.frame_slots_cap * 2 : 8192;
-	struct mp_frame_slot *slots = mp_map(cap * sizeof(*slots));
+	struct mp_frame_slot *slots =
+	    mp.frame_slots_cap ? mp_map_filled(cap * sizeof(*slots)) : mp_map(cap * sizeof(*slots));
 	if (!slots)
 		return false;
 	for (uint64_t i = 0; i < mp.frame_slots_cap; i++) {
@@ -313,7 +316,11 @@ static void tcache_make_room_locked(struct mp_tcache *tc)
 	if ((tc->used + 1) * 2 <= tc->cap)
 		return;
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
-	struct tc_entry *tab = cap <= TC_MAX ? mp_map(cap * sizeof(*tab)) : NULL;
+	/* The first table stays lazy (a thread may use a few of its entries); a
+	 * rehash fills a quarter of the next at random places, i.e. every page. */
+	struct tc_entry *tab = cap > TC_MAX ? NULL
+	                       : tc->cap    ? mp_map_filled(cap * sizeof(*tab))
+	                                    : mp_map(cap * sizeof(*tab));
 	if (!tab) {
 		tcache_flush_locked(tc);
 		return;
@@ -612,7 +619,8 @@ static void filter_remove(uintptr_t p)
 static bool live_grow(struct mp_live_shard *s)
 {
 	uint32_t bits = s->tab ? s->bits + 1 : 8;
-	struct mp_live_bucket *tab = mp_map(live_bytes(bits));
+	struct mp_live_bucket *tab =
+	    s->tab ? mp_map_filled(live_bytes(bits)) : mp_map(live_bytes(bits));
 	if (!tab)
 		return false;
 	uint32_t *overflow = (uint32_t *)(tab + (1ull << bits));
