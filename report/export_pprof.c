@@ -100,12 +100,9 @@ void export_pprof(struct profile *p, const struct options *o)
 	struct strbuf pb = STRBUF_INIT;
 	/* Without frees there are no inuse values: pprof then offers only the alloc ones. */
 	int nsamples = profile_nsamples(p);
-	value_type(&pb, 1, &st, "alloc_objects", "count");
-	value_type(&pb, 1, &st, "alloc_space", "bytes");
-	if (p->frees_tracked) {
-		value_type(&pb, 1, &st, "inuse_objects", "count");
-		value_type(&pb, 1, &st, "inuse_space", "bytes");
-	}
+	for (int s = 0; s < nsamples; s++)
+		value_type(&pb, 1, &st, sample_names[s],
+		           s == S_ALLOC_SPACE || s == S_INUSE_SPACE ? "bytes" : "count");
 
 	/* locations: one per distinct (module, offset), ids from 1 */
 	struct loc *locs = NULL;

@@ -47,8 +47,7 @@ bool mp_ctable_reserve(struct mp_ctable *t, uint64_t n)
 		cap *= 2;
 	/* A rehash, or a table sized for entries it gets at once (a dump's
 	 * snapshot), is written all through. */
-	struct mp_counts *slots = (t->cap || cap > 1024) ? mp_map_filled(cap * sizeof(*slots))
-	                                                 : mp_map(cap * sizeof(*slots));
+	struct mp_counts *slots = mp_map_table(cap * sizeof(*slots), t->cap || cap > 1024);
 	if (!slots)
 		return false;
 	struct mp_ctable bigger = {slots, cap, 0};

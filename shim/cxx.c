@@ -217,7 +217,9 @@ static void op_delete(unsigned i, void *p, size_t size, size_t align, const void
 		return;
 	}
 	void *f = next_op(i);
-	if (!mp.frees_off && mp_recording_from(ra))
+	/* As in free(): a block the filter says is not tracked is only forwarded. */
+	if (__atomic_load_n(mp_filter_slot((uintptr_t)p), __ATOMIC_ACQUIRE) &&
+	    mp_recording_from(ra))
 		mp_record_free_guarded(p);
 	NEWOP_BLOCK;
 	if (unlikely(!f)) {

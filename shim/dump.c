@@ -252,6 +252,7 @@ struct frame_table {
 	struct mp_frame *frames; /* by dump id */
 	uint32_t nframes;
 	uint32_t *remap; /* by mp.frames id: dump id + 1, or 0 */
+	size_t cap;      /* entries of frames and remap: mp.nframes + 1 */
 	uint32_t *ids;
 	size_t ids_bytes;
 };
@@ -265,8 +266,9 @@ static bool frames_build(const struct mp_counts *snap, const struct by_chain *g,
 			total += mp.chains[id]->nframes;
 	t->ids_bytes = (total + 1) * sizeof(*t->ids);
 	t->ids = mp_map_filled(t->ids_bytes);
-	t->frames = mp_map_filled(((size_t)mp.nframes + 1) * sizeof(*t->frames));
-	t->remap = mp_map_filled(((size_t)mp.nframes + 1) * sizeof(*t->remap));
+	t->cap = (size_t)mp.nframes + 1;
+	t->frames = mp_map_filled(t->cap * sizeof(*t->frames));
+	t->remap = mp_map_filled(t->cap * sizeof(*t->remap));
 	if (!t->ids || !t->frames || !t->remap || total >= UINT32_MAX)
 		return false;
 	uint32_t *out = t->ids;
@@ -288,8 +290,8 @@ static bool frames_build(const struct mp_counts *snap, const struct by_chain *g,
 
 static void frames_free(struct frame_table *t)
 {
-	mp_unmap(t->frames, ((size_t)mp.nframes + 1) * sizeof(*t->frames));
-	mp_unmap(t->remap, ((size_t)mp.nframes + 1) * sizeof(*t->remap));
+	mp_unmap(t->frames, t->cap * sizeof(*t->frames));
+	mp_unmap(t->remap, t->cap * sizeof(*t->remap));
 	mp_unmap(t->ids, t->ids_bytes);
 }
 

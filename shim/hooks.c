@@ -135,8 +135,9 @@ static __attribute__((noinline)) void free_slow(void *p)
 /* The filter's slot of a block is zero when the block is certainly not
  * tracked: most blocks in sampling mode, none when every call is recorded
  * and frees are tracked (the filter is then all UINT8_MAX), all before init,
- * when not recording and with MAPPROF_INUSE=0. Those frees cost one load before they are forwarded;
- * NULL needs no test of its own (free(NULL) does nothing, and the live map never holds it). */
+ * when not recording and with MAPPROF_INUSE=0. Those frees cost one load
+ * before they are forwarded; NULL needs no test of its own (free(NULL) does
+ * nothing, and the live map never holds it). */
 MP_EXPORT void free(void *p)
 {
 	if (unlikely(is_boot(p)))

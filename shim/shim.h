@@ -257,6 +257,12 @@ void *mp_map(size_t size);
  * times more than MAP_POPULATE's; lazily mapped memory is for tables that
  * may stay mostly empty (a thread's first counters table). */
 void *mp_map_filled(size_t size);
+/* A table's memory: its first one lazily mapped (it may stay mostly empty),
+ * one rebuilt bigger (grown) filled, since a rehash writes it all through. */
+static inline void *mp_map_table(size_t size, bool grown)
+{
+	return grown ? mp_map_filled(size) : mp_map(size);
+}
 void mp_unmap(void *p, size_t size);
 void *mp_arena_alloc(size_t size); /* never freed; NULL when out of memory */
 char *mp_arena_strdup(const char *s, size_t len);

@@ -120,8 +120,7 @@ static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n, uint64_t *chec
 static bool chains_grow(void)
 {
 	uint32_t cap = mp.chains_cap ? mp.chains_cap * 2 : 4096;
-	struct mp_chain_rec **c =
-	    mp.chains_cap ? mp_map_filled(cap * sizeof(*c)) : mp_map(cap * sizeof(*c));
+	struct mp_chain_rec **c = mp_map_table(cap * sizeof(*c), mp.chains_cap);
 	if (!c)
 		return false;
 	if (mp.chains)
@@ -147,8 +146,7 @@ static bool frames_make_room(void)
 		if (mp.frames_cap >= UINT32_MAX / 2)
 			return false;
 		uint32_t cap = mp.frames_cap ? mp.frames_cap * 2 : 4096;
-		size_t bytes = (size_t)cap * sizeof(struct mp_frame);
-		struct mp_frame *f = mp.frames_cap ? mp_map_filled(bytes) : mp_map(bytes);
+		struct mp_frame *f = mp_map_table((size_t)cap * sizeof(*f), mp.frames_cap);
 		if (!f)
 			return false;
 		if (mp.frames)
@@ -160,8 +158,7 @@ static bool frames_make_room(void)
 	if (((uint64_t)mp.nframes + 1) * 2 <= mp.frame_slots_cap)
 		return true;
 	uint64_t cap = mp.frame_slots_cap ? mp.frame_slots_cap * 2 : 8192;
-	struct mp_frame_slot *slots =
-	    mp.frame_slots_cap ? mp_map_filled(cap * sizeof(*slots)) : mp_map(cap * sizeof(*slots));
+	struct mp_frame_slot *slots = mp_map_table(cap * sizeof(*slots), mp.frame_slots_cap);
 	if (!slots)
 		return false;
 	for (uint64_t i = 0; i < mp.frame_slots_cap; i++) {
@@ -316,11 +313,8 @@ static void tcache_make_room_locked(struct mp_tcache *tc)
 	if ((tc->used + 1) * 2 <= tc->cap)
 		return;
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
-	/* The first table stays lazy (a thread may use a few of its entries); a
-	 * rehash fills a quarter of the next at random places, i.e. every page. */
-	struct tc_entry *tab = cap > TC_MAX ? NULL
-	                       : tc->cap    ? mp_map_filled(cap * sizeof(*tab))
-	                                    : mp_map(cap * sizeof(*tab));
+	/* A rehash fills a quarter of the next table at random places: every page. */
+	struct tc_entry *tab = cap <= TC_MAX ? mp_map_table(cap * sizeof(*tab), tc->cap) : NULL;
 	if (!tab) {
 		tcache_flush_locked(tc);
 		return;
@@ -619,8 +613,7 @@ static void filter_remove(uintptr_t p)
 static bool live_grow(struct mp_live_shard *s)
 {
 	uint32_t bits = s->tab ? s->bits + 1 : 8;
-	struct mp_live_bucket *tab =
-	    s->tab ? mp_map_filled(live_bytes(bits)) : mp_map(live_bytes(bits));
+	struct mp_live_bucket *tab = mp_map_table(live_bytes(bits), s->tab);
 	if (!tab)
 		return false;
 	uint32_t *overflow = (uint32_t *)(tab + (1ull << bits));
@@ -666,9 +659,8 @@ static int live_insert(uintptr_t p, uint64_t meta)
 bool mp_live_take(void *ptr, uint64_t *meta)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	if ((mp.sample_period || mp.frees_off) &&
-	    !__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
-		return false;
+	if (!__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
+		return false; /* certainly not tracked (see the free hook) */
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
 	uint64_t b;
