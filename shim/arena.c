@@ -1,16 +1,28 @@
 /* arena.c: memory for the shim's own bookkeeping, taken straight from mmap so
  * that recording an allocation never re-enters the allocator it watches.
  * Never call malloc here; nothing here blocks on I/O. */
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "shim.h"
 
 #define ARENA_CHUNK (1u << 20)
+/* The first chunk is faulted in this much at a time, ahead of use: a process
+ * that makes few chains keeps few pages, and does not fault them in one at a
+ * time. One that filled a chunk makes chains by the thousand: the next chunks
+ * are faulted in whole, by the call that maps them. */
+#define ARENA_STEP (64u << 10)
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 static struct {
 	char *cur;
 	size_t left;
+	char *filled; /* the chunk is faulted in below this */
 	unsigned chunks;
 } arena; /* under mp.arena_lock */
 
@@ -31,6 +43,17 @@ void *mp_map_filled(size_t size)
 	return map(size, MAP_POPULATE);
 }
 
+void mp_populate(void *p, size_t size)
+{
+	const uintptr_t page = 4096;
+	uintptr_t lo = (uintptr_t)p & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + size + page - 1) & ~(page - 1);
+	int saved = errno;
+	if (size)
+		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	errno = saved;
+}
+
 void mp_unmap(void *p, size_t size)
 {
 	if (p)
@@ -46,20 +69,23 @@ void *mp_arena_alloc(size_t size)
 		return mp_map(size);
 	mp_spin_lock(&mp.arena_lock);
 	if (arena.left < size) {
-		/* A process that filled a chunk makes chains by the thousand: fault
-		 * the next ones in at once (one call instead of 256 page faults). */
 		char *chunk = map(ARENA_CHUNK, arena.chunks ? MAP_POPULATE : 0);
 		if (!chunk) {
 			mp_spin_unlock(&mp.arena_lock);
 			return NULL;
 		}
 		arena.cur = chunk;
+		arena.filled = arena.chunks ? chunk + ARENA_CHUNK : chunk;
 		arena.left = ARENA_CHUNK;
 		arena.chunks++;
 	}
 	void *p = arena.cur;
 	arena.cur += size;
 	arena.left -= size;
+	while (arena.cur > arena.filled) { /* the chunk is a whole number of steps */
+		mp_populate(arena.filled, ARENA_STEP);
+		arena.filled += ARENA_STEP;
+	}
 	mp_spin_unlock(&mp.arena_lock);
 	return p;
 }

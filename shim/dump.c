@@ -15,10 +15,12 @@
 
 struct writer {
 	int fd;
-	int err; /* first errno seen */
-	size_t len;
+	int err;       /* first errno seen */
+	size_t len;    /* bytes in buf */
+	size_t filled; /* buf is faulted in below this (mp_populate) */
 	char buf[1 << 16];
 };
+#define W_STEP (16u << 10)
 
 static struct writer w; /* used only under mp.lock */
 
@@ -68,6 +70,10 @@ static void w_put(const void *p, size_t n)
 		size_t k = sizeof(w.buf) - w.len;
 		if (k > n)
 			k = n;
+		while (w.len + k > w.filled) {
+			mp_populate(w.buf + w.filled, W_STEP);
+			w.filled += W_STEP;
+		}
 		memcpy(w.buf + w.len, s, k);
 		w.len += k;
 		s += k;

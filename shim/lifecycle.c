@@ -326,8 +326,10 @@ static void init(void)
 		                (mp.sample_period ? MP_INFO_SAMPLED : 0);
 		/* Recording every call: every block may be tracked (see free()).
 		 * Frees not tracked: none is, and the filter stays all zero. */
-		if (!mp.sample_period && !mp.frees_off)
+		if (!mp.sample_period && !mp.frees_off) {
+			mp_populate(mp_sample_filter, sizeof(mp_sample_filter));
 			memset(mp_sample_filter, UINT8_MAX, sizeof(mp_sample_filter));
+		}
 		mp_set_enabled(true);
 	} else {
 		mp_set_enabled(false);

@@ -257,6 +257,11 @@ void *mp_map(size_t size);
  * times more than MAP_POPULATE's; lazily mapped memory is for tables that
  * may stay mostly empty (a thread's first counters table). */
 void *mp_map_filled(size_t size);
+/* Fault in the pages of [p, p + size) that are mapped already, by one call
+ * (MADV_POPULATE_WRITE), for memory about to be written through a page at a
+ * time (the arena, a buffer). Best effort: a kernel without it (before 5.14)
+ * faults them one by one as before. errno is kept. */
+void mp_populate(void *p, size_t size);
 /* A table's memory: its first one lazily mapped (it may stay mostly empty),
  * one rebuilt bigger (grown) filled, since a rehash writes it all through. */
 static inline void *mp_map_table(size_t size, bool grown)

@@ -16,7 +16,7 @@
  * holds all a call needs (the chain's id and its counters), so a call that
  * repeats a (chain, class) pair costs one miss at most. The table grows to
  * TC_MAX entries, then is flushed into the global table at half full. */
-#define TC_MIN 1024
+#define TC_MIN 64 /* one page: a table is filled at random places, a page fault each */
 #define TC_MAX 65536
 
 /* The key is the chain's two hashes (a hit compares them instead of the
@@ -139,13 +139,19 @@ static inline uint64_t frame_home(uint32_t module, uint64_t offset, uint64_t cap
 	return h >> (64 - __builtin_ctzll(cap));
 }
 
+/* The first frame table holds this many frames: a page of frames and two of
+ * slots. Small, because its slots are written at random places, and on some
+ * virtual machines a page faulted in costs over 10 us; a grown table is
+ * mapped filled (mp_map_table). */
+#define FRAMES_MIN 256
+
 /* Room for one more frame. mp.lock held. */
 static bool frames_make_room(void)
 {
 	if (mp.nframes == mp.frames_cap) {
 		if (mp.frames_cap >= UINT32_MAX / 2)
 			return false;
-		uint32_t cap = mp.frames_cap ? mp.frames_cap * 2 : 4096;
+		uint32_t cap = mp.frames_cap ? mp.frames_cap * 2 : FRAMES_MIN;
 		struct mp_frame *f = mp_map_table((size_t)cap * sizeof(*f), mp.frames_cap);
 		if (!f)
 			return false;
@@ -157,7 +163,7 @@ static bool frames_make_room(void)
 	}
 	if (((uint64_t)mp.nframes + 1) * 2 <= mp.frame_slots_cap)
 		return true;
-	uint64_t cap = mp.frame_slots_cap ? mp.frame_slots_cap * 2 : 8192;
+	uint64_t cap = mp.frame_slots_cap ? mp.frame_slots_cap * 2 : 2 * FRAMES_MIN;
 	struct mp_frame_slot *slots = mp_map_table(cap * sizeof(*slots), mp.frame_slots_cap);
 	if (!slots)
 		return false;
@@ -738,56 +744,9 @@ static inline bool fast_worth_trying(struct mp_tcache *tc)
 	return true;
 }
 
-void mp_record_alloc(void *p, size_t size)
+/* The block's record in the live map, once its chain is known. */
+static inline void record_live(void *p, uint32_t id, size_t size)
 {
-	uintptr_t key[MP_MAX_DEPTH + 1];
-	bool truncated;
-	uint32_t nfp, id;
-	uint64_t check, h;
-	unsigned cls = mp_size_class(size);
-	struct tc_entry *e = NULL;
-	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
-	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && fast_worth_trying(tc)) {
-		/* A trusting walk, used if a checked one found the same chain. */
-		struct mp_hash sum;
-		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
-		if (n >= 0) {
-			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
-			h = mp_hash_final(sum, (uint32_t)n + 1, &check);
-			e = tc_find(tc, h, check, cls);
-			if (likely(e && e->fp_ok && e->nfp == nfp)) {
-				tc->fast_misses = 0;
-				goto found;
-			}
-		}
-		tc->fast_misses++;
-	}
-	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
-	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-	h = hash_ips(key, n + 1, &check);
-	e = tc ? tc_find(tc, h, check, cls) : NULL;
-	if (!e) {
-		struct mp_chain_rec *c = chain_find(key, n, h);
-		if (unlikely(!c)) {
-			lost();
-			return;
-		}
-		e = tc ? tc_insert(tc, h, check, cls, c->id) : NULL;
-		if (!e) {
-			if (!count_global(c->id, cls, size))
-				lost();
-			id = c->id;
-			goto live;
-		}
-	}
-	if (nfp && nfp <= UINT16_MAX) {
-		e->fp_ok = 1;
-		e->nfp = (uint16_t)nfp;
-	}
-found:
-	count(&e->objects, &e->bytes, &e->min, &e->max, size);
-	id = e->id;
-live:
 	if (mp.frees_off)
 		return;
 	int r = live_insert((uintptr_t)p, meta_make(id, size));
@@ -798,6 +757,70 @@ live:
 	 * seen), and the dump says how many calls could not be recorded. */
 	if (unlikely(r < 0))
 		lost();
+}
+
+/* A call the fast walk could not place: the checked walk (libunwind, or
+ * frame pointers checked against it), the chain found or made. Kept out of
+ * mp_record_alloc so that the fast path's frame stays small: this one holds
+ * the walk's buffers, some kilobytes of stack. */
+static __attribute__((noinline)) void record_checked(void *p, size_t size, unsigned cls,
+                                                     struct mp_tcache *tc)
+{
+	uintptr_t key[MP_MAX_DEPTH + 1];
+	bool truncated;
+	uint32_t nfp;
+	uint64_t check;
+	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
+	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
+	uint64_t h = hash_ips(key, n + 1, &check);
+	struct tc_entry *e = tc ? tc_find(tc, h, check, cls) : NULL;
+	if (!e) {
+		struct mp_chain_rec *c = chain_find(key, n, h);
+		if (unlikely(!c)) {
+			lost();
+			return;
+		}
+		e = tc ? tc_insert(tc, h, check, cls, c->id) : NULL;
+		if (!e) {
+			if (!count_global(c->id, cls, size))
+				lost();
+			record_live(p, c->id, size);
+			return;
+		}
+	}
+	if (nfp && nfp <= UINT16_MAX) {
+		e->fp_ok = 1;
+		e->nfp = (uint16_t)nfp;
+	}
+	count(&e->objects, &e->bytes, &e->min, &e->max, size);
+	record_live(p, e->id, size);
+}
+
+void mp_record_alloc(void *p, size_t size)
+{
+	unsigned cls = mp_size_class(size);
+	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
+	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && fast_worth_trying(tc)) {
+		/* A trusting walk, used if a checked one found the same chain. */
+		struct mp_hash sum;
+		bool truncated;
+		uint32_t nfp;
+		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
+		if (n >= 0) {
+			uint64_t check, h;
+			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
+			h = mp_hash_final(sum, (uint32_t)n + 1, &check);
+			struct tc_entry *e = tc_find(tc, h, check, cls);
+			if (likely(e && e->fp_ok && e->nfp == nfp)) {
+				tc->fast_misses = 0;
+				count(&e->objects, &e->bytes, &e->min, &e->max, size);
+				record_live(p, e->id, size);
+				return;
+			}
+		}
+		tc->fast_misses++;
+	}
+	record_checked(p, size, cls, tc);
 }
 
 bool mp_record_free(void *p)
