@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 
 #include "shim.h"
@@ -14,6 +15,7 @@
  * time. One that filled a chunk makes chains by the thousand: the next chunks
  * are faulted in whole, by the call that maps them. */
 #define ARENA_STEP (64u << 10)
+_Static_assert(ARENA_CHUNK % ARENA_STEP == 0, "a chunk is a whole number of steps");
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -45,7 +47,13 @@ void *mp_map_filled(size_t size)
 
 void mp_populate(void *p, size_t size)
 {
-	const uintptr_t page = 4096;
+	static uintptr_t page_size;
+	uintptr_t page = __atomic_load_n(&page_size, __ATOMIC_RELAXED);
+	if (!page) {
+		unsigned long sz = getauxval(AT_PAGESZ);
+		page = sz && !(sz & (sz - 1)) ? sz : 4096;
+		__atomic_store_n(&page_size, page, __ATOMIC_RELAXED);
+	}
 	uintptr_t lo = (uintptr_t)p & ~(page - 1);
 	uintptr_t hi = ((uintptr_t)p + size + page - 1) & ~(page - 1);
 	int saved = errno;

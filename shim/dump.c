@@ -21,6 +21,7 @@ struct writer {
 	char buf[1 << 16];
 };
 #define W_STEP (16u << 10)
+_Static_assert(sizeof(((struct writer *)0)->buf) % W_STEP == 0, "a buffer of whole steps");
 
 static struct writer w; /* used only under mp.lock */
 

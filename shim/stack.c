@@ -14,9 +14,13 @@
 #include "hashkeys.h"
 #include "shim.h"
 
-/* Frames libunwind and the shim add on top of the caller: unw_backtrace,
- * mp_stack_capture, mp_record_alloc, the hook; a few spare. */
-#define SKIP_ROOM 8
+/* Room for the frames libunwind and the shim add on top of the caller, so
+ * that a stack deeper than the limit is still seen to be: unw_backtrace and
+ * the gate, mp_stack_capture, record_checked, mp_record_alloc, the hooks
+ * (operator new forwarding to malloc, sampling's slow path). An optimized
+ * build inlines most of them; one built for debugging (-O0) has 10 of its
+ * own frames on its deepest path. */
+#define SKIP_ROOM 16
 
 struct text_range {
 	uintptr_t addr; /* any address inside the object */

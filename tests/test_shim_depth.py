@@ -2,6 +2,9 @@
 limit's frames marked truncated; a stack of exactly the limit is not truncated; nothing is merged
 silently (chains of different depths keep their own exact counts, and the truncated ones together
 hold exactly what the deeper recursions allocated). Bad values: one stderr line, a sane value."""
+import os
+import subprocess
+
 import lib
 
 
@@ -15,9 +18,9 @@ def depth_of(chain):
     return sorted(s - 1000 for s in sizes)
 
 
-def profile(specs, env=None):
+def profile(specs, env=None, preload=None):
     prog = recurse()
-    cp, dump = lib.run_profiled([prog] + ["%d:%d" % s for s in specs], env=env)
+    cp, dump = lib.run_profiled([prog] + ["%d:%d" % s for s in specs], env=env, preload=preload)
     assert cp.returncode == 0, cp.stderr
     return prog, cp, lib.truth(cp), lib.read_dump(dump)
 
@@ -89,4 +92,30 @@ def test_depth_bad_values():
             "MAPPROF_DEPTH" in lines[0], "MAPPROF_DEPTH=%s: stderr %r" % (value, cp.stderr)
         assert d["info"]["max_depth"] == want, "MAPPROF_DEPTH=%s: max_depth %d" % (
             value, d["info"]["max_depth"])
+        assert d["totals"] == lib.as_counts(truth["total"])
+
+
+def test_depth_limit_unoptimized_shim():
+    """A shim built for debugging (make CFLAGS='-O0 -g' SHIM_OPT=) inlines nothing, so more of its
+    own frames lie on the stack when it unwinds, the most on the sampling path: a stack deeper
+    than the limit is still marked truncated and one that fits is not, sampling or not."""
+    out = lib.tmpdir("mapprof-O0-")
+    shim = os.path.join(out, "libmapprof.so")
+    cp = subprocess.run(["make", "--no-print-directory", "-C", lib.ROOT, "BUILD=" + out,
+                         "CFLAGS=-O0 -g", "SHIM_OPT=", shim], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, timeout=900)
+    assert cp.returncode == 0, cp.stdout.decode(errors="replace")[-3000:]
+    for env in ({}, {"MAPPROF_SAMPLE": "1"}):
+        _, _, _, d = profile([(0, 1)], env=env, preload=shim)
+        base = len(d["chains"][0]["frames"])
+        limit = base + 10
+        _, cp, truth, d = profile([(10, 3), (11, 5), (40, 7)],
+                                  env=dict(env, MAPPROF_DEPTH=str(limit)), preload=shim)
+        assert not lib.shim_lines(cp.stderr), cp.stderr
+        for c in d["chains"]:
+            deep = set(depth_of(c)) <= {11, 40}
+            assert (depth_of(c) == [10] or deep) and len(c["frames"]) == limit and \
+                c["truncated"] == deep, "%s, limit %d: a chain of depths %s has %d frames%s" % (
+                    env, limit, depth_of(c), len(c["frames"]),
+                    ", truncated" if c["truncated"] else ", not truncated")
         assert d["totals"] == lib.as_counts(truth["total"])
