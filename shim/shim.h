@@ -144,6 +144,7 @@ struct mp_live_shard {
 	uintptr_t owner; /* the thread using the shard without the lock (table.c), or 0 or 1 */
 	uint32_t bits;   /* 1 << bits buckets */
 	uint64_t count;
+	uint64_t limit; /* count at which the table grows: 3/4 full (0: no table) */
 	struct mp_live_bucket *tab;
 	uint32_t *overflow; /* per bucket: entries stored past it because it was full */
 } __attribute__((aligned(64)));

@@ -8,6 +8,9 @@
 #include <math.h>
 #include <sched.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "hashkeys.h"
 #include "shim.h"
@@ -465,6 +468,20 @@ static inline uint64_t home_of(uintptr_t p, uint32_t bits)
  * found without a branch: which slot holds a block is anybody's guess, and
  * a linear-probing table, whose probe and backward-shift loops ended at
  * random, cost a mispredicted branch or two on most calls. */
+#if defined(__SSE2__) && MP_LIVE_WAYS == 4
+/* Four 64-bit compares in two SSE2 registers (SSE2 compares 32-bit lanes:
+ * a slot matches when both its halves do). */
+static inline unsigned bucket_match(const struct mp_live_bucket *b, uintptr_t v)
+{
+	__m128i k = _mm_set1_epi64x((long long)v);
+	__m128i lo = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&b->ptr[0]), k);
+	__m128i hi = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&b->ptr[2]), k);
+	lo = _mm_and_si128(lo, _mm_shuffle_epi32(lo, _MM_SHUFFLE(2, 3, 0, 1)));
+	hi = _mm_and_si128(hi, _mm_shuffle_epi32(hi, _MM_SHUFFLE(2, 3, 0, 1)));
+	return (unsigned)_mm_movemask_pd(_mm_castsi128_pd(lo)) |
+	       (unsigned)_mm_movemask_pd(_mm_castsi128_pd(hi)) << 2;
+}
+#else
 static inline unsigned bucket_match(const struct mp_live_bucket *b, uintptr_t v)
 {
 	unsigned m = 0;
@@ -472,6 +489,7 @@ static inline unsigned bucket_match(const struct mp_live_bucket *b, uintptr_t v)
 		m |= (unsigned)(b->ptr[i] == v) << i;
 	return m;
 }
+#endif
 
 /* A shard's table: 1 << bits buckets, then their overflow counts. */
 static inline size_t live_bytes(uint32_t bits)
@@ -479,10 +497,12 @@ static inline size_t live_bytes(uint32_t bits)
 	return (sizeof(struct mp_live_bucket) + sizeof(uint32_t)) << bits;
 }
 
-/* The slot of p (its bucket in *bucket), or -1. Shard locked, table there. */
-static inline int live_find(const struct mp_live_shard *s, uintptr_t p, uint64_t *bucket)
+/* The slot of p, whose home bucket is home (its bucket in *bucket), or -1.
+ * Shard locked, table there. */
+static inline int live_find(const struct mp_live_shard *s, uintptr_t p, uint64_t home,
+                            uint64_t *bucket)
 {
-	uint64_t mask = (1ull << s->bits) - 1, b = home_of(p, s->bits);
+	uint64_t mask = (1ull << s->bits) - 1, b = home;
 	for (uint64_t n = 0; n <= mask; n++, b = (b + 1) & mask) {
 		unsigned m = bucket_match(&s->tab[b], p);
 		if (likely(m)) {
@@ -632,45 +652,98 @@ static bool live_grow(struct mp_live_shard *s)
 	s->tab = tab;
 	s->overflow = overflow;
 	s->bits = bits;
+	s->limit = (3ull * MP_LIVE_WAYS << bits) / 4;
 	return true;
 }
 
 /* Insert p; if p is already there (freed behind our back, e.g. from a signal
  * handler that interrupted the shim), replace its stale record: returns 1
- * then, 0 when p is new, -1 when there is no room. A shard
- * grows when 3/4 full. */
-static int live_insert(uintptr_t p, uint64_t meta)
+ * then, 0 when p is new, -1 when there is no room. A shard grows when 3/4
+ * full. The hot path tries live_insert_fast first. */
+static __attribute__((noinline)) int live_insert(uintptr_t p, uint64_t meta)
 {
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
-	if ((!s->tab || (s->count + 1) * 4 > (3ull * MP_LIVE_WAYS) << s->bits) && !live_grow(s)) {
+	if (unlikely(s->count >= s->limit) && !live_grow(s)) {
 		shard_leave(s, locked);
 		return -1;
 	}
-	uint64_t b;
-	int i = live_find(s, p, &b);
-	if (unlikely(i >= 0)) {
-		s->tab[b].meta[i] = meta;
-		shard_leave(s, locked);
-		return 1;
+	/* Most blocks go to their home bucket, where nothing went past full:
+	 * one look there says p is not in the table, and where it goes. */
+	uint64_t home = home_of(p, s->bits);
+	unsigned hit = bucket_match(&s->tab[home], p);
+	unsigned empty = bucket_match(&s->tab[home], 0);
+	int r = 0;
+	if (likely(!hit && empty && !s->overflow[home])) {
+		unsigned i = (unsigned)__builtin_ctz(empty);
+		s->tab[home].ptr[i] = p;
+		s->tab[home].meta[i] = meta;
+		s->count++;
+	} else {
+		uint64_t b;
+		int i = live_find(s, p, home, &b);
+		if (unlikely(i >= 0)) {
+			s->tab[b].meta[i] = meta;
+			r = 1;
+		} else {
+			live_put(s->tab, s->overflow, s->bits, p, meta);
+			s->count++;
+		}
 	}
-	live_put(s->tab, s->overflow, s->bits, p, meta);
-	s->count++;
-	if (mp.sample_period)
+	if (mp.sample_period && !r)
 		filter_add(p);
 	shard_leave(s, locked);
-	return 0;
+	return r;
 }
 
-bool mp_live_take(void *ptr, uint64_t *meta)
+/* The owner's way into its shard (shard_enter without the lock), or false. */
+static inline bool shard_enter_owned(struct mp_live_shard *s)
 {
-	uintptr_t p = (uintptr_t)ptr;
-	if (!__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
-		return false; /* certainly not tracked (see the free hook) */
+	uintptr_t me = self_token();
+	if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != me)
+		return false;
+	__atomic_store_n(&s->owner_busy, 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* the other side is membarrier */
+	if (likely(__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == me))
+		return true;
+	__atomic_store_n(&s->owner_busy, 0, __ATOMIC_RELEASE);
+	return false;
+}
+
+/* live_insert's common case, inlined into the hot path: the thread owns the
+ * shard, which has room, and p's home bucket has an empty slot and nothing
+ * stored past it. Returns false, having done nothing, otherwise. */
+static inline bool live_insert_fast(uintptr_t p, uint64_t meta)
+{
+	struct mp_live_shard *s = shard_of(p);
+	if (!shard_enter_owned(s))
+		return false;
+	bool done = false;
+	if (likely(s->count < s->limit)) {
+		uint64_t home = home_of(p, s->bits);
+		struct mp_live_bucket *b = &s->tab[home];
+		unsigned empty = bucket_match(b, 0);
+		if (likely(empty && !bucket_match(b, p) && !s->overflow[home])) {
+			unsigned i = (unsigned)__builtin_ctz(empty);
+			b->ptr[i] = p;
+			b->meta[i] = meta;
+			s->count++;
+			if (mp.sample_period)
+				filter_add(p);
+			done = true;
+		}
+	}
+	shard_leave(s, false);
+	return done;
+}
+
+/* Remove p (mp_live_take past its fast path). */
+static __attribute__((noinline)) bool live_take(uintptr_t p, uint64_t *meta)
+{
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
-	uint64_t b;
-	int i = s->tab ? live_find(s, p, &b) : -1;
+	uint64_t home = s->tab ? home_of(p, s->bits) : 0, b;
+	int i = s->tab ? live_find(s, p, home, &b) : -1;
 	if (i < 0) {
 		shard_leave(s, locked);
 		return false;
@@ -679,13 +752,41 @@ bool mp_live_take(void *ptr, uint64_t *meta)
 	s->tab[b].ptr[i] = 0;
 	/* Stored past full buckets: they no longer have it beyond them. */
 	uint64_t mask = (1ull << s->bits) - 1;
-	for (uint64_t h = home_of(p, s->bits); h != b; h = (h + 1) & mask)
+	for (uint64_t h = home; h != b; h = (h + 1) & mask)
 		s->overflow[h]--;
 	s->count--;
 	shard_leave(s, locked);
 	if (mp.sample_period)
 		filter_remove(p);
 	return true;
+}
+
+bool mp_live_take(void *ptr, uint64_t *meta)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (!__atomic_load_n(mp_filter_slot(p), __ATOMIC_ACQUIRE))
+		return false; /* certainly not tracked (see the free hook) */
+	/* The common case inline: the thread owns the shard and p is in its
+	 * home bucket (so no bucket's overflow count changes). */
+	struct mp_live_shard *s = shard_of(p);
+	if (shard_enter_owned(s)) {
+		if (likely(s->tab)) {
+			struct mp_live_bucket *b = &s->tab[home_of(p, s->bits)];
+			unsigned hit = bucket_match(b, p);
+			if (likely(hit)) {
+				unsigned i = (unsigned)__builtin_ctz(hit);
+				*meta = b->meta[i];
+				b->ptr[i] = 0;
+				s->count--;
+				shard_leave(s, false);
+				if (mp.sample_period)
+					filter_remove(p);
+				return true;
+			}
+		}
+		shard_leave(s, false);
+	}
+	return live_take(p, meta);
 }
 
 void mp_live_restore(void *p, uint64_t meta)
@@ -749,7 +850,10 @@ static inline void record_live(void *p, uint32_t id, size_t size)
 {
 	if (mp.frees_off)
 		return;
-	int r = live_insert((uintptr_t)p, meta_make(id, size));
+	uint64_t meta = meta_make(id, size);
+	if (likely(live_insert_fast((uintptr_t)p, meta)))
+		return;
+	int r = live_insert((uintptr_t)p, meta);
 	/* r > 0: the address was in the map already (its free happened behind
 	 * our back, from a handler that interrupted the shim): the stale record
 	 * is gone, replaced. r < 0: no room to remember the block: it is not
