@@ -200,7 +200,7 @@ CHAIN_TRUNCATED = 1
 SIZE_CLASSES = 65
 INFO_FIELDS = ("pid", "ppid", "start_ns", "end_ns", "flags", "max_depth", "unwinder", "sequence",
                "sample_period", "not_recorded", "threads")
-INFO_FMT = "<QQQQIIIIQQQ"  # 88 bytes
+INFO_FMT = "<QQQQIIIIQQQ"  # 72 bytes
 MODULE_FMT = "<IIQIIII"  # 32 bytes
 RANGE_FMT = "<QQQII"  # 32 bytes
 CHAIN_FMT = "<IIIIQQQQ"  # 48 bytes
