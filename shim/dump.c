@@ -4,9 +4,12 @@
  * (its buffer is static and the counters snapshot comes from mmap). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +19,7 @@
 struct writer {
 	int fd;
 	int err;       /* first errno seen */
+	uint64_t room; /* bytes the file may still take (RLIMIT_FSIZE) */
 	size_t len;    /* bytes in buf */
 	size_t filled; /* buf is faulted in below this (mp_populate) */
 	char buf[1 << 16];
@@ -36,8 +40,22 @@ void mp_log(const char *fmt, ...)
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
+	/* Standard error may be a pipe nobody reads any more: a SIGPIPE would
+	 * kill the program, so it is held back and, if this write raised it,
+	 * taken away (one that was pending already stays). */
+	int saved = errno;
+	sigset_t pipe_only, old, pending;
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 	ssize_t r = write(2, line, (size_t)n);
-	(void)r;
+	if (r < 0 && errno == EPIPE && !was_pending) {
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_only, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
 }
 
 uint64_t mp_now_ns(void)
@@ -51,13 +69,20 @@ static void w_flush(void)
 {
 	size_t off = 0;
 	while (off < w.len && !w.err) {
+		/* Past RLIMIT_FSIZE a write raises SIGXFSZ, which kills by default. */
+		if (w.len - off > w.room) {
+			w.err = EFBIG;
+			break;
+		}
 		ssize_t n = write(w.fd, w.buf + off, w.len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			w.err = n < 0 ? errno : EIO;
-		else
+		else {
 			off += (size_t)n;
+			w.room -= (uint64_t)n;
+		}
 	}
 	w.len = 0;
 }
@@ -373,18 +398,12 @@ static int publish(const char *tmp, const char *path)
 	return 0;
 }
 
-/* Write one dump; sequence 0 is the exit dump. Returns 0 or an errno value,
- * after printing one line naming the path and the reason. */
-int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
+/* mp_dump_write, at tmp then path (both names expanded; path has room for
+ * MP_PATH_MAX bytes, for the names tried after it). */
+static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, size_t path_size)
 {
-	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
-	if (!expand_path(path, sizeof(path), sequence, 1)) {
-		mp_log("cannot write dump: path from MAPPROF_OUT is too long");
-		return ENAMETOOLONG;
-	}
 	int err = 0;
 	const char *what = "";
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)mp.pid);
 
 	mp_modules_refresh(); /* before mp.lock: see modules.c for the lock order */
 	pthread_mutex_lock(&mp.lock);
@@ -397,6 +416,10 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	}
 	w.err = 0;
 	w.len = 0;
+	struct rlimit fsize;
+	w.room = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY
+	             ? (uint64_t)fsize.rlim_cur
+	             : UINT64_MAX;
 	struct mp_counts *snap = NULL;
 	size_t snap_bytes = 0;
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);
@@ -449,7 +472,7 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	for (unsigned g = 2;
 	     err == EEXIST && g <= 64 && strstr(mp.out_template[0] ? mp.out_template : "%p", "%p");
 	     g++) {
-		if (!expand_path(path, sizeof(path), sequence, g))
+		if (!expand_path(path, MP_PATH_MAX, sequence, g))
 			break;
 		err = publish(tmp, path);
 	}
@@ -466,5 +489,25 @@ fail:
 		mp_log("%s %s", what, path);
 	else
 		mp_log("%s dump %s: %s", what, err == EEXIST ? tmp : path, strerror(err));
+	return err;
+}
+
+/* Write one dump; sequence 0 is the exit dump. Returns 0 or an errno value,
+ * after printing one line naming the path and the reason. */
+int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
+{
+	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
+	if (!expand_path(path, sizeof(path), sequence, 1)) {
+		mp_log("cannot write dump: path from MAPPROF_OUT is too long");
+		return ENAMETOOLONG;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)mp.pid);
+	/* open and write are cancellation points: a thread cancelled in the dump
+	 * (one that calls exit with a cancel pending) would leave mp.lock held
+	 * and the dump half written. */
+	int cancel_state;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+	int err = dump_to(sequence, path, tmp, path_out, path_size);
+	pthread_setcancelstate(cancel_state, NULL);
 	return err;
 }

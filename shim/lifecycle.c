@@ -1,17 +1,18 @@
 /* lifecycle.c: settings, initialization, and every way a process ends or
  * changes image (exit, _exit, abort, quick_exit, exec, fork) plus dumps on
  * demand (MAPPROF_SIGNAL) and on a timer (MAPPROF_INTERVAL). Nothing here runs
- * per allocation; the signal handler only writes one byte to a pipe. */
+ * per allocation; the signal handler only bumps a word and wakes a futex. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -19,7 +20,6 @@
 struct mp_state mp = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .max_depth = MP_DEFAULT_DEPTH,
-    .wake_pipe = {-1, -1},
 };
 struct mp_real mp_real = {.free = mp_free_cold};
 __thread struct mp_thread mp_tl;
@@ -180,13 +180,16 @@ static void read_process(void)
 
 /* ---- dumps on demand ---- */
 
+/* The handler and the dump thread meet on a futex word, not a pipe: a
+ * descriptor of the shim's would take a number the program expects to get,
+ * and a daemon that closes every descriptor would then have its own files
+ * read and written under that number. */
 static void on_dump_signal(int sig)
 {
 	(void)sig;
 	int saved = errno;
-	char c = 1;
-	ssize_t r = write(mp.wake_pipe[1], &c, 1);
-	(void)r;
+	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	errno = saved;
 }
 
@@ -195,33 +198,25 @@ static void *dump_thread(void *arg)
 	(void)arg;
 	mp_tl.in_hook++; /* this thread's own allocations are not the program's */
 	for (;;) {
-		struct pollfd pfd = {mp.wake_pipe[0], POLLIN, 0};
-		int timeout = mp.interval ? (int)mp.interval * 1000 : -1;
-		int r = poll(&pfd, 1, timeout);
-		if (r < 0 && errno != EINTR)
-			return NULL;
-		if (r > 0) {
-			char buf[64];
-			if (read(mp.wake_pipe[0], buf, sizeof(buf)) <= 0)
-				return NULL;
-		}
-		if (r == 0 || r > 0) {
-			if (!mp_enabled() || mp.dumped)
-				continue;
-			uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
-			mp_dump_write(seq, NULL, 0);
-		}
+		uint32_t seen = __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE);
+		struct timespec every = {(time_t)mp.interval, 0};
+		long r = syscall(SYS_futex, &mp.wake, FUTEX_WAIT_PRIVATE, seen,
+		                 mp.interval ? &every : NULL, NULL, 0);
+		bool timed_out = r != 0 && errno == ETIMEDOUT;
+		if (!timed_out && __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE) == seen)
+			continue; /* woken for nothing */
+		if (!mp_enabled() || mp.dumped)
+			continue;
+		uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
+		mp_dump_write(seq, NULL, 0);
 	}
+	return NULL;
 }
 
 static void start_dump_thread(void)
 {
 	if (!mp.dump_signal && !mp.interval)
 		return;
-	if (mp.wake_pipe[0] < 0 && pipe2(mp.wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-		mp_log("cannot start on-demand dumps: %s", strerror(errno));
-		return;
-	}
 	mp_tl.in_hook++; /* pthread_create's allocations are ours, not the program's */
 	/* The thread blocks every signal so the program's signals go where they went. */
 	sigset_t all, old;
@@ -239,6 +234,7 @@ static void start_dump_thread(void)
 		mp_log("cannot start on-demand dumps: %s", strerror(err));
 		return;
 	}
+	mp.dump_thread_started = true;
 	if (mp.dump_signal) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
@@ -276,8 +272,35 @@ static void resolve_real(void)
 	mp_real.fexecve = next_sym("fexecve");
 }
 
+/* A fork from a signal handler that interrupted this thread inside the shim
+ * (it may hold the locks a fork takes): nothing is locked, and the child,
+ * whose tables the interrupted code goes on to change when the handler
+ * returns, only forwards and writes no dump. */
+static __thread bool fork_in_shim;
+
+static void on_fork_prepare(void)
+{
+	fork_in_shim = mp_tl.in_hook != 0;
+	if (!fork_in_shim)
+		mp_fork_prepare();
+}
+
+static void on_fork_parent(void)
+{
+	if (!fork_in_shim)
+		mp_fork_parent();
+	fork_in_shim = false;
+}
+
 static void on_fork_child(void)
 {
+	if (fork_in_shim) {
+		fork_in_shim = false;
+		mp.pid = getpid();
+		mp.dumped = true;
+		mp_set_enabled(false);
+		return;
+	}
 	mp_fork_child();
 	mp.pid = getpid();
 	mp.ppid = getppid();
@@ -286,14 +309,9 @@ static void on_fork_child(void)
 	mp.sequence = 0;
 	mp.dumped = false;
 	mp_set_enabled(!mp.secure);
-	if (mp.wake_pipe[0] >= 0) {
-		/* The parent's dump thread is gone and its pipe is the parent's. */
-		close(mp.wake_pipe[0]);
-		close(mp.wake_pipe[1]);
-		mp.wake_pipe[0] = mp.wake_pipe[1] = -1;
-		if (mp_enabled())
-			start_dump_thread();
-	}
+	/* The parent's dump thread is not in the child. */
+	if (mp.dump_thread_started && mp_enabled())
+		start_dump_thread();
 }
 
 static void at_quick_exit_hook(void)
@@ -320,7 +338,7 @@ static void init(void)
 		read_process();
 		mp_stack_init();
 		pthread_key_create(&mp.tkey, mp_thread_exit);
-		pthread_atfork(mp_fork_prepare, mp_fork_parent, on_fork_child);
+		pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 		at_quick_exit(at_quick_exit_hook);
 		mp.info_flags = (mp.frees_off ? 0 : MP_INFO_FREES_TRACKED) |
 		                (mp.sample_period ? MP_INFO_SAMPLED : 0);
@@ -360,6 +378,15 @@ __attribute__((constructor)) static void mp_constructor(void)
  * not our pid: it must not write the parent's dump. */
 static bool dump_final_to(char *path, size_t size)
 {
+	if (mp_tl.in_hook) {
+		/* A signal handler ends the process (_exit, abort, exec) while
+		 * this thread is inside the shim, perhaps holding its locks or in
+		 * the middle of a table: no dump rather than a hang. */
+		if (mp_enabled() && !mp.dumped && getpid() == mp.pid)
+			mp_log("no dump: the process ended from a signal handler that interrupted "
+			       "the profiler");
+		return false;
+	}
 	if (!mp_ready() || !mp_enabled() || mp.dumped || getpid() != mp.pid)
 		return false;
 	int saved = errno;
@@ -408,7 +435,7 @@ static bool before_exec(void)
 {
 	/* A fork child that execs without allocating (the usual fork+exec) has
 	 * nothing to say: no dump. */
-	if ((mp.info_flags & MP_INFO_FORKED) && mp_ready() && !mp_counts_any())
+	if (!mp_tl.in_hook && (mp.info_flags & MP_INFO_FORKED) && mp_ready() && !mp_counts_any())
 		return false;
 	return dump_final_to(mp.last_dump, sizeof(mp.last_dump));
 }

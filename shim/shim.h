@@ -163,7 +163,8 @@ struct mp_state {
 	uint32_t sequence;           /* on-demand dumps written so far */
 	int dump_signal;             /* MAPPROF_SIGNAL, or 0 */
 	unsigned interval;           /* MAPPROF_INTERVAL seconds, or 0 */
-	int wake_pipe[2];            /* signal handler -> dump thread */
+	uint32_t wake;               /* futex: the dump signal's count (lifecycle.c) */
+	bool dump_thread_started;    /* on-demand dumps: a dump thread was started */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
 	char out_template[MP_PATH_MAX];
 	pid_t pid;

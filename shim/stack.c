@@ -3,12 +3,17 @@
  * never block on I/O, never symbolize. */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <libunwind.h>
 #include <link.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hashkeys.h"
@@ -58,10 +63,102 @@ static void object_range(void *addr, uintptr_t *lo, uintptr_t *hi)
 	*hi = r.hi;
 }
 
+/* ---- libunwind's memory reads ----
+ *
+ * libunwind checks an address before it reads it in a step (always, as
+ * Debian builds it): mincore or msync, then a read and a 1-byte write of
+ * the page on a pipe it opens at start, whose two file descriptors it keeps
+ * by number. A program that closes every descriptor above 2 (a daemon) and
+ * opens files again gets those numbers, and libunwind then reads a byte of
+ * the program's file and writes a byte into another. So the shim reads
+ * memory for libunwind itself: an address on the thread's stack directly,
+ * any other after a check that needs no descriptor (a futex wait with a zero
+ * timeout reads the word, and fails with EFAULT where a read would fault),
+ * remembered per thread for a few pages; and it closes libunwind's pipe. */
+/* This thread's stack, for validating frame pointers and libunwind's reads. */
+static __thread uintptr_t stack_lo, stack_hi;
+
+#define GOOD_PAGES 4
+static __thread uintptr_t good_page[GOOD_PAGES];
+static __thread unsigned good_next;
+
+static bool page_readable(uintptr_t page)
+{
+	for (int i = 0; i < GOOD_PAGES; i++)
+		if (good_page[i] == page)
+			return true;
+	struct timespec zero = {0, 0};
+	int saved = errno;
+	long r = syscall(SYS_futex, (void *)page, FUTEX_WAIT_PRIVATE, 0x5eed1e55u, &zero, NULL, 0);
+	bool ok = r == 0 || errno != EFAULT;
+	errno = saved;
+	if (ok)
+		good_page[good_next++ % GOOD_PAGES] = page;
+	return ok;
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *arg)
+{
+	(void)as;
+	(void)arg;
+	if (write) {
+		*(unw_word_t *)addr = *val;
+		return 0;
+	}
+	if (addr < stack_lo || addr > stack_hi - sizeof(unw_word_t)) {
+		uintptr_t first = addr & ~(uintptr_t)4095, last = (addr + 7) & ~(uintptr_t)4095;
+		if (!first || !page_readable(first) || (last != first && !page_readable(last)))
+			return -UNW_EINVAL;
+	}
+	*val = *(const unw_word_t *)addr;
+	return 0;
+}
+
+/* The two lowest free descriptors (pipe2 takes them), or -1. */
+static void lowest_free_fds(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		fds[0] = fds[1] = -1;
+		return;
+	}
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* Whether fds are the two ends of one pipe opened non-blocking, as
+ * libunwind opens its own. */
+static bool is_unwind_pipe(const int fds[2])
+{
+	struct stat a, b;
+	if (fds[0] < 0 || fstat(fds[0], &a) != 0 || fstat(fds[1], &b) != 0)
+		return false;
+	int fl0 = fcntl(fds[0], F_GETFL), fl1 = fcntl(fds[1], F_GETFL);
+	return S_ISFIFO(a.st_mode) && S_ISFIFO(b.st_mode) && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev && fl0 >= 0 && fl1 >= 0 && (fl0 & O_NONBLOCK) &&
+	       (fl1 & O_NONBLOCK) && (fl0 & O_ACCMODE) == O_RDONLY && (fl1 & O_ACCMODE) == O_WRONLY;
+}
+
+static void unwind_take_reads(void)
+{
+	int fds[2];
+	lowest_free_fds(fds);
+	/* libunwind sets itself up, pipe included, at its first call. */
+	unw_accessors_t *acc = unw_get_accessors(unw_local_addr_space);
+	if (acc)
+		acc->access_mem = access_mem;
+	/* Its pipe is now unused: close it if it was opened just now, where
+	 * pipe2 had to put it. */
+	if (is_unwind_pipe(fds)) {
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
 void mp_stack_init(void)
 {
 	object_range((void *)mp_stack_init, &mp.self_lo, &mp.self_hi);
 	object_range((void *)unw_backtrace, &mp.unw_lo, &mp.unw_hi);
+	unwind_take_reads();
 	/* libunwind keeps its unwind-info cache per thread: no lock on the hot path. */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	mp.membarrier_ok =
@@ -155,9 +252,6 @@ void mp_unwind_reopen(bool child)
 		    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 	__atomic_store_n(&mp.fork_pending, 0, __ATOMIC_RELEASE);
 }
-
-/* This thread's stack, for validating frame pointers. */
-static __thread uintptr_t stack_lo, stack_hi;
 
 void mp_stack_thread_init(void)
 {

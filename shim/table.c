@@ -5,6 +5,7 @@
  * global counters table), and the live-block map remembers blocks for their
  * frees.
  * Runs inside malloc: never allocate through malloc, never block on I/O. */
+#include <fenv.h>
 #include <math.h>
 #include <sched.h>
 #include <string.h>
@@ -808,9 +809,15 @@ static int64_t next_sample_gap(void)
 	tls_rng ^= tls_rng << 25;
 	tls_rng ^= tls_rng >> 27;
 	uint64_t r = tls_rng * 0x2545f4914f6cdd1dull;
+	/* The program's floating-point state is its own: no exception flag
+	 * raised (inexact, always, here), and no trap it enabled taken. */
+	fenv_t env;
+	feholdexcept(&env);
 	double u = ((double)(r >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
 	double gap = -log(u) * (double)mp.sample_period;
-	return gap >= 9e18 ? INT64_MAX : (int64_t)gap + 1;
+	int64_t left = gap >= 9e18 ? INT64_MAX : (int64_t)gap + 1;
+	fesetenv(&env);
+	return left;
 }
 
 bool mp_sample_skip(size_t size)

@@ -70,7 +70,7 @@ def build_prog(name, sources, flags=("-O2",), lang="c"):
     # Build under a temporary name and rename, so two runs at once never see half a binary.
     tmp = "%s.tmp.%d" % (out, os.getpid())
     cmd += WARN + ["-g", "-D_GNU_SOURCE", "-I" + PROGS] + list(flags) + ["-o", tmp] + srcs + \
-        ["-lpthread", "-ldl"]
+        ["-lpthread", "-ldl", "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise AssertionError("cannot build %s: %s\n%s" % (name, " ".join(cmd), r.stderr[-2000:]))

@@ -1,0 +1,100 @@
+"""test_robust_process.py: the process's own behaviour, unchanged under the shim in every mode:
+_exit or abort from a signal handler that interrupts an allocation ends the process with that
+status (the shim, interrupted inside itself, writes no dump rather than wait on its own locks); a
+fork from such a handler completes; allocations raise no floating-point exception flag (the
+sampling draw keeps the program's state); malloc is not a cancellation point, and a thread that
+exits with a cancellation pending is not cancelled in the dump; a file size limit smaller than
+the dump costs the dump, not the process (no SIGXFSZ); a standard error nobody reads costs a
+message, not the process (no SIGPIPE)."""
+import os
+import resource
+import subprocess
+
+import lib
+import robust
+
+MODES = [{}, {"MAPPROF_UNWIND": "fp"}, {"MAPPROF_SAMPLE": "4096"}, {"MAPPROF_INUSE": "0"}]
+
+
+def prog():
+    return robust.build("robust_process", flags=["-O2", "-fno-omit-frame-pointer"],
+                        sources=["robust_process.c"])
+
+
+def native(args):
+    cp, _ = lib.run([prog()] + args, timeout=60)
+    return cp
+
+
+def profiled(args, env):
+    cp, dump = lib.run_profiled([prog()] + args, env=env, timeout=60)
+    return cp, dump
+
+
+def same_as_native(args, runs=1):
+    want = native(args)
+    for env in MODES:
+        for _ in range(runs):
+            cp, _ = profiled(args, env)
+            what = "%s %s" % (" ".join(args), env)
+            assert (cp.returncode, cp.stdout) == (want.returncode, want.stdout), \
+                "%s: exit %d %r, without mapprof exit %d %r; %s" % (
+                    what, cp.returncode, cp.stdout, want.returncode, want.stdout,
+                    cp.stderr[-400:])
+    return want
+
+
+def test_exit_in_signal_handler():
+    # It hung in some 1 run of 4 when the handler interrupted the shim: 5 runs a mode.
+    assert same_as_native(["exit_in_handler"], runs=5).returncode == 3
+
+
+def test_abort_in_signal_handler():
+    assert same_as_native(["exit_in_handler", "abort"], runs=5).returncode == -6
+
+
+def test_fork_in_signal_handler():
+    assert '"forks_done": 1' in same_as_native(["fork_in_handler"]).stdout
+
+
+def test_no_floating_point_flags():
+    assert '"raised": 0' in same_as_native(["fenv"]).stdout
+    cp, _ = profiled(["fenv"], {"MAPPROF_SAMPLE": "1"})
+    assert '"raised": 0' in cp.stdout, cp.stdout + cp.stderr
+
+
+def test_cancel_pending_in_malloc():
+    assert '"worker": "returned"' in same_as_native(["cancel"]).stdout
+
+
+def test_cancel_pending_at_exit():
+    assert same_as_native(["cancel_exit"]).returncode == 5
+    assert same_as_native(["cancel_exit", "exit"]).returncode == 5
+
+
+def test_file_size_limit():
+    out = lib.tmpdir()
+    limit = 1024  # smaller than any dump
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = dict(os.environ, LD_PRELOAD=lib.LIB, MAPPROF_OUT=os.path.join(out, "%p.dump"))
+    p = subprocess.run([prog(), "fsize"], env=env, preexec_fn=small_files,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 0, "exit %d (SIGXFSZ is 25): %s" % (p.returncode, p.stderr)
+    assert '"printed": 1' in p.stdout
+    assert "File too large" in p.stderr, p.stderr
+    assert os.listdir(out) == [], "left behind: %s" % os.listdir(out)
+
+
+def test_closed_stderr_pipe():
+    # The dump cannot be written, and the message about it goes to a pipe whose reader is gone.
+    r, w = os.pipe()
+    os.close(r)
+    env = dict(os.environ, LD_PRELOAD=lib.LIB, MAPPROF_OUT="/nonexistent-dir/x.dump")
+    p = subprocess.run([prog(), "fsize"], env=env, stdout=subprocess.PIPE, stderr=w, text=True,
+                       timeout=60)
+    os.close(w)
+    assert p.returncode == 0, "exit %d (SIGPIPE is -13)" % p.returncode
+    assert '"printed": 1' in p.stdout
