@@ -40,18 +40,39 @@ struct flame {
 	struct output *out; /* sb is written out as it grows */
 	const struct trie *t;
 	enum sample_index s;
-	double total;
+	double *width; /* per node, in the sample's units (see frame_widths) */
+	double total;  /* the root's width: the picture's */
+	double pct_of; /* NEW's total, for the percentages */
 	bool diff;
 	int maxdepth;
 };
 
-/* Width of a node: NEW's value, or the larger side in a diff. */
-static uint64_t width_of(const struct flame *fl, const struct tnode *n)
+/* The width of every node, children before parents (a child's index is above its parent's).
+ * A node's width is its own part (the allocations it made itself, or that no drawn child holds)
+ * plus its children's widths, so children always fit inside their parent. In a flame graph of
+ * one profile that is the node's value. In a diff, each side has its own tree of values and a
+ * child may be the larger side where its parent is not, so each node's own part is the larger of
+ * the two sides' own parts: every frame is at least as wide as both its values, and the root,
+ * which the picture's width is, can be wider than either total. */
+static void frame_widths(struct flame *fl)
 {
-	uint64_t v = n->v[fl->s];
-	if (fl->diff && n->base[fl->s] > v)
-		v = n->base[fl->s];
-	return v;
+	const struct trie *t = fl->t;
+	enum sample_index s = fl->s;
+	double *kids_v = xcalloc(t->len, sizeof(double));
+	double *kids_b = xcalloc(t->len, sizeof(double));
+	for (size_t i = t->len; i-- > 0;) {
+		const struct tnode *n = &t->n[i];
+		double own_v = (double)n->v[s] - kids_v[i], own_b = (double)n->base[s] - kids_b[i];
+		double own = own_v > own_b ? own_v : own_b;
+		fl->width[i] += own > 0 ? own : 0; /* children's widths are in already */
+		if (i) {
+			fl->width[n->parent] += fl->width[i];
+			kids_v[n->parent] += (double)n->v[s];
+			kids_b[n->parent] += (double)n->base[s];
+		}
+	}
+	free(kids_v);
+	free(kids_b);
 }
 
 static void color(const struct flame *fl, const struct tnode *n, char *out, size_t len)
@@ -84,7 +105,7 @@ static void color(const struct flame *fl, const struct tnode *n, char *out, size
 static void measure(struct flame *fl, size_t at, int depth)
 {
 	const struct tnode *n = &fl->t->n[at];
-	if ((double)width_of(fl, n) / fl->total * WIDTH < 0.3)
+	if (fl->width[at] / fl->total * WIDTH < 0.3)
 		return;
 	if (depth > fl->maxdepth)
 		fl->maxdepth = depth;
@@ -97,7 +118,7 @@ static void measure(struct flame *fl, size_t at, int depth)
 static void emit_node(struct flame *fl, size_t at, double x, int depth)
 {
 	const struct tnode *n = &fl->t->n[at];
-	double w = (double)width_of(fl, n) / fl->total;
+	double w = fl->width[at] / fl->total;
 	if (w * WIDTH < 0.3)
 		return;
 	struct strbuf *sb = fl->sb;
@@ -117,8 +138,9 @@ static void emit_node(struct flame *fl, size_t at, double x, int depth)
 	sb_addf(sb,
 	        ", %.2f%%%s)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
 	        "fill=\"%s\"/><text x=\"%.2f\" y=\"%d\">",
-	        100.0 * (double)n->v[fl->s] / fl->total, n->growth ? ", growth" : "", px, y,
-	        pw > 0.6 ? pw - 0.5 : 0.1, ROW - 1, fill, px + 3, y + ROW - 4);
+	        fl->pct_of > 0 ? 100.0 * (double)n->v[fl->s] / fl->pct_of : 0.0,
+	        n->growth ? ", growth" : "", px, y, pw > 0.6 ? pw - 0.5 : 0.1, ROW - 1, fill,
+	        px + 3, y + ROW - 4);
 	/* the label: as much of the name as fits at 7 px a character */
 	int fit = (int)((pw - 6) / 7);
 	size_t len = strlen(n->key);
@@ -141,7 +163,7 @@ static void emit_node(struct flame *fl, size_t at, double x, int depth)
 	for (size_t i = 0; i < n->nkids; i++) {
 		out_flush(fl->out, fl->sb, OUT_CHUNK);
 		emit_node(fl, n->kids[i], cx, depth + 1);
-		cx += (double)width_of(fl, &fl->t->n[n->kids[i]]) / fl->total;
+		cx += fl->width[n->kids[i]] / fl->total;
 	}
 }
 
@@ -241,9 +263,10 @@ int cmd_flame(struct options *o)
 	struct strbuf sb = STRBUF_INIT;
 	struct output out;
 	struct flame fl = {.sb = &sb, .out = &out, .t = &t, .s = s, .diff = diff};
-	fl.total = (double)width_of(&fl, &t.n[0]);
-	if (fl.total <= 0)
-		fl.total = 1;
+	fl.width = xcalloc(t.len, sizeof(double));
+	frame_widths(&fl);
+	fl.total = fl.width[0] > 0 ? fl.width[0] : 1;
+	fl.pct_of = (double)t.n[0].v[s];
 	measure(&fl, 0, 0);
 	int height = (fl.maxdepth + 1) * ROW + 70;
 	out_open(&out, o);
@@ -276,6 +299,7 @@ int cmd_flame(struct options *o)
 	sb_adds(&sb, "</svg>\n");
 	out_close(&out, &sb);
 	sb_release(&sb);
+	free(fl.width);
 	trie_free(&t);
 	free(marks);
 	profile_free(&p);
