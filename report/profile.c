@@ -503,6 +503,84 @@ void profile_load_diff(struct profile *p, const struct options *o, const char *b
 	print_stats(p, t0, t1, now_s());
 }
 
+/* True when dump a was taken later in its process's life than b (both of one process): the dump
+ * at exit (sequence 0) is the last; of two on demand, the higher sequence, then the later
+ * end_ns. */
+static bool taken_later(const struct dump *a, const struct dump *b)
+{
+	uint32_t x = a->info.sequence, y = b->info.sequence;
+	if (x != y)
+		return x == 0 || (y != 0 && x > y);
+	return a->info.end_ns > b->info.end_ns;
+}
+
+/* Orders dump indices by process (pid, start_ns), then by their place on the command line. */
+static int cmp_process(const void *a, const void *b, void *arg)
+{
+	struct dump *const *ds = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct mp_info *x = &ds[i]->info, *y = &ds[j]->info;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* Dumps of one process (the same pid and start_ns: a process image, from its start or its
+ * fork) are snapshots of one profile that only grows: each holds every allocation up to the
+ * moment it was taken. Adding them up would count the early allocations once per snapshot, so
+ * only the latest of each process is kept; the others are freed, their entries set to NULL,
+ * and one line per process names them. */
+static void keep_latest_snapshots(struct dump **ds, size_t n)
+{
+	size_t *ix = xcalloc(n + 1, sizeof(*ix));
+	for (size_t i = 0; i < n; i++)
+		ix[i] = i;
+	qsort_r(ix, n, sizeof(*ix), cmp_process, ds);
+	for (size_t g = 0, end; g < n; g = end) {
+		const struct mp_info *first = &ds[ix[g]]->info;
+		size_t keep = ix[g];
+		for (end = g + 1; end < n; end++) {
+			const struct mp_info *in = &ds[ix[end]]->info;
+			if (in->pid != first->pid || in->start_ns != first->start_ns)
+				break;
+			if (taken_later(ds[ix[end]], ds[keep]))
+				keep = ix[end];
+		}
+		if (end - g == 1)
+			continue;
+		/* the others, in command-line order: at most three by name */
+		struct strbuf names = STRBUF_INIT;
+		size_t nleft = 0;
+		bool copies = false;
+		for (size_t k = g; k < end; k++) {
+			struct dump *d = ds[ix[k]];
+			if (ix[k] == keep)
+				continue;
+			if (!taken_later(ds[keep], d))
+				copies = true; /* the same sequence and end time as the one kept */
+			if (nleft < 3)
+				sb_addf(&names, "%s%s", nleft ? ", " : "", d->path);
+			nleft++;
+			dump_free(d);
+			ds[ix[k]] = NULL;
+		}
+		if (nleft > 3)
+			sb_addf(&names, " and %zu more", nleft - 3);
+		error("%s: %s of the process in %s (pid %llu), left out (each snapshot holds all "
+		      "the allocations before it)",
+		      sb_str(&names),
+		      copies
+		          ? (nleft > 1 ? "copies or earlier snapshots" : "a copy of the snapshot")
+		      : nleft > 1 ? "earlier snapshots"
+		                  : "an earlier snapshot",
+		      ds[keep]->path, (unsigned long long)ds[keep]->info.pid);
+		sb_release(&names);
+	}
+	free(ix);
+}
+
 void profile_load(struct profile *p, const struct options *o, char **paths, int npaths)
 {
 	profile_init(p, o);
@@ -511,9 +589,11 @@ void profile_load(struct profile *p, const struct options *o, char **paths, int 
 	struct dump **ds = xcalloc((size_t)npaths + 1, sizeof(*ds));
 	for (int i = 0; i < npaths; i++)
 		ds[i] = dump_load(paths[i]);
+	keep_latest_snapshots(ds, (size_t)npaths);
 	double t1 = now_s();
 	for (int i = 0; i < npaths; i++)
-		profile_add_dump(p, ds[i]);
+		if (ds[i])
+			profile_add_dump(p, ds[i]);
 	free(ds);
 	need_frees(p, o);
 	profile_filter(p, o);

@@ -1,13 +1,16 @@
 """test_report_figures.py: the report's figures are right at the edges. A diff flame graph keeps
-every frame inside the picture and inside its parent (all run under ASan and UBSan). Expected
-numbers come from the programs' own counts."""
+every frame inside the picture and inside its parent; the snapshots one process leaves
+(MAPPROF_SIGNAL, MAPPROF_INTERVAL) are counted once, not added up (all run under ASan and UBSan).
+Expected numbers come from the programs' own counts."""
 import json
 import os
 import re
+import signal
 import subprocess
 import xml.etree.ElementTree as ET
 
 import lib
+import robust
 
 PROGS = os.path.join(lib.ROOT, "tests", "progs")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -139,3 +142,86 @@ def test_figures_diff_flame_frames_fit():
     for d, x, w, title, _ in frames:
         v = int(re.match(r"^.* \((\d+), ", title).group(1))
         assert abs(w - v / total) < EPS, (title, w, v, total)
+
+
+# ---- 2. the snapshots of one process are counted once ----
+
+def snapshots():
+    """Runs robust_ondemand, which asks for two dumps with MAPPROF_SIGNAL between its phases and
+    prints its cumulative counts before each. Returns (binary, exit dump, [dump.1, dump.2],
+    {sequence: truth})."""
+    prog = robust.build("robust_ondemand")
+    out = lib.tmpdir()
+    cp, final = lib.run_profiled([prog, "signal", out, str(int(signal.SIGUSR2))],
+                                 env={"MAPPROF_SIGNAL": "USR2"},
+                                 out=os.path.join(out, "%p.dump"), timeout=60)
+    assert cp.returncode == 0, cp.stderr[-500:]
+    truths = {t["checks"]["seq"]: t for t in lib.json_lines(cp.stdout)}
+    snaps = ["%s.%d" % (final, n) for n in (1, 2)]
+    assert sorted(truths) == [0, 1, 2] and all(os.path.exists(p) for p in snaps + [final])
+    for n, path in enumerate([final] + snaps):
+        assert lib.read_dump(path)["info"]["sequence"] == n
+    return prog, final, snaps, truths
+
+
+def site_flats(top):
+    return {r["name"]: r["flat"] for r in top["rows"] if r["name"].startswith("site_")}
+
+
+def want_sites(truth):
+    return {k: v["objects"] for k, v in truth["sites"].items() if v["objects"]}
+
+
+def test_figures_snapshots_counted_once():
+    """`mapprof top X.dump*` over a process's exit dump and its two snapshots shows exactly what
+    the program made (the snapshots hold counts the exit dump holds too), in any order, and says
+    once which dumps it left out; the two snapshots alone give the later one's counts; export
+    lists one dump; merge writes the exit dump's totals; diff of a snapshot against the exit
+    dump (two operands) still shows what was made in between; a file given twice counts once;
+    another process's dump still adds."""
+    prog, final, snaps, truths = snapshots()
+    final_totals = lib.read_dump(final)["totals"]
+    for order in ([final] + snaps, snaps[::-1] + [final], [snaps[1], final, snaps[0]]):
+        out, err = clean_run("top", "--json", "-n", "0", *order)
+        top = json.loads(out)
+        assert site_flats(top) == want_sites(truths[0]), (order, site_flats(top))
+        assert top["total"] == final_totals["alloc_objects"], (top["total"], final_totals)
+        msgs = messages(err)
+        assert len(msgs) == 1, msgs
+        left = [p for p in order if p != final]
+        assert msgs[0].startswith("mapprof: %s: earlier snapshots of the process in %s (pid " %
+                                  (", ".join(left), final)) and "left out" in msgs[0], msgs
+    # the snapshots alone: the later one
+    out, err = clean_run("top", "--json", "-n", "0", *snaps)
+    assert site_flats(json.loads(out)) == want_sites(truths[2])
+    assert messages(err) == ["mapprof: %s: an earlier snapshot of the process in %s (pid %d), "
+                             "left out (each snapshot holds all the allocations before it)" % (
+                                 snaps[0], snaps[1], truths[0]["pid"])], err
+    # export and merge go through the same loading
+    prof = json.loads(clean_run("export", final, *snaps)[0])
+    assert [d["sequence"] for d in prof["dumps"]] == [0], prof["dumps"]
+    assert prof["totals"] == final_totals
+    merged = os.path.join(lib.tmpdir(), "merged.dump")
+    clean_run("merge", *snaps, final, "-o", merged)
+    m = lib.read_dump(merged)
+    assert m["totals"] == final_totals and m["info"]["pid"] == truths[0]["pid"], m["totals"]
+    assert m["info"]["threads"] == lib.read_dump(final)["info"]["threads"]
+    # diff takes two operands: a snapshot against the exit dump is what happened in between
+    d = json.loads(clean_run("diff", "--json", "-n", "0", snaps[0], final)[0])
+    fn = {f["name"]: f for f in d["functions"]}
+    for site in ("site_phase2", "site_phase3"):
+        grew = truths[0]["sites"][site]["objects"] - truths[1]["sites"][site]["objects"]
+        assert grew > 0 and fn[site]["new_flat"] - fn[site]["base_flat"] == grew, (site, fn)
+    assert d["base_total"] == lib.read_dump(snaps[0])["totals"]["alloc_objects"]
+    assert d["new_total"] == final_totals["alloc_objects"]
+    # the same file twice
+    out, err = clean_run("top", "--json", "-n", "0", final, final)
+    assert site_flats(json.loads(out)) == want_sites(truths[0])
+    assert len(messages(err)) == 1 and "a copy of the snapshot" in err, err
+    # another process adds up
+    sites = lib.build_prog("report_sites_O2", ["report_sites.c"], flags=["-O2", "-g"])
+    cp, other = lib.run_profiled([sites, "1"])
+    out, err = clean_run("top", "--json", "-n", "0", snaps[0], other)
+    assert json.loads(out)["total"] == lib.read_dump(snaps[0])["totals"]["alloc_objects"] + \
+        lib.read_dump(other)["totals"]["alloc_objects"]
+    assert not messages(err), err
