@@ -10,9 +10,12 @@
 #define WIDTH 1200
 #define ROW   16
 
+/* Text for the SVG (an XML document in UTF-8): markup characters escaped, control characters
+ * (which XML does not allow) as spaces, and each ill-formed UTF-8 sequence of a name or path,
+ * which would make the whole file unreadable, as U+FFFD. */
 static void xml(struct strbuf *sb, const char *s)
 {
-	for (; *s; s++) {
+	while (*s) {
 		switch (*s) {
 		case '&':
 			sb_adds(sb, "&amp;");
@@ -27,11 +30,20 @@ static void xml(struct strbuf *sb, const char *s)
 			sb_adds(sb, "&quot;");
 			break;
 		default:
-			if ((unsigned char)*s < 0x20)
+			if ((unsigned char)*s < 0x20) {
 				sb_addch(sb, ' ');
+				break;
+			}
+			bool valid;
+			size_t n = utf8_next(s, &valid);
+			if (valid)
+				sb_add(sb, s, n);
 			else
-				sb_addch(sb, *s);
+				sb_adds(sb, "\xef\xbf\xbd");
+			s += n;
+			continue;
 		}
+		s++;
 	}
 }
 

@@ -70,6 +70,42 @@ void sb_pad(struct strbuf *sb, size_t from, size_t width)
 		sb_addch(sb, ' ');
 }
 
+size_t utf8_next(const char *s, bool *valid)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char c = p[0];
+	*valid = true;
+	if (c < 0x80)
+		return 1;
+	/* the lead byte gives the length and the range of the second byte (which rules out
+	 * overlong forms, surrogates and code points past U+10FFFF); later bytes are 80..BF */
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		*valid = false; /* a stray continuation byte, C0, C1, F5..FF */
+		return 1;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if (p[i] < lo || p[i] > hi) { /* (the terminating NUL stops here too) */
+			*valid = false;
+			return i; /* the lead byte and the bytes that could still have begun it */
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return len;
+}
+
 void sb_json_str(struct strbuf *sb, const char *s)
 {
 	if (!s) {
@@ -77,28 +113,44 @@ void sb_json_str(struct strbuf *sb, const char *s)
 		return;
 	}
 	sb_addch(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
+	for (const char *p = s; *p;) {
+		unsigned char c = (unsigned char)*p;
+		switch (c) {
 		case '"':
 			sb_adds(sb, "\\\"");
-			break;
+			p++;
+			continue;
 		case '\\':
 			sb_adds(sb, "\\\\");
-			break;
+			p++;
+			continue;
 		case '\n':
 			sb_adds(sb, "\\n");
-			break;
+			p++;
+			continue;
 		case '\t':
 			sb_adds(sb, "\\t");
-			break;
-		default:
-			/* Control bytes and bytes that are not ASCII are escaped so the output is
-			 * valid JSON whatever a path holds (paths are bytes, not UTF-8). */
-			if (*p < 0x20 || *p >= 0x7f)
-				sb_addf(sb, "\\u%04x", *p);
-			else
-				sb_addch(sb, *p);
+			p++;
+			continue;
 		}
+		if (c < 0x20 || c == 0x7f) {
+			sb_addf(sb, "\\u%04x", c);
+			p++;
+			continue;
+		}
+		/* Names and paths are bytes: valid UTF-8 goes out as it is (JSON is UTF-8), each
+		 * ill-formed sequence as one U+FFFD, so the output is always valid JSON.
+		 * U+2028 and U+2029 are escaped for JavaScript parsers older than ES2019. */
+		bool valid;
+		size_t n = utf8_next(p, &valid);
+		if (!valid)
+			sb_adds(sb, "\\ufffd");
+		else if (n == 3 && c == 0xe2 && (unsigned char)p[1] == 0x80 &&
+		         ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9))
+			sb_adds(sb, (unsigned char)p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+		else
+			sb_add(sb, p, n);
+		p += n;
 	}
 	sb_addch(sb, '"');
 }

@@ -1,7 +1,8 @@
 """test_report_figures.py: the report's figures are right at the edges. A diff flame graph keeps
 every frame inside the picture and inside its parent; the snapshots one process leaves
-(MAPPROF_SIGNAL, MAPPROF_INTERVAL) are counted once, not added up (all run under ASan and UBSan).
-Expected numbers come from the programs' own counts."""
+(MAPPROF_SIGNAL, MAPPROF_INTERVAL) are counted once, not added up; JSON passes names and paths
+through as the UTF-8 they are (and stays valid JSON when they are not UTF-8) (all run under ASan and
+UBSan). Expected numbers come from the programs' own counts."""
 import json
 import os
 import re
@@ -225,3 +226,66 @@ def test_figures_snapshots_counted_once():
     assert json.loads(out)["total"] == lib.read_dump(snaps[0])["totals"]["alloc_objects"] + \
         lib.read_dump(other)["totals"]["alloc_objects"]
     assert not messages(err), err
+
+
+# ---- 3. JSON is UTF-8 ----
+
+def build_in(dirname, srcname):
+    """report_sites.c copied into DIRNAME/SRCNAME (str, may hold surrogate-escaped bytes) and
+    built there with its absolute path in the debug information; returns (source, binary)."""
+    os.makedirs(dirname)
+    src = os.path.join(dirname, srcname)
+    with open(os.path.join(PROGS, "report_sites.c"), "rb") as f, open(src, "wb") as g:
+        g.write(f.read())
+    exe = os.path.join(dirname, "prog")
+    cp = subprocess.run(["gcc", "-std=gnu11", "-O2", "-g", "-o", exe, src], capture_output=True,
+                        text=True)
+    assert cp.returncode == 0, cp.stderr[-1000:]
+    return src, exe
+
+
+def test_figures_json_utf8_paths():
+    """A program built in a directory named in UTF-8 (accents, a euro sign, U+2028): the JSON
+    export, top and tree give its executable and source paths exactly, as UTF-8 (U+2028
+    escaped); before, each byte became a \\u00XX character ("café" read "cafÃ©"). A directory
+    whose name is not UTF-8 gives valid JSON with U+FFFD for each ill-formed sequence, as
+    Python's decoder replaces them, and a well-formed flame graph."""
+    base = lib.tmpdir()
+    name = "caf\u00e9 \u00fcber\u2028\u20ac"
+    src, exe = build_in(os.path.join(base, name), "na\u00efve.c")
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0, cp.stderr[-500:]
+    out = clean_run("export", dump)[0]
+    assert "caf\u00e9" in out and "\\u2028" in out and "\u2028" not in out
+    prof = json.loads(out)
+    assert prof["dumps"][0]["exe"] == exe, (prof["dumps"][0]["exe"], exe)
+    files = {f["file"] for c in prof["chains"] for f in c["frames"]
+             if f["function"] == "leaf_alpha"}
+    assert files == {src}, (files, src)
+    top = json.loads(clean_run("top", "--json", "--lines", "-n", "0", dump)[0])
+    assert {r["file"] for r in top["rows"] if r["name"] == "leaf_alpha"} == {src}
+    tree = json.loads(clean_run("tree", "--json", "--lines", dump)[0])["tree"]
+    keys, stack = [], [tree]
+    while stack:
+        n = stack.pop()
+        keys.append(n["name"])
+        stack.extend(n["children"])
+    assert any(k.startswith("leaf_alpha " + src + ":") for k in keys), keys
+
+    raw = b"bad\xff\xe2\x82-\xed\xa0\x80-\xc0\xaf-\xf4\x90\x80\x80-ok\xc3\xa9"
+    src, exe = build_in(os.path.join(base, os.fsdecode(raw)), "x.c")
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0, cp.stderr[-500:]
+    prof = json.loads(clean_run("export", dump)[0])  # strict UTF-8, then JSON
+    want = os.fsencode(src).decode("utf-8", "replace")
+    assert "\ufffd" in want and want.endswith("-ok\u00e9/x.c")
+    assert prof["dumps"][0]["exe"] == os.fsencode(exe).decode("utf-8", "replace")
+    files = {f["file"] for c in prof["chains"] for f in c["frames"]
+             if f["function"] == "leaf_alpha"}
+    assert files == {want}, (files, want)
+    # the SVG is XML in UTF-8: the same replacement keeps it well-formed
+    svg = os.path.join(base, "lines.svg")
+    clean_run("flame", "--lines", dump, "-o", svg)
+    titles = [g.find(SVG + "title").text for g in ET.parse(svg).getroot().iter(SVG + "g")
+              if g.get("class") == "f"]
+    assert any(t.startswith("leaf_alpha " + want + ":") for t in titles), titles
