@@ -157,6 +157,21 @@ static void indent(struct strbuf *sb, int depth)
 		sb_addf(sb, "[%d] ", depth);
 }
 
+/* Which children of a node are shown: the text and the JSON of a tree make the same choice.
+ * Children come largest first; those with no value are left out, and those past the first
+ * `nodecount` (when it is above 0) or under min_value fold into one "(N more)" entry. */
+enum kid_show { KID_NONE, KID_SHOWN, KID_FOLDED };
+
+static enum kid_show kid_show(const struct tnode *k, size_t i, enum sample_index s, long nodecount,
+                              uint64_t min_value)
+{
+	if (!k->v[s])
+		return KID_NONE;
+	if ((nodecount > 0 && i >= (size_t)nodecount) || k->v[s] < min_value)
+		return KID_FOLDED;
+	return KID_SHOWN;
+}
+
 void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, enum sample_index s,
                 uint64_t total, long nodecount, uint64_t min_value, struct output *out)
 {
@@ -165,9 +180,10 @@ void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, e
 	size_t nfolded = 0;
 	for (size_t i = 0; i < nd->nkids; i++) {
 		const struct tnode *k = &t->n[nd->kids[i]];
-		if (!k->v[s])
+		enum kid_show show = kid_show(k, i, s, nodecount, min_value);
+		if (show == KID_NONE)
 			continue;
-		if ((nodecount && (long)i >= nodecount) || k->v[s] < min_value) {
+		if (show == KID_FOLDED) {
 			folded += k->v[s];
 			nfolded++;
 			continue;
@@ -197,23 +213,37 @@ void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, e
 }
 
 void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s,
-               struct output *out)
+               long nodecount, uint64_t min_value, struct output *out)
 {
 	const struct tnode *nd = &t->n[at];
 	sb_adds(sb, "{\"name\":");
 	sb_json_str(sb, nd->key);
 	sb_addf(sb, ",\"value\":%llu,\"self\":%llu,\"children\":[", (unsigned long long)nd->v[s],
 	        (unsigned long long)nd->self[s]);
-	int first = 1;
+	bool first = true;
+	uint64_t folded = 0;
+	size_t nfolded = 0;
 	for (size_t i = 0; i < nd->nkids; i++) {
-		if (!t->n[nd->kids[i]].v[s])
+		const struct tnode *k = &t->n[nd->kids[i]];
+		enum kid_show show = kid_show(k, i, s, nodecount, min_value);
+		if (show == KID_NONE)
 			continue;
+		if (show == KID_FOLDED) {
+			folded += k->v[s];
+			nfolded++;
+			continue;
+		}
 		if (!first)
 			sb_addch(sb, ',');
-		first = 0;
+		first = false;
 		if (out)
 			out_flush(out, sb, OUT_CHUNK);
-		trie_json(sb, t, nd->kids[i], s, out);
+		trie_json(sb, t, nd->kids[i], s, nodecount, min_value, out);
 	}
+	if (nfolded)
+		sb_addf(sb,
+		        "%s{\"name\":\"(%zu more)\",\"value\":%llu,\"self\":0,\"folded\":%zu,"
+		        "\"children\":[]}",
+		        first ? "" : ",", nfolded, (unsigned long long)folded, nfolded);
 	sb_adds(sb, "]}");
 }

@@ -47,12 +47,14 @@ void trie_sort(struct trie *t, enum sample_index s);
 void trie_free(struct trie *t);
 
 /* Prints the subtree under `at` as indented text: "value pct  name", children largest first,
- * at most nodecount per node (0: all), nodes under min_value folded into one line. With OUT,
- * the text is written out as it grows (see out_flush). */
+ * at most nodecount per node (0 or less: all), the rest and nodes under min_value folded into
+ * one "(N more)" line. With OUT, the text is written out as it grows (see out_flush). */
 void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, enum sample_index s,
                 uint64_t total, long nodecount, uint64_t min_value, struct output *out);
-/* The subtree under `at` as JSON: {"name":..,"value":..,"self":..,"children":[..]}. */
+/* The subtree under `at` as JSON: {"name":..,"value":..,"self":..,"children":[..]}, with the
+ * children trie_print shows and its "(N more)" line as a last child {"name":"(N more)","value":..,
+ * "self":0,"folded":N,"children":[]}. */
 void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s,
-               struct output *out);
+               long nodecount, uint64_t min_value, struct output *out);
 
 #endif

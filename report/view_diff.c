@@ -109,9 +109,11 @@ int cmd_diff(struct options *o)
 			}
 		}
 	}
-	size_t nf = t.n;
+	size_t nf = t.n, nfchanged = 0;
 	if (nf)
 		qsort(fr, nf, sizeof(*fr), cmp_rows);
+	for (size_t i = 0; i < nf; i++)
+		nfchanged += fr[i].base != fr[i].now || fr[i].base_cum != fr[i].now_cum;
 	struct drow *cr = xcalloc(p.nchains + 1, sizeof(*cr));
 	size_t nc = 0;
 	for (size_t i = 0; i < p.nchains; i++) {
@@ -125,9 +127,10 @@ int cmd_diff(struct options *o)
 	}
 	if (nc)
 		qsort(cr, nc, sizeof(*cr), cmp_rows);
-	size_t limit = o->nodecount ? (size_t)o->nodecount : 20;
-	if (o->nodecount == 0 && o->json)
-		limit = SIZE_MAX;
+	/* rows of each table: -n N, all with -n 0; without -n, 20 in text and all in JSON */
+	size_t limit = o->nodecount > 0               ? (size_t)o->nodecount
+	               : o->nodecount == 0 || o->json ? SIZE_MAX
+	                                              : 20;
 	int64_t bt = (int64_t)p.base_shown[s], nt = (int64_t)p.shown[s];
 	double pct = delta_pct(bt, nt);
 
@@ -203,6 +206,9 @@ int cmd_diff(struct options *o)
 		}
 		if (!shown)
 			sb_adds(&sb, "  (no change)\n");
+		else if (nfchanged > shown)
+			sb_addf(&sb, "  (%zu more changed functions; --nodecount 0 shows all)\n",
+			        nfchanged - shown);
 		sb_adds(&sb, "\nPer chain (innermost <- callers):\n");
 		sb_adds(&sb, "      base        new       delta  chain\n");
 		for (size_t i = 0; i < nc && i < limit; i++) {
@@ -218,7 +224,7 @@ int cmd_diff(struct options *o)
 		if (!nc)
 			sb_adds(&sb, "  (no change)\n");
 		else if (nc > limit)
-			sb_addf(&sb, "  (%zu more changed chains; --nodecount N shows more)\n",
+			sb_addf(&sb, "  (%zu more changed chains; --nodecount 0 shows all)\n",
 			        nc - limit);
 	}
 	emit(o, &sb);

@@ -40,7 +40,7 @@ static void print_one(struct strbuf *sb, struct profile *p, const struct options
 			        (unsigned long long)e->callers.v[i].flat[s]);
 		}
 		sb_adds(sb, "],\"callees\":");
-		trie_json(sb, below, 0, s, out);
+		trie_json(sb, below, 0, s, o->nodecount, 0, out);
 		sb_addch(sb, '}');
 		return;
 	}

@@ -1,6 +1,7 @@
 /* view_tree.c: `mapprof tree`: the call tree from the outermost callers down to the functions
  * that call the allocator, cumulative value and share per node, largest first; children under
- * 0.1% of the total fold into one "(N more)" line. Reads only the profile. */
+ * 0.1% of the total, and past the first -n N, fold into one "(N more)" line (in the JSON too).
+ * Reads only the profile. */
 #include "trie.h"
 #include "usage.h"
 
@@ -23,7 +24,7 @@ int cmd_tree(struct options *o)
 	if (o->json) {
 		sb_addf(&sb, "{\"sample\":\"%s\",\"total\":%llu,\"tree\":", sample_names[s],
 		        (unsigned long long)p.total[s]);
-		trie_json(&sb, &t, 0, s, &out);
+		trie_json(&sb, &t, 0, s, o->nodecount, p.total[s] / 1000, &out);
 		sb_adds(&sb, "}\n");
 	} else {
 		text_header(&sb, &p, o);

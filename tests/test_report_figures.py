@@ -1,12 +1,15 @@
 """test_report_figures.py: the report's figures are right at the edges. A diff flame graph keeps
 every frame inside the picture and inside its parent; the snapshots one process leaves
 (MAPPROF_SIGNAL, MAPPROF_INTERVAL) are counted once, not added up; JSON passes names and paths
-through as the UTF-8 they are (and stays valid JSON when they are not UTF-8) (all run under ASan and
-UBSan). Expected numbers come from the programs' own counts."""
+through as the UTF-8 they are (and stays valid JSON when they are not UTF-8); `-n 0` shows
+everything in every view and the JSON of tree and peek selects what their text shows (all run under
+ASan and UBSan). Expected numbers come from the programs' own counts or from the dumps the tests
+build."""
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -289,3 +292,124 @@ def test_figures_json_utf8_paths():
     titles = [g.find(SVG + "title").text for g in ET.parse(svg).getroot().iter(SVG + "g")
               if g.get("class") == "f"]
     assert any(t.startswith("leaf_alpha " + want + ":") for t in titles), titles
+
+
+# ---- 4. -n 0 is all, and JSON selects what the text shows ----
+
+def rec(tag, payload):
+    return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
+
+
+def make_dump(chains, pid=7, start_ns=1, end_ns=2, sequence=0, period=0):
+    """A valid version 2 dump: CHAINS is [(addresses, [(log2, objects, bytes, min, max)])], each
+    address a frame outside every module (shown as 0x..)."""
+    info = struct.pack("<QQQQIIIIQQQ", pid, 1, start_ns, end_ns, 1 | (2 if period else 0), 64,
+                       0, sequence, period, 0, 1)
+    out = b"MAPPROF\0" + struct.pack("<II", 2, 16) + rec(1, info) + rec(2, b"/nonexistent/prog")
+    out += rec(3, b"prog\0")
+    frames, index = [], {}
+    for addrs, _ in chains:
+        for a in addrs:
+            if a not in index:
+                index[a] = len(frames)
+                frames.append(struct.pack("<IIQ", 0xFFFFFFFF, 0, a))
+    out += rec(6, b"".join(frames))
+    tot = [0, 0]
+    for i, (addrs, classes) in enumerate(chains):
+        objs, space = sum(c[1] for c in classes), sum(c[2] for c in classes)
+        ids = struct.pack("<%dI" % len(addrs), *[index[a] for a in addrs])
+        ids += b"\0" * (-len(ids) % 8)
+        out += rec(5, struct.pack("<IIIIQQQQ", i, 0, len(addrs), len(classes), objs, space, 0,
+                                  0) + ids + b"".join(struct.pack("<IIQQQQ", *(c[:1] + (0,) +
+                                                                               c[1:]))
+                                                      for c in classes))
+        tot[0] += objs
+        tot[1] += space
+    return out + rec(0x454E44, struct.pack("<QQQQQQ", len(chains), 0, tot[0], tot[1], 0, 0))
+
+
+def write(name, data):
+    path = os.path.join(lib.tmpdir(), name)
+    with open(path, "wb") as f:
+        f.write(data)
+    lib.read_dump(path)  # the independent reader accepts it
+    return path
+
+
+def test_figures_diff_nodecount():
+    """30 functions, each grown from BASE to NEW: the text diff shows 20 rows of each table by
+    default and says how many more changed (the function table said nothing), -n 5 shows 5, and
+    -n 0 shows all 30 (it showed 20); the JSON shows all by default, N with -n N."""
+    n = 30
+    base = write("base.dump", make_dump([([0x1000 + 16 * i], [(5, i + 1, 16 * (i + 1), 16, 16)])
+                                         for i in range(n)]))
+    new = write("new.dump", make_dump([([0x1000 + 16 * i], [(5, 2 * i + 2, 32 * (i + 1), 16, 16)])
+                                        for i in range(n)]))
+
+    def tables(*opts):
+        out = clean_run("diff", *opts, base, new)[0]
+        funcs = re.findall(r"^ .* (0x[0-9a-f]+)$", out.split("Per chain")[0], re.M)
+        chains = re.findall(r"^ .*  (0x[0-9a-f]+)$", out.split("Per chain")[1], re.M)
+        more = re.findall(r"\((\d+) more changed (functions|chains); --nodecount 0 shows all\)",
+                          out)
+        return len(funcs), len(chains), sorted(more, key=lambda m: m[1])
+
+    assert tables() == (20, 20, [("10", "chains"), ("10", "functions")]), tables()
+    assert tables("-n", "5") == (5, 5, [("25", "chains"), ("25", "functions")])
+    assert tables("-n", "0") == (n, n, []), tables("-n", "0")
+    assert tables("-n", "40") == (n, n, [])
+    for opts, rows in (((), n), (("-n", "0"), n), (("-n", "7"), 7)):
+        d = json.loads(clean_run("diff", "--json", *opts, base, new)[0])
+        assert len(d["functions"]) == rows and len(d["chains"]) == rows, (opts, d)
+    # largest change first
+    d = json.loads(clean_run("diff", "--json", "-n", "1", base, new)[0])
+    assert d["functions"][0]["name"] == "0x%x" % (0x1000 + 16 * (n - 1))
+
+
+def text_tree(lines, depth0):
+    """(depth, name, value) of trie_print's lines: "%10s %6.2f%%  " then two spaces a level."""
+    out = []
+    for l in lines:
+        value, rest = l[:10].strip(), l[20:]
+        name = rest.lstrip(" ")
+        name = re.sub(r"  \(self [^)]*\)$", "", name)
+        out.append(((len(rest) - len(name)) // 2 - depth0, name, int(value)))
+    return out
+
+
+def json_tree(node, depth=0):
+    out = []
+    for c in node["children"]:
+        out.append((depth, c["name"], c["value"]))
+        if c["name"].endswith(" more)"):
+            assert c["folded"] == int(c["name"][1:].split()[0]) and not c["children"], c
+        out += json_tree(c, depth + 1)
+    return out
+
+
+def test_figures_tree_peek_json_nodecount():
+    """tree --json and peek --json show the nodes their text shows, with -n N (at most N children
+    a node) and tree's folding of nodes under 0.1%: the rest is one "(N more)" child, as the
+    text's line (the JSON ignored both and listed every node)."""
+    sites = lib.build_prog("report_sites_O2", ["report_sites.c"], flags=["-O2", "-g"])
+    cp, dump = lib.run_profiled([sites, "10"])
+    assert cp.returncode == 0
+    for opts in ((), ("-n", "1"), ("-n", "2"), ("-n", "0")):
+        text = clean_run("tree", *opts, dump)[0].splitlines()
+        i = next(i for i, l in enumerate(text) if l.strip() == "cum   cum%")
+        want = text_tree(text[i + 1:], 0)
+        got = json_tree(json.loads(clean_run("tree", "--json", *opts, dump)[0])["tree"])
+        assert got == want, (opts, got, want)
+        if opts == ("-n", "1"):
+            assert any(name == "(1 more)" for _, name, _ in got), got
+        if not opts:  # the stdout buffer's one allocation is under 0.1% of 2,571
+            assert any(name.endswith(" more)") for _, name, _ in got), got
+    for opts in ((), ("-n", "1"), ("-n", "0")):
+        text = clean_run("peek", *opts, "^main$", dump)[0].splitlines()
+        i = text.index("  callees (down to the allocator):")
+        want = text_tree(text[i + 1:], 2)
+        (fn,) = json.loads(clean_run("peek", "--json", *opts, "^main$", dump)[0])["functions"]
+        got = json_tree(fn["callees"])
+        assert got == want, (opts, got, want)
+        if opts == ("-n", "1"):
+            assert got[-1][1].endswith(" more)") and got[-1][0] == 0, got
