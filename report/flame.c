@@ -262,10 +262,10 @@ int cmd_flame(struct options *o)
 			static const char growth_key[] = "(container growth)";
 			at = trie_child(&t, at, growth_key, NULL);
 			for (int q = 0; q < NSAMPLES; q++) {
-				t.n[at].v[q] += c->v[q];
-				t.n[at].base[q] += c->base[q];
+				t.n[at].v[q] = sat_add(t.n[at].v[q], c->v[q]);
+				t.n[at].base[q] = sat_add(t.n[at].base[q], c->base[q]);
 			}
-			t.n[at].growth_v += c->v[s];
+			t.n[at].growth_v = sat_add(t.n[at].growth_v, c->v[s]);
 		}
 	}
 	/* highlight frames whose value is mostly growth, not every caller up to main */

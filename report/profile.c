@@ -114,8 +114,8 @@ static void merge_classes(struct pchain *c, const struct pclass *k, size_t n)
 			j++;
 		if (j < c->nclasses && c->classes[j].log2 == k[i].log2) {
 			struct pclass *t = &c->classes[j];
-			t->objects += k[i].objects;
-			t->bytes += k[i].bytes;
+			t->objects = sat_add(t->objects, k[i].objects);
+			t->bytes = sat_add(t->bytes, k[i].bytes);
 			t->min = t->min < k[i].min ? t->min : k[i].min;
 			t->max = t->max > k[i].max ? t->max : k[i].max;
 			continue;
@@ -144,9 +144,9 @@ static void add_chain(struct profile *p, const struct pframe *const *frames, siz
 		if (chain_same(c, frames, nframes, truncated, h)) {
 			for (int s = 0; s < NSAMPLES; s++) {
 				if (p->loading_base)
-					c->base[s] += v[s];
+					c->base[s] = sat_add(c->base[s], v[s]);
 				else
-					c->v[s] += v[s];
+					c->v[s] = sat_add(c->v[s], v[s]);
 			}
 			if (!p->loading_base)
 				merge_classes(c, classes, nclasses);
@@ -270,9 +270,19 @@ static double objects_scale(uint64_t min, uint64_t max, double mean_size, uint64
 	return q > 0 ? 1.0 / q : sample_scale(mean_size, period);
 }
 
-static uint64_t scaled(uint64_t v, double k)
+/* v * k rounded to an integer, halves away from zero (as llround, but over the whole range of
+ * uint64_t). An estimate of 2^64 or more cannot be held: it is capped at UINT64_MAX and *capped
+ * is set, so that the caller can say so. */
+static uint64_t scaled(uint64_t v, double k, bool *capped)
 {
-	return k == 1.0 ? v : (uint64_t)llround((double)v * k);
+	if (k == 1.0)
+		return v;
+	double x = round((double)v * k);
+	if (!(x < 0x1p64)) { /* (NaN and infinity too, which a scale never is) */
+		*capped = true;
+		return UINT64_MAX;
+	}
+	return (uint64_t)x;
 }
 
 void profile_add_dump(struct profile *p, struct dump *d)
@@ -298,6 +308,7 @@ void profile_add_dump(struct profile *p, struct dump *d)
 		}
 	}
 	uint64_t period = d->info.sample_period;
+	bool capped = false;
 	struct pclass *cls = NULL;
 	size_t cls_alloc = 0;
 	const struct pframe **frames = NULL;
@@ -345,10 +356,11 @@ void profile_add_dump(struct profile *p, struct dump *d)
 			for (uint32_t k = 0; k < dc->c.nclasses; k++) {
 				double mean = (double)cls[k].bytes / (double)cls[k].objects;
 				double so = objects_scale(cls[k].min, cls[k].max, mean, period);
-				cls[k].objects = scaled(cls[k].objects, so);
-				cls[k].bytes = scaled(cls[k].bytes, sample_scale(mean, period));
-				o += cls[k].objects;
-				b += cls[k].bytes;
+				cls[k].objects = scaled(cls[k].objects, so, &capped);
+				cls[k].bytes =
+				    scaled(cls[k].bytes, sample_scale(mean, period), &capped);
+				o = sat_add(o, cls[k].objects);
+				b = sat_add(b, cls[k].bytes);
 			}
 			if (dc->c.nclasses) {
 				v[S_ALLOC_OBJECTS] = o;
@@ -357,15 +369,15 @@ void profile_add_dump(struct profile *p, struct dump *d)
 			if (v[S_INUSE_OBJECTS]) {
 				double sc = sample_scale(
 				    (double)v[S_INUSE_SPACE] / (double)v[S_INUSE_OBJECTS], period);
-				v[S_INUSE_OBJECTS] = scaled(v[S_INUSE_OBJECTS], sc);
-				v[S_INUSE_SPACE] = scaled(v[S_INUSE_SPACE], sc);
+				v[S_INUSE_OBJECTS] = scaled(v[S_INUSE_OBJECTS], sc, &capped);
+				v[S_INUSE_SPACE] = scaled(v[S_INUSE_SPACE], sc, &capped);
 			}
 		}
 		for (int s = 0; s < NSAMPLES; s++) {
 			if (p->loading_base)
-				p->base_total[s] += v[s];
+				p->base_total[s] = sat_add(p->base_total[s], v[s]);
 			else
-				p->total[s] += v[s];
+				p->total[s] = sat_add(p->total[s], v[s]);
 		}
 		add_chain(p, frames, n, dc->c.flags & MP_CHAIN_TRUNCATED, v, cls, dc->c.nclasses);
 	}
@@ -374,6 +386,10 @@ void profile_add_dump(struct profile *p, struct dump *d)
 	free(frames);
 	free(cls);
 	free(map);
+	if (capped)
+		error("%s: some sampled estimates are 2^64 or more and are shown as %llu, the "
+		      "largest 64-bit count",
+		      d->path, (unsigned long long)UINT64_MAX);
 }
 
 bool frame_matches(const struct profile *p, const struct pframe *f, const regex_t *re)
@@ -428,8 +444,8 @@ void profile_filter(struct profile *p, const struct options *o)
 		    (focus && !chain_matches(c, focus)) || (ignore && chain_matches(c, ignore));
 		if (!c->hidden) {
 			for (int s = 0; s < NSAMPLES; s++) {
-				p->shown[s] += c->v[s];
-				p->base_shown[s] += c->base[s];
+				p->shown[s] = sat_add(p->shown[s], c->v[s]);
+				p->base_shown[s] = sat_add(p->base_shown[s], c->base[s]);
 			}
 		}
 	}

@@ -121,6 +121,14 @@ bool frame_same(const struct pframe *a, const struct pframe *b);
 /* True when RE matches the frame's full or display name, or its file:line. */
 bool frame_matches(const struct profile *p, const struct pframe *f, const regex_t *re);
 
+/* a + b, or UINT64_MAX when that does not fit: the profile's values are counts of up to 64 bits,
+ * and a sum of them that does not fit (a merge of huge dumps, scaled estimates) stays at the
+ * largest value rather than wrapping around. */
+static inline uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /* Human-readable value of a sample: "1.5MB" for space, "12345" for objects. */
 void format_value(struct strbuf *sb, enum sample_index s, uint64_t v);
 /* Percentage of v in total, 0 when total is 0. */

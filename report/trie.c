@@ -77,11 +77,11 @@ size_t trie_add(struct trie *t, struct profile *p, size_t at, const struct pchai
 #define TRIE_ADD_VALUES(node)                                                                      \
 	do {                                                                                       \
 		for (int s_ = 0; s_ < NSAMPLES; s_++) {                                            \
-			(node)->v[s_] += v[s_];                                                    \
+			(node)->v[s_] = sat_add((node)->v[s_], v[s_]);                             \
 			if (base)                                                                  \
-				(node)->base[s_] += base[s_];                                      \
+				(node)->base[s_] = sat_add((node)->base[s_], base[s_]);            \
 		}                                                                                  \
-		(node)->growth_v += growth;                                                        \
+		(node)->growth_v = sat_add((node)->growth_v, growth);                              \
 	} while (0)
 	TRIE_ADD_VALUES(&t->n[at]);
 	bool cut = c->truncated && at == 0 && from + 1 == c->nframes;
@@ -102,7 +102,7 @@ size_t trie_add(struct trie *t, struct profile *p, size_t at, const struct pchai
 	}
 #undef TRIE_ADD_VALUES
 	for (int s = 0; s < NSAMPLES; s++)
-		t->n[at].self[s] += v[s];
+		t->n[at].self[s] = sat_add(t->n[at].self[s], v[s]);
 	return at;
 }
 
@@ -184,7 +184,7 @@ void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, e
 		if (show == KID_NONE)
 			continue;
 		if (show == KID_FOLDED) {
-			folded += k->v[s];
+			folded = sat_add(folded, k->v[s]);
 			nfolded++;
 			continue;
 		}
@@ -229,7 +229,7 @@ void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_i
 		if (show == KID_NONE)
 			continue;
 		if (show == KID_FOLDED) {
-			folded += k->v[s];
+			folded = sat_add(folded, k->v[s]);
 			nfolded++;
 			continue;
 		}

@@ -1,6 +1,8 @@
 /* view_diff.c: `mapprof diff BASE NEW`: per-function and per-chain deltas (NEW - BASE) of the
  * chosen sample, largest change first, with totals. Both sides go into one profile, so chains
- * match by symbols (function, file:line), never by addresses. --fail-if-increase PCT exits 3. */
+ * match by symbols (function, file:line), never by addresses. --fail-if-increase PCT exits 3.
+ * Values are whole 64-bit counts: a delta is kept as a sign and a magnitude, never as a signed
+ * 64-bit number, which cannot hold every difference of two of them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,50 +12,67 @@
 struct drow {
 	const char *name;
 	const struct pchain *c; /* chain rows */
-	int64_t base, now, base_cum, now_cum;
+	uint64_t base, now, base_cum, now_cum;
 };
+
+/* |a - b| */
+static uint64_t distance(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
 
 static int cmp_rows(const void *a, const void *b)
 {
 	const struct drow *x = a, *y = b;
-	int64_t dx = llabs(x->now - x->base), dy = llabs(y->now - y->base);
+	uint64_t dx = distance(x->now, x->base), dy = distance(y->now, y->base);
 	if (dx != dy)
 		return dx > dy ? -1 : 1;
-	int64_t cx = llabs(x->now_cum - x->base_cum), cy = llabs(y->now_cum - y->base_cum);
+	uint64_t cx = distance(x->now_cum, x->base_cum), cy = distance(y->now_cum, y->base_cum);
 	if (cx != cy)
 		return cx > cy ? -1 : 1;
 	/* equal changes: the more specific function (smaller cum) first, not _start */
-	int64_t sx = x->base_cum + x->now_cum, sy = y->base_cum + y->now_cum;
+	uint64_t sx = sat_add(x->base_cum, x->now_cum), sy = sat_add(y->base_cum, y->now_cum);
 	if (sx != sy)
 		return sx < sy ? -1 : 1;
 	return x->name && y->name ? strcmp(x->name, y->name) : 0;
 }
 
-static void signed_value(struct strbuf *sb, enum sample_index s, int64_t v)
+/* NEW - BASE with its sign: "+5", "-1.00kB", "0". */
+static void add_delta(struct strbuf *sb, enum sample_index s, uint64_t base, uint64_t now)
+{
+	if (now != base)
+		sb_addch(sb, now > base ? '+' : '-');
+	format_value(sb, s, distance(now, base));
+}
+
+static void signed_value(struct strbuf *sb, enum sample_index s, uint64_t base, uint64_t now)
 {
 	struct strbuf t = STRBUF_INIT;
-	if (v > 0)
-		sb_addch(&t, '+');
-	else if (v < 0)
-		sb_addch(&t, '-');
-	format_value(&t, s, (uint64_t)llabs(v));
+	add_delta(&t, s, base, now);
 	sb_addf(sb, "%11s", sb_str(&t));
 	sb_release(&t);
 }
 
-static void value(struct strbuf *sb, enum sample_index s, int64_t v)
+static void value(struct strbuf *sb, enum sample_index s, uint64_t v)
 {
 	struct strbuf t = STRBUF_INIT;
-	format_value(&t, s, (uint64_t)v);
+	format_value(&t, s, v);
 	sb_addf(sb, "%10s", sb_str(&t));
 	sb_release(&t);
 }
 
-static double delta_pct(int64_t base, int64_t now)
+/* NEW - BASE as a JSON number (exact, whatever its size). */
+static void json_delta(struct strbuf *sb, uint64_t base, uint64_t now)
+{
+	sb_addf(sb, now >= base ? "%llu" : "-%llu", (unsigned long long)distance(now, base));
+}
+
+static double delta_pct(uint64_t base, uint64_t now)
 {
 	if (base == 0)
 		return now == 0 ? 0.0 : 1e9;
-	return 100.0 * (double)(now - base) / (double)base;
+	double d = (double)distance(now, base);
+	return 100.0 * (now >= base ? d : -d) / (double)base;
 }
 
 /* "innermost <- caller <- ..." for a chain row, up to main. */
@@ -99,13 +118,13 @@ int cmd_diff(struct options *o)
 			}
 			fr[x].name = key;
 			if (k == 0) {
-				fr[x].base += (int64_t)c->base[s];
-				fr[x].now += (int64_t)c->v[s];
+				fr[x].base = sat_add(fr[x].base, c->base[s]);
+				fr[x].now = sat_add(fr[x].now, c->v[s]);
 			}
 			if (t.v[x].last_chain != i) {
 				t.v[x].last_chain = i;
-				fr[x].base_cum += (int64_t)c->base[s];
-				fr[x].now_cum += (int64_t)c->v[s];
+				fr[x].base_cum = sat_add(fr[x].base_cum, c->base[s]);
+				fr[x].now_cum = sat_add(fr[x].now_cum, c->v[s]);
 			}
 		}
 	}
@@ -121,8 +140,8 @@ int cmd_diff(struct options *o)
 		if (c->hidden || c->base[s] == c->v[s])
 			continue;
 		cr[nc].c = c;
-		cr[nc].base = (int64_t)c->base[s];
-		cr[nc].now = (int64_t)c->v[s];
+		cr[nc].base = c->base[s];
+		cr[nc].now = c->v[s];
 		nc++;
 	}
 	if (nc)
@@ -131,16 +150,15 @@ int cmd_diff(struct options *o)
 	size_t limit = o->nodecount > 0               ? (size_t)o->nodecount
 	               : o->nodecount == 0 || o->json ? SIZE_MAX
 	                                              : 20;
-	int64_t bt = (int64_t)p.base_shown[s], nt = (int64_t)p.shown[s];
+	uint64_t bt = p.base_shown[s], nt = p.shown[s];
 	double pct = delta_pct(bt, nt);
 
 	struct strbuf sb = STRBUF_INIT;
 	if (o->json) {
-		sb_addf(&sb,
-		        "{\"sample\":\"%s\",\"base_total\":%lld,\"new_total\":%lld,\"delta\":%lld,"
-		        "\"delta_pct\":%.4f,\"functions\":[",
-		        sample_names[s], (long long)bt, (long long)nt, (long long)(nt - bt),
-		        bt ? pct : 0.0);
+		sb_addf(&sb, "{\"sample\":\"%s\",\"base_total\":%llu,\"new_total\":%llu,\"delta\":",
+		        sample_names[s], (unsigned long long)bt, (unsigned long long)nt);
+		json_delta(&sb, bt, nt);
+		sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
 		size_t shown = 0;
 		for (size_t i = 0; i < nf && shown < limit; i++) {
 			const struct drow *r = &fr[i];
@@ -150,15 +168,15 @@ int cmd_diff(struct options *o)
 			sb_json_str(&sb, r->name);
 			sb_addf(
 			    &sb,
-			    ",\"base_flat\":%lld,\"new_flat\":%lld,\"base_cum\":%lld,\"new_cum\":"
-			    "%lld}",
-			    (long long)r->base, (long long)r->now, (long long)r->base_cum,
-			    (long long)r->now_cum);
+			    ",\"base_flat\":%llu,\"new_flat\":%llu,\"base_cum\":%llu,\"new_cum\":"
+			    "%llu}",
+			    (unsigned long long)r->base, (unsigned long long)r->now,
+			    (unsigned long long)r->base_cum, (unsigned long long)r->now_cum);
 		}
 		sb_adds(&sb, "],\"chains\":[");
 		for (size_t i = 0; i < nc && i < limit; i++) {
-			sb_addf(&sb, "%s{\"base\":%lld,\"new\":%lld,\"frames\":", i ? "," : "",
-			        (long long)cr[i].base, (long long)cr[i].now);
+			sb_addf(&sb, "%s{\"base\":%llu,\"new\":%llu,\"frames\":", i ? "," : "",
+			        (unsigned long long)cr[i].base, (unsigned long long)cr[i].now);
 			json_frames(&sb, &p, cr[i].c);
 			sb_addch(&sb, '}');
 		}
@@ -168,15 +186,11 @@ int cmd_diff(struct options *o)
 		        (unsigned long long)base->info.pid, now->path,
 		        (unsigned long long)now->info.pid);
 		sb_addf(&sb, "Total %s: ", sample_names[s]);
-		format_value(&sb, s, (uint64_t)bt);
+		format_value(&sb, s, bt);
 		sb_adds(&sb, " -> ");
-		format_value(&sb, s, (uint64_t)nt);
+		format_value(&sb, s, nt);
 		sb_adds(&sb, " (");
-		if (nt > bt)
-			sb_addch(&sb, '+');
-		else if (nt < bt)
-			sb_addch(&sb, '-');
-		format_value(&sb, s, (uint64_t)llabs(nt - bt));
+		add_delta(&sb, s, bt, nt);
 		if (bt)
 			sb_addf(&sb, ", %+.2f%%", pct);
 		sb_adds(
@@ -195,13 +209,13 @@ int cmd_diff(struct options *o)
 			sb_addch(&sb, ' ');
 			value(&sb, s, r->now);
 			sb_addch(&sb, ' ');
-			signed_value(&sb, s, r->now - r->base);
+			signed_value(&sb, s, r->base, r->now);
 			sb_addch(&sb, ' ');
 			value(&sb, s, r->base_cum);
 			sb_addch(&sb, ' ');
 			value(&sb, s, r->now_cum);
 			sb_addch(&sb, ' ');
-			signed_value(&sb, s, r->now_cum - r->base_cum);
+			signed_value(&sb, s, r->base_cum, r->now_cum);
 			sb_addf(&sb, "  %s\n", r->name);
 		}
 		if (!shown)
@@ -216,7 +230,7 @@ int cmd_diff(struct options *o)
 			sb_addch(&sb, ' ');
 			value(&sb, s, cr[i].now);
 			sb_addch(&sb, ' ');
-			signed_value(&sb, s, cr[i].now - cr[i].base);
+			signed_value(&sb, s, cr[i].base, cr[i].now);
 			sb_adds(&sb, "  ");
 			chain_label(&sb, &p, cr[i].c);
 			sb_addch(&sb, '\n');
@@ -232,9 +246,9 @@ int cmd_diff(struct options *o)
 	int rc = 0;
 	if (o->fail_if_increase >= 0 && nt > bt && (bt == 0 || pct > o->fail_if_increase)) {
 		fflush(stdout);
-		fprintf(stderr, "mapprof: %s grew by %s%.2f%% (%lld -> %lld), more than %.2f%%\n",
-		        sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0, (long long)bt,
-		        (long long)nt, o->fail_if_increase);
+		fprintf(stderr, "mapprof: %s grew by %s%.2f%% (%llu -> %llu), more than %.2f%%\n",
+		        sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0,
+		        (unsigned long long)bt, (unsigned long long)nt, o->fail_if_increase);
 		rc = 3;
 	}
 	free(cr);

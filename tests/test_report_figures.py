@@ -2,9 +2,10 @@
 every frame inside the picture and inside its parent; the snapshots one process leaves
 (MAPPROF_SIGNAL, MAPPROF_INTERVAL) are counted once, not added up; JSON passes names and paths
 through as the UTF-8 they are (and stays valid JSON when they are not UTF-8); `-n 0` shows
-everything in every view and the JSON of tree and peek selects what their text shows (all run under
-ASan and UBSan). Expected numbers come from the programs' own counts or from the dumps the tests
-build."""
+everything in every view and the JSON of tree and peek selects what their text shows; counts
+near 2^64 (a dump the loader accepts, or sampled estimates) give right deltas and capped
+estimates, never undefined behaviour (all run under ASan and UBSan). Expected numbers come from
+the programs' own counts or from the dumps the tests build."""
 import json
 import os
 import re
@@ -413,3 +414,75 @@ def test_figures_tree_peek_json_nodecount():
         assert got == want, (opts, got, want)
         if opts == ("-n", "1"):
             assert got[-1][1].endswith(" more)") and got[-1][0] == 0, got
+
+
+# ---- 5. counts near 2^64 ----
+
+U64 = 2**64 - 1
+
+
+def test_figures_diff_huge_values():
+    """A dump the loader accepts with 2^63 bytes in one chain (size class 64) against one of 16
+    bytes: diff both ways gives the exact delta, signed, in JSON and text (UBSan stopped it:
+    negation of INT64_MIN, signed overflow), and a flame graph and merge of it work."""
+    small = write("small.dump", make_dump([([0x1000], [(5, 1, 16, 16, 16)])]))
+    big = write("big63.dump", make_dump([([0x1000], [(64, 1, 2**63, 2**63, 2**63)])], pid=8))
+    for a, b, sign in ((small, big, 1), (big, small, -1)):
+        d = json.loads(clean_run("diff", "--json", "--sample", "alloc_space", a, b)[0])
+        assert d["delta"] == sign * (2**63 - 16), d
+        assert d["base_total"] == (16 if sign > 0 else 2**63), d
+        (f,) = d["functions"]
+        assert (f["base_flat"], f["new_flat"]) == ((16, 2**63) if sign > 0 else (2**63, 16)), f
+        out = clean_run("diff", "--sample", "alloc_space", a, b)[0]
+        delta = "+8192PB" if sign > 0 else "-8192PB"
+        assert re.search(r"^Total alloc_space: .* \(%s, [+-][\d.]+%%\)$" % re.escape(delta), out,
+                         re.M), out
+        rows = [l for l in out.splitlines() if l.endswith(" 0x1000")]
+        assert len(rows) == 2 and all(delta in r for r in rows), rows
+        svg = os.path.join(lib.tmpdir(), "huge.svg")
+        clean_run("flame", "--sample", "alloc_space", a, b, "-o", svg)
+        check_nesting(svg_frames(svg), "huge diff")
+    # two such dumps of two processes: the sum is capped, not wrapped around
+    big2 = write("big63b.dump", make_dump([([0x1000], [(64, 1, 2**63 + 5, 2**63 + 5,
+                                                           2**63 + 5)])], pid=9))
+    top = json.loads(clean_run("top", "--json", "--sample", "alloc_space", big, big2)[0])
+    assert top["total"] == U64 and top["rows"][0]["flat"] == U64, top
+
+
+def scale(n, size, period):
+    """The documented estimate of N sampled requests of SIZE bytes: N / (1 - exp(-SIZE/P)),
+    rounded half away from zero."""
+    import math
+    x = n / (1.0 - math.exp(-size / period))
+    return int(math.floor(x + 0.5))
+
+
+def test_figures_sampled_estimates_capped():
+    """Sampled at 2^40 bytes, 2^40 samples of 1-byte requests stand for about 2^80 requests: the
+    estimate is capped at 2^64 - 1 (it read 9223372036854775808, llround's out-of-range value)
+    and one line says so; 2^20 samples (about 2^60) are scaled exactly as documented, and
+    merge writes the capped profile as a valid dump."""
+    period = 2**40
+    capped = write("capped.dump", make_dump([([0x1000], [(1, 2**40, 2**40, 1, 1)])],
+                                            period=period))
+    out, err = clean_run("export", capped)
+    prof = json.loads(out)
+    assert prof["totals"]["alloc_objects"] == U64 and prof["totals"]["alloc_space"] == U64, \
+        prof["totals"]
+    (c,) = prof["chains"]
+    assert c["sizes"][0]["objects"] == U64 and c["sizes"][0]["bytes"] == U64, c["sizes"]
+    msgs = messages(err)
+    assert msgs == ["mapprof: %s: some sampled estimates are 2^64 or more and are shown as %d, "
+                    "the largest 64-bit count" % (capped, U64)], err
+    out = clean_run("top", capped)[0]
+    assert "alloc_objects %d," % U64 in out, out
+    fits = write("fits.dump", make_dump([([0x1000], [(1, 2**20, 2**20, 1, 1)])], period=period))
+    out, err = clean_run("export", fits)
+    prof = json.loads(out)
+    want = scale(2**20, 1, period)
+    assert 2**59 < want < 2**61 and not messages(err), (want, err)
+    assert abs(prof["totals"]["alloc_objects"] - want) <= 1, (prof["totals"], want)
+    assert prof["totals"]["alloc_space"] == prof["totals"]["alloc_objects"]
+    merged = os.path.join(lib.tmpdir(), "capped-merged.dump")
+    clean_run("merge", capped, "-o", merged)
+    assert lib.read_dump(merged)["totals"]["alloc_objects"] == U64
