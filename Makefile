@@ -22,7 +22,10 @@ SHIM_CFLAGS = $(BASE_CFLAGS) -fexceptions -fPIC -fvisibility=hidden -ftls-model=
 # faster than -O2 in every mode. It comes after CFLAGS: a build to debug the
 # shim empties it (make CFLAGS='-O0 -g' SHIM_OPT=).
 SHIM_OPT ?= -O3 -flto=auto
-SHIM_LIBS = -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
+# Bound at load (-z now): a function the shim calls first inside a signal
+# handler on a small alternate stack would otherwise go through the dynamic
+# loader's resolver, which saves the whole register state on that stack.
+SHIM_LIBS = -Wl,-z,now -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
 REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
 REPORT_LIBS = -ldw -lelf -lz -lm
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -27,8 +27,16 @@ void mp_uthash_free(void *p, size_t size);
 
 #define MP_DEFAULT_DEPTH 64
 #define MP_MAX_DEPTH     256
-#define MP_MAX_CHAINS    ((1u << 24) - 1) /* chain ids fit the live map's 24 bits */
-#define MP_PATH_MAX      4096
+/* Room for the frames libunwind and the shim add on top of the caller, so
+ * that a stack deeper than the limit is still seen to be: unw_backtrace and
+ * the gate, mp_stack_capture, record_checked, mp_record_alloc, the hooks
+ * (operator new forwarding to malloc, sampling's slow path). An optimized
+ * build inlines most of them; one built for debugging (-O0) has 10 of its
+ * own frames on its deepest path. */
+#define MP_SKIP_ROOM    16
+#define MP_CAPTURE_ROOM (MP_MAX_DEPTH + MP_SKIP_ROOM + 1)
+#define MP_MAX_CHAINS   ((1u << 24) - 1) /* chain ids fit the live map's 24 bits */
+#define MP_PATH_MAX     4096
 
 /* The next allocator in the lookup order (glibc, or jemalloc/tcmalloc
  * preloaded after us), found with dlsym(RTLD_NEXT, ...). */
@@ -280,7 +288,9 @@ void mp_stack_init(void);
 void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) */
 /* *nfp: in fp mode, how many of the frames a checked frame-pointer walk
  * found (0: libunwind's walk). */
+/* ips: room for MP_CAPTURE_ROOM words; the first (returned) hold the chain. */
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
+bool mp_stack_room(void); /* room on this thread's stack for mp_stack_capture */
 /* fp mode's fast path: the hash of a trusting walk's chain, or -1 (see
  * stack.c for when it may be used). */
 struct mp_hash;

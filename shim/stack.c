@@ -10,6 +10,7 @@
 #include <link.h>
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,13 +20,7 @@
 #include "hashkeys.h"
 #include "shim.h"
 
-/* Room for the frames libunwind and the shim add on top of the caller, so
- * that a stack deeper than the limit is still seen to be: unw_backtrace and
- * the gate, mp_stack_capture, record_checked, mp_record_alloc, the hooks
- * (operator new forwarding to malloc, sampling's slow path). An optimized
- * build inlines most of them; one built for debugging (-O0) has 10 of its
- * own frames on its deepest path. */
-#define SKIP_ROOM 16
+#define SKIP_ROOM MP_SKIP_ROOM
 
 struct text_range {
 	uintptr_t addr; /* any address inside the object */
@@ -464,9 +459,22 @@ static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
 	__atomic_store_n(&tails[h].last, last, __ATOMIC_RELEASE);
 }
 
+/* fp mode, a return address not known yet: learn its verdict from both
+ * walks. Out of line, so that its buffer takes stack only when it runs. */
+static __attribute__((noinline)) int learn_and_walk(void **buf, int want)
+{
+	void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
+	bool unknown;
+	uintptr_t depth = 0;
+	int nr = fp_walk(raw, want, false, &unknown, &depth);
+	int n = gated_backtrace(buf, want);
+	verdicts_learn(raw, nr, buf, n);
+	return n;
+}
+
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp)
 {
-	void *buf[MP_MAX_DEPTH + SKIP_ROOM + 1];
+	void **buf = (void **)ips; /* the walk goes straight into ips, then moves down */
 	int want = (int)max + SKIP_ROOM + 1;
 	int n = -1;
 	*nfp = 0;
@@ -489,10 +497,7 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 		} else if (n == want) {
 			*nfp = (uint32_t)n;
 		} else if (n < 0 && unknown) {
-			void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
-			int nr = fp_walk(raw, want, false, &unknown, &depth);
-			n = gated_backtrace(buf, want);
-			verdicts_learn(raw, nr, buf, n);
+			n = learn_and_walk(buf, want);
 		}
 	}
 	if (n < 0)
@@ -511,8 +516,27 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 		if (*nfp > count)
 			*nfp = count;
 	}
-	memcpy(ips, buf + skip, count * sizeof(*ips));
+	memmove(ips, buf + skip, count * sizeof(*ips));
 	return count;
+}
+
+/* Whether this thread has room on its stack for a checked walk (libunwind
+ * and the shim take up to some 6 KiB below the hook): threads made with the
+ * smallest stacks, and signal handlers on small alternate stacks, deep in
+ * their calls, would overflow it. A call without room is not recorded (the
+ * dump counts it as not recorded). */
+#define WALK_ROOM (8u << 10)
+
+bool mp_stack_room(void)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if (stack_hi && sp >= stack_lo && sp < stack_hi)
+		return sp - stack_lo >= WALK_ROOM;
+	stack_t ss;
+	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
+	    sp >= (uintptr_t)ss.ss_sp && sp < (uintptr_t)ss.ss_sp + ss.ss_size)
+		return sp - (uintptr_t)ss.ss_sp >= WALK_ROOM;
+	return true; /* a stack we know nothing of: as before */
 }
 
 /* fp mode's fast path: the hash of the chain a frame-pointer walk finds

@@ -396,8 +396,7 @@ static struct mp_tcache *tcache_get(void)
 	tls_tc = tc;
 	mp_unwind_registered = true;
 	pthread_setspecific(mp.tkey, tc);
-	if (mp.unwinder == MP_UNWIND_FP)
-		mp_stack_thread_init();
+	mp_stack_thread_init(); /* every mode: mp_stack_room and libunwind's reads use it */
 	return tc;
 }
 
@@ -877,7 +876,11 @@ static inline void record_live(void *p, uint32_t id, size_t size)
 static __attribute__((noinline)) void record_checked(void *p, size_t size, unsigned cls,
                                                      struct mp_tcache *tc)
 {
-	uintptr_t key[MP_MAX_DEPTH + 1];
+	if (unlikely(!mp_stack_room())) {
+		lost();
+		return;
+	}
+	uintptr_t key[MP_CAPTURE_ROOM];
 	bool truncated;
 	uint32_t nfp;
 	uint64_t check;

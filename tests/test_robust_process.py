@@ -3,7 +3,9 @@ _exit or abort from a signal handler that interrupts an allocation ends the proc
 status (the shim, interrupted inside itself, writes no dump rather than wait on its own locks); a
 fork from such a handler completes; allocations raise no floating-point exception flag (the
 sampling draw keeps the program's state); malloc is not a cancellation point, and a thread that
-exits with a cancellation pending is not cancelled in the dump; a file size limit smaller than
+exits with a cancellation pending is not cancelled in the dump; threads with the smallest
+stacks and handlers on small alternate stacks do not overflow them (such a call is counted as not
+recorded instead); a file size limit smaller than
 the dump costs the dump, not the process (no SIGXFSZ); a standard error nobody reads costs a
 message, not the process (no SIGPIPE)."""
 import os
@@ -70,6 +72,17 @@ def test_cancel_pending_in_malloc():
 def test_cancel_pending_at_exit():
     assert same_as_native(["cancel_exit"]).returncode == 5
     assert same_as_native(["cancel_exit", "exit"]).returncode == 5
+
+
+def test_small_thread_stacks():
+    # Threads of PTHREAD_STACK_MIN (16 KiB): the checked walk needs some 6 KiB more than the
+    # program's own frames; without room the call is not recorded rather than overflow.
+    for depth in ("4", "16", "28"):
+        assert '"threads_done": 1' in same_as_native(["smallstack", depth]).stdout
+
+
+def test_small_alternate_signal_stack():
+    assert '"handled": 1' in same_as_native(["altstack"]).stdout
 
 
 def test_file_size_limit():

@@ -9,8 +9,12 @@
  *   cancel                   a thread with a cancellation pending allocates: malloc and free are
  *                            not cancellation points, it returns normally
  *   cancel_exit [exit]       such a thread calls _exit(5) (or exit(5)): the process ends with 5
- *   fsize                    prints, then exits 0 (run under a small RLIMIT_FSIZE)  */
+ *   fsize                    prints, then exits 0 (run under a small RLIMIT_FSIZE)
+ *   smallstack N             threads with the smallest stack POSIX allows allocate N frames of
+ *                            256 bytes deep
+ *   altstack                 a signal handler on an alternate stack of 8 KiB allocates */
 #include <fenv.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,6 +86,32 @@ static int cancelled(int exiting)
 	return 0;
 }
 
+__attribute__((noinline)) static void deep(int depth)
+{
+	char pad[256];
+	pad[0] = (char)depth;
+	sink = pad;
+	if (depth)
+		deep(depth - 1);
+	else
+		churn(32);
+	__asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+static void *small_thread(void *arg)
+{
+	deep((int)(long)arg);
+	return NULL;
+}
+
+static char alt[8192]; /* the classic SIGSTKSZ (with _GNU_SOURCE it is not a constant) */
+
+static void alloc_on_signal(int sig)
+{
+	(void)sig;
+	churn(100);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -123,6 +153,32 @@ int main(int argc, char **argv)
 		for (unsigned long i = 0; i < 1000; i++)
 			churn(i);
 		printf("{\"printed\": 1}\n");
+		return 0;
+	}
+	if (!strcmp(mode, "smallstack")) {
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN);
+		for (int i = 0; i < 4; i++) {
+			pthread_t t;
+			if (pthread_create(&t, &a, small_thread, (void *)atol(arg)) != 0)
+				return 2;
+			pthread_join(t, NULL);
+		}
+		printf("{\"threads_done\": 1}\n");
+		return 0;
+	}
+	if (!strcmp(mode, "altstack")) {
+		stack_t ss = {.ss_sp = alt, .ss_size = sizeof(alt)};
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = alloc_on_signal;
+		sa.sa_flags = SA_ONSTACK;
+		if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
+			return 2;
+		for (int i = 0; i < 4; i++)
+			raise(SIGUSR1);
+		printf("{\"handled\": 1}\n");
 		return 0;
 	}
 	fprintf(stderr, "usage: robust_process MODE [ARG]\n");
