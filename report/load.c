@@ -386,14 +386,35 @@ int dump_parse(struct dump *d, unsigned char *data, size_t size, char **err)
 	return 0;
 }
 
+/* The files dumps were read from, so that an output never overwrites one (out_open). */
+struct loaded_file {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+};
+static struct loaded_file *loaded;
+static size_t nloaded, loaded_alloc;
+
+const char *dump_loaded_from(dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < nloaded; i++)
+		if (loaded[i].dev == dev && loaded[i].ino == ino)
+			return loaded[i].path;
+	return NULL;
+}
+
 static unsigned char *read_all(const char *path, size_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		die("%s: cannot open: %s", path, strerror(errno));
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+	if (fstat(fd, &st) != 0)
+		die("%s: cannot open: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
 		die("%s: is a directory, not a dump", path);
+	ALLOC_GROW(loaded, nloaded + 1, loaded_alloc);
+	loaded[nloaded++] = (struct loaded_file){st.st_dev, st.st_ino, xstrdup(path)};
 	size_t alloc = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
 	unsigned char *buf = xmalloc(alloc);
 	size_t len = 0;

@@ -1,9 +1,9 @@
 /* merge.c: `mapprof merge A B ... -o OUT`: writes the merged profile as one dump in the same
  * format (include/mapprof_dump.h). Chains merge by symbols; each merged chain keeps the
  * module+offset frames of its first occurrence; sampled dumps are written already scaled (the
- * output has sample_period 0). It writes OUT through a temporary file and a rename, and never
- * writes a file the loader would refuse. */
-#include <errno.h>
+ * output has sample_period 0). OUT is written as every command's output is (out_open: a
+ * regular file through a temporary file and a rename, '-' is stdout), and never holds a file
+ * the loader would refuse. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,7 +50,7 @@ static size_t frame_ids(const struct pchain *c, uint32_t *index, struct strbuf *
 	return n;
 }
 
-void merge_write(struct profile *p, const char *out)
+static void merge_write(struct profile *p, const struct options *o)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct mp_file_header fh = {.version = MP_VERSION, .header_size = sizeof(fh)};
@@ -170,21 +170,7 @@ void merge_write(struct profile *p, const char *out)
 	sb_release(&chains);
 	record(&sb, MP_TAG_END, &end, sizeof(end));
 
-	struct strbuf tmp = STRBUF_INIT;
-	sb_addf(&tmp, "%s.tmp.%d", out, (int)getpid());
-	FILE *f = fopen(sb_str(&tmp), "wx");
-	if (!f)
-		die("%s: cannot create: %s", sb_str(&tmp), strerror(errno));
-	if (sb_write(&sb, f) | fclose(f)) {
-		unlink(sb_str(&tmp));
-		die("%s: write error: %s", out, strerror(errno));
-	}
-	if (rename(sb_str(&tmp), out)) {
-		int e = errno;
-		unlink(sb_str(&tmp));
-		die("%s: cannot rename into place: %s", out, strerror(e));
-	}
-	sb_release(&tmp);
+	emit(o, &sb);
 	sb_release(&sb);
 }
 
@@ -192,9 +178,12 @@ int cmd_merge(struct options *o)
 {
 	if (!o->output)
 		die_usage("merge: needs -o OUT");
+	if (strcmp(o->output, "-") == 0 && isatty(STDOUT_FILENO))
+		die_usage("merge: -o - writes a binary dump to stdout, which is a terminal; "
+		          "redirect it or give -o FILE");
 	struct profile p;
 	load_profile(&p, o, 0);
-	merge_write(&p, o->output);
+	merge_write(&p, o);
 	profile_free(&p);
 	return 0;
 }

@@ -1,8 +1,13 @@
 /* nodes.c: helpers every view shares (see views.h): per-function tables, output, JSON frames,
  * the header line. Nothing here reads a dump or looks up a symbol. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "usage.h"
 #include "views.h"
@@ -134,6 +139,64 @@ void nodes_free(struct node_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* The output file being written: a temporary file next to its target, renamed over the target
+ * when complete (out_close) and removed when the command fails first (die() exits: atexit) or is
+ * killed by a signal that ends it. One command writes at most one file at a time. */
+static char *volatile pending_tmp;
+static char *pending_target;
+
+static void remove_pending(void)
+{
+	char *tmp = pending_tmp;
+	if (tmp) {
+		unlink(tmp);
+		pending_tmp = NULL;
+		free(tmp);
+		free(pending_target);
+		pending_target = NULL;
+	}
+}
+
+static void on_fatal_signal(int sig)
+{
+	char *tmp = pending_tmp;
+	if (tmp)
+		unlink(tmp); /* async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void watch_pending(void)
+{
+	static bool installed;
+	if (installed)
+		return;
+	installed = true;
+	atexit(remove_pending);
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa;
+		if (sigaction(sigs[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+			continue; /* ignored by whoever started us (nohup): keep it so */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_fatal_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(sigs[i], &sa, NULL);
+	}
+	/* past a file size limit (ulimit -f) a write fails with EFBIG, reported and cleaned up
+	 * like a full disk, instead of SIGXFSZ killing us with the temporary file left behind */
+	signal(SIGXFSZ, SIG_IGN);
+}
+
+static FILE *open_direct(const char *path, int flags)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0666);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f)
+		die("%s: cannot create: %s", path, strerror(errno));
+	return f;
+}
+
 void out_open(struct output *out, const struct options *o)
 {
 	memset(out, 0, sizeof(*out));
@@ -142,10 +205,63 @@ void out_open(struct output *out, const struct options *o)
 		out->name = "stdout";
 		return;
 	}
-	out->name = o->output;
-	out->f = fopen(o->output, "w");
-	if (!out->f)
-		die("%s: cannot create: %s", o->output, strerror(errno));
+	const char *path = o->output;
+	out->name = path;
+	struct stat st;
+	bool exists = stat(path, &st) == 0;
+	if (!exists && errno != ENOENT)
+		die("%s: cannot create: %s", path, strerror(errno));
+	const char *input = exists ? dump_loaded_from(st.st_dev, st.st_ino) : NULL;
+	if (input)
+		die_usage("-o %s: that is the input dump %s; write somewhere else", path, input);
+	if (exists && S_ISDIR(st.st_mode))
+		die("%s: cannot create: is a directory", path);
+	if (exists && !S_ISREG(st.st_mode)) {
+		/* a device, a FIFO, a socket (or a link to one): written in place, never
+		 * replaced by a file */
+		out->f = open_direct(path, 0);
+		return;
+	}
+	struct stat lst;
+	if (!exists && lstat(path, &lst) == 0) {
+		/* a dangling symbolic link: create the file it names, as a shell would */
+		out->f = open_direct(path, O_CREAT | O_TRUNC);
+		return;
+	}
+	mode_t mode;
+	if (exists) {
+		mode = st.st_mode & 07777;
+	} else {
+		mode_t mask = umask(0);
+		umask(mask);
+		mode = 0666 & ~mask;
+	}
+	/* through a symbolic link, the file it names is replaced, not the link */
+	char *target = exists ? realpath(path, NULL) : NULL;
+	if (!target)
+		target = xstrdup(path);
+	struct strbuf tmp = STRBUF_INIT;
+	sb_addf(&tmp, "%s.tmp.XXXXXX", target);
+	watch_pending();
+	int fd = mkostemp(tmp.buf, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		sb_release(&tmp);
+		free(target);
+		if (!exists || (e != EACCES && e != EPERM))
+			die("%s: cannot create: %s", path, strerror(e));
+		/* a file we may write in a directory we may not: written in place, the only
+		 * way left */
+		out->f = open_direct(path, O_TRUNC);
+		return;
+	}
+	pending_tmp = sb_detach(&tmp);
+	pending_target = target;
+	if (fchmod(fd, mode) != 0 || !(out->f = fdopen(fd, "w"))) {
+		int e = errno;
+		close(fd);
+		die("%s: cannot create: %s", path, strerror(e));
+	}
 }
 
 void out_flush(struct output *out, struct strbuf *sb, size_t keep)
@@ -167,6 +283,15 @@ void out_close(struct output *out, struct strbuf *sb)
 		die("%s: write error: %s", out->name, strerror(errno));
 	}
 	out->f = NULL;
+	char *tmp = pending_tmp;
+	if (tmp) {
+		if (rename(tmp, pending_target))
+			die("%s: cannot rename into place: %s", out->name, strerror(errno));
+		pending_tmp = NULL;
+		free(tmp);
+		free(pending_target);
+		pending_target = NULL;
+	}
 }
 
 void emit(const struct options *o, const struct strbuf *sb)

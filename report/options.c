@@ -36,7 +36,7 @@ static const struct option_spec specs[] = {
     {"growth-fn", 0, OPT_STRING, F(growth_fn), "RE",
      "growth: also treat functions matching RE as map growth functions"},
     {"json", 0, OPT_BOOL, F(json), NULL, "print JSON instead of text"},
-    {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout"},
+    {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout (-: stdout)"},
     {"format", 0, OPT_STRING, F(format), "FMT", "export: json, collapsed or pprof"},
     {"fail-if-increase", 0, OPT_DOUBLE, F(fail_if_increase), "PCT",
      "diff: exit 3 when the total grows by more than PCT percent"},
@@ -82,6 +82,9 @@ static void set(struct options *o, const struct option_spec *s, const char *val)
 		*(bool *)p = true;
 		break;
 	case OPT_STRING:
+		if (!*val && s->field == F(output))
+			die_usage(
+			    "--output wants a file name (or - for stdout), not an empty string");
 		*(const char **)p = val;
 		break;
 	case OPT_LONG:

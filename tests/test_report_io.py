@@ -1,0 +1,255 @@
+"""test_report_io.py: what mapprof reads and writes around the profile itself. Output files
+(-o): a regular file is replaced whole or not at all (a write that fails on a full disk or past
+a file size limit leaves the old file and no temporary file), a device or FIFO is written in
+place and never replaced, '-' is stdout, an input dump or an empty name is refused. Every dump
+is from a real run of tests/progs/report_sites.c."""
+import json
+import os
+import pty
+import resource
+import select
+import shutil
+import stat
+import struct
+import subprocess
+import threading
+import time
+
+import lib
+
+SRC = os.path.join(lib.ROOT, "tests", "progs", "report_sites.c")
+_cache = {}
+
+
+def text(b):
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
+def prog(opt="O2", extra=()):
+    key = (opt,) + tuple(extra)
+    if key not in _cache:
+        name = "report_io_" + opt + "".join(e.replace("-", "_").replace(",", "_").replace("=", "_")
+                                            for e in extra)
+        _cache[key] = lib.build_prog(name, [SRC], flags=["-" + opt, "-g"] + list(extra))
+    return _cache[key]
+
+
+def sites_dump(env=None, scale=1):
+    """A dump of report_sites (cached per settings)."""
+    key = ("dump", scale, tuple(sorted((env or {}).items())))
+    if key not in _cache:
+        cp, dump = lib.run_profiled([prog(), str(scale)], env=env)
+        assert cp.returncode == 0, cp.stderr[-500:]
+        _cache[key] = dump
+    return _cache[key]
+
+
+def run(*args, cwd=None, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, fsize=None,
+        timeout=60):
+    """The sanitized report tool, bytes in and out. FSIZE: a file size limit (ulimit -f)."""
+    if not os.path.exists(lib.MAPPROF):
+        raise lib.Skip("%s is not built (make build/mapprof-asan)" % lib.MAPPROF)
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+
+    def limit():
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return subprocess.run([lib.MAPPROF] + [str(a) for a in args], cwd=cwd, stdout=stdout,
+                          stderr=subprocess.PIPE, stdin=stdin, env=env, timeout=timeout,
+                          preexec_fn=limit)
+
+
+def one_error(cp, code, *words):
+    err = text(cp.stderr).strip().splitlines()
+    assert cp.returncode == code, (cp.args[1:], cp.returncode, err)
+    assert err and err[0].startswith("mapprof: "), (cp.args[1:], err)
+    for w in words:
+        assert w in err[0], (cp.args[1:], w, err)
+    return err[0]
+
+
+def totals(path):
+    return lib.read_dump(path)["totals"]
+
+
+# ---- output files ----
+
+def test_report_io_special_outputs_written_in_place():
+    """merge -o through a symbolic link to /dev/null, and into a FIFO, writes to them: the
+    device stays a device, the link a link, the FIFO a FIFO, and the FIFO's reader gets the
+    whole dump. (merge used to write OUT.tmp.PID and rename it over OUT.)"""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    link = os.path.join(d, "null")
+    os.symlink("/dev/null", link)
+    for args in (["merge", dump], ["top", dump], ["export", dump], ["flame", dump]):
+        cp = run(*args, "-o", link)
+        assert cp.returncode == 0, (args, text(cp.stderr))
+        assert os.path.islink(link) and os.readlink(link) == "/dev/null", args
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is no longer a device"
+    assert sorted(os.listdir(d)) == ["null"], os.listdir(d)
+
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    # a reader that never blocks: open O_NONBLOCK before the writer, drain while it runs
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    got = bytearray()
+    try:
+        p = subprocess.Popen([lib.MAPPROF, "merge", dump, "-o", fifo], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = p.poll() is not None
+            select.select([fd], [], [], 0.05)
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                got += chunk
+            elif done:
+                break
+        err = p.communicate(timeout=60)[1]
+    finally:
+        os.close(fd)
+    assert p.returncode == 0, text(err)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    out = os.path.join(d, "from-fifo.dump")
+    with open(out, "wb") as f:
+        f.write(got)
+    assert totals(out) == totals(dump)
+
+
+def test_report_io_dash_is_stdout():
+    """-o - is stdout for merge as for every other command: the dump arrives on stdout and no
+    file named '-' appears; merge refuses to write it to a terminal."""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    cp = run("merge", dump, "-o", "-", cwd=d)
+    assert cp.returncode == 0, text(cp.stderr)
+    assert os.listdir(d) == [], os.listdir(d)
+    out = os.path.join(lib.tmpdir("mapprof-io-"), "stdout.dump")
+    with open(out, "wb") as f:
+        f.write(cp.stdout)
+    assert totals(out) == totals(dump)
+    cp = run("top", dump, "-o", "-", cwd=d)
+    assert cp.returncode == 0 and b"leaf_alpha" in cp.stdout and os.listdir(d) == []
+    master, slave = pty.openpty()
+    try:
+        cp = run("merge", dump, "-o", "-", cwd=d, stdout=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    one_error(cp, 1, "terminal")
+
+
+def test_report_io_failed_write_keeps_old_file():
+    """Past a file size limit (ulimit -f: the write fails with EFBIG, as on a full disk) every
+    command exits 2 naming the file, leaves the existing file exactly as it was and leaves no
+    temporary file; a new file is not created at all."""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    old = os.path.join(d, "out")
+    commands = (["top"], ["tree"], ["peek", "main"], ["growth"], ["export"],
+                ["export", "--format", "collapsed"], ["export", "--format", "pprof"], ["flame"],
+                ["merge"])
+    for args in commands:
+        with open(old, "w") as f:
+            f.write("old contents\n")
+        cp = run(*args, dump, "-o", old, fsize=200)
+        one_error(cp, 2, old, "write error")
+        with open(old) as f:
+            assert f.read() == "old contents\n", (args, "the old file was changed")
+        assert os.listdir(d) == ["out"], (args, os.listdir(d))
+        cp = run(*args, dump, "-o", os.path.join(d, "new"), fsize=200)
+        one_error(cp, 2, "write error")
+        assert os.listdir(d) == ["out"], (args, os.listdir(d))
+        # without the limit the same command replaces the file
+        cp = run(*args, dump, "-o", old)
+        assert cp.returncode == 0 and os.path.getsize(old) > 200, (args, text(cp.stderr))
+
+
+def test_report_io_full_disk():
+    """On a real full file system (a small tmpfs, filled up): exit 2 with ENOSPC, the old file
+    untouched, no temporary file. Needs root and a working mount."""
+    if os.geteuid() != 0:
+        raise lib.Skip("mounting a small tmpfs needs root")
+    d = lib.tmpdir("mapprof-io-")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise lib.Skip("cannot mount a tmpfs here: %s" % r.stderr.strip()[-200:])
+    try:
+        old = os.path.join(mnt, "out.svg")
+        with open(old, "w") as f:
+            f.write("old contents\n")
+        try:
+            with open(os.path.join(mnt, "filler"), "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        for args in (["flame"], ["merge"], ["export"]):
+            cp = run(*args, sites_dump(), "-o", old)
+            one_error(cp, 2, old, "No space left on device")
+            with open(old) as f:
+                assert f.read() == "old contents\n", args
+            assert sorted(os.listdir(mnt)) == ["filler", "out.svg"], (args, os.listdir(mnt))
+        # /dev/full: a device, written in place, and the error is reported
+        cp = run("top", sites_dump(), "-o", "/dev/full")
+        one_error(cp, 2, "/dev/full", "No space left on device")
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    finally:
+        subprocess.run(["umount", mnt], check=False)
+
+
+def test_report_io_output_refusals():
+    """-o naming an input dump (by its path, a symbolic link or a hard link) and -o "" are usage
+    errors (exit 1) that leave the dump as it was; a directory is refused as bad output."""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    mine = os.path.join(d, "in.dump")
+    shutil.copy(dump, mine)
+    with open(mine, "rb") as f:
+        before = f.read()
+    link, hard = os.path.join(d, "link.dump"), os.path.join(d, "hard.dump")
+    os.symlink(mine, link)
+    os.link(mine, hard)
+    for args in (["merge", mine, "-o", mine], ["merge", dump, mine, "-o", link],
+                 ["top", mine, "-o", hard], ["flame", mine, "-o", mine],
+                 ["diff", dump, mine, "-o", link], ["export", mine, "--output=" + mine]):
+        line = one_error(run(*args), 1, "input dump")
+        assert mine in line or link in line or hard in line, line
+        with open(mine, "rb") as f:
+            assert f.read() == before, args
+    assert sorted(os.listdir(d)) == ["hard.dump", "in.dump", "link.dump"], os.listdir(d)
+    for args in (["top", dump, "-o", ""], ["merge", dump, "--output="], ["flame", dump, "-o", ""]):
+        line = one_error(run(*args), 1, "empty")
+        assert "cannot create" not in line, line
+    one_error(run("top", dump, "-o", d), 2, "directory")
+
+
+def test_report_io_output_keeps_mode_and_links():
+    """Replacing an existing file keeps its permissions; through a symbolic link the file it
+    names is replaced and the link stays a link."""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    out = os.path.join(d, "top.txt")
+    with open(out, "w") as f:
+        f.write("old\n")
+    os.chmod(out, 0o640)
+    assert run("top", dump, "-o", out).returncode == 0
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o640
+    with open(out) as f:
+        assert "leaf_alpha" in f.read()
+    link = os.path.join(d, "link.txt")
+    os.symlink("top.txt", link)
+    assert run("export", dump, "-o", link).returncode == 0
+    assert os.path.islink(link) and os.readlink(link) == "top.txt"
+    with open(out) as f:
+        assert json.load(f)["format"] == "mapprof-profile"
+    assert sorted(os.listdir(d)) == ["link.txt", "top.txt"], os.listdir(d)
