@@ -291,6 +291,12 @@ static int parse(struct parser *ps)
 			            size - off);
 		struct mp_record_header rh;
 		memcpy(&rh, p + off, sizeof(rh));
+		/* what the header alone shows first: a stream is read only up to it */
+		if (!have_info && rh.tag != MP_TAG_INFO)
+			return fail(ps, off, "first record is %s (tag %#x), not INFO",
+			            tag_name(rh.tag), rh.tag);
+		if (have_info && rh.tag == MP_TAG_INFO)
+			return fail(ps, off, "second INFO record");
 		size_t left = size - off - sizeof(rh);
 		if (rh.length > left)
 			return fail(ps, off,
@@ -299,14 +305,9 @@ static int parse(struct parser *ps)
 			            tag_name(rh.tag), rh.tag, (unsigned long long)rh.length, left);
 		const unsigned char *pl = p + off + sizeof(rh);
 		uint64_t len = rh.length;
-		if (!have_info && rh.tag != MP_TAG_INFO)
-			return fail(ps, off, "first record is %s (tag %#x), not INFO",
-			            tag_name(rh.tag), rh.tag);
 		int r = 0;
 		switch (rh.tag) {
 		case MP_TAG_INFO:
-			if (have_info)
-				return fail(ps, off, "second INFO record");
 			if (len < sizeof(d->info))
 				return fail(ps, off,
 				            "INFO record too short (%llu bytes, needs %zu)",
@@ -403,6 +404,107 @@ const char *dump_loaded_from(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+/* Reading a dump: the file named may be anything (/dev/zero, a FIFO that never ends, a
+ * 100 GB image), so bytes are read as the format asks for them and reading stops at the first
+ * header that cannot begin a dump; the parser then says what is wrong with what was read.
+ * Memory stays within twice the bytes read, which a regular file's size bounds. */
+struct reader {
+	const char *path;
+	int fd;
+	bool regular;  /* a regular file: its size bounds what any record can claim */
+	uint64_t size; /* that size */
+	unsigned char *buf;
+	size_t len, alloc;
+	bool eof;
+};
+
+/* Reads until len >= want or the end of the input; true when len >= want. Grows the buffer
+ * only as bytes arrive, never to a size a header merely claims. */
+static bool fill(struct reader *r, uint64_t want)
+{
+	while (r->len < want && !r->eof) {
+		if (r->len == r->alloc) {
+			size_t n = r->alloc ? r->alloc * 2 : 1 << 16;
+			if (!r->alloc && r->regular && r->size + 8 < n)
+				n = (size_t)r->size + 8;
+			r->buf = xreallocarray(r->buf, n, 1);
+			r->alloc = n;
+		}
+		size_t room = r->alloc - r->len;
+		if (room > want - r->len)
+			room = (size_t)(want - r->len);
+		ssize_t n = read(r->fd, r->buf + r->len, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("%s: read error: %s", r->path, strerror(errno));
+		if (n == 0)
+			r->eof = true;
+		r->len += (size_t)n;
+	}
+	return r->len >= want;
+}
+
+/* The size of a record's fixed part: no shorter record of the tag is valid. */
+static uint64_t fixed_part(uint32_t tag)
+{
+	switch (tag) {
+	case MP_TAG_INFO:
+		return sizeof(struct mp_info);
+	case MP_TAG_MODULE:
+		return sizeof(struct mp_module);
+	case MP_TAG_CHAIN:
+		return sizeof(struct mp_chain);
+	case MP_TAG_END:
+		return sizeof(struct mp_end);
+	}
+	return 0;
+}
+
+/* Reads the file header, then record by record up to the END record and a few bytes past it
+ * (for the parser to refuse). Reading stops at the first header the parser refuses whatever
+ * follows: a foreign magic, an unknown version or header size, a first record that is not
+ * INFO (or a second INFO), a record shorter than its fixed part; in a regular file, a record
+ * longer than the rest of the file (read whole then, which its size bounds, for the parser to
+ * say how much is there). A stream that never ends but keeps looking like records (of an
+ * unknown tag, so skipped) is read until it ends or memory does. */
+static void read_records(struct reader *r)
+{
+	const struct mp_file_header *h;
+	if (!fill(r, sizeof(*h)))
+		return;
+	h = (const struct mp_file_header *)r->buf;
+	if (memcmp(h->magic, MP_MAGIC, MP_MAGIC_LEN) != 0 ||
+	    (h->version != MP_VERSION && h->version != 1) || h->header_size < sizeof(*h) ||
+	    h->header_size % 8 || (r->regular && h->header_size > r->size))
+		return;
+	uint64_t off = h->header_size;
+	for (bool first = true;; first = false) {
+		struct mp_record_header rh;
+		if (!fill(r, off + sizeof(rh)))
+			return;
+		memcpy(&rh, r->buf + off, sizeof(rh));
+		if ((rh.tag == MP_TAG_INFO) != first)
+			return;
+		uint64_t start = off + sizeof(rh);
+		uint64_t left = !r->regular       ? UINT64_MAX - 8 - start
+		                : r->size > start ? r->size - start
+		                                  : 0;
+		if (rh.length > left) {
+			if (r->regular)
+				fill(r, r->size);
+			return;
+		}
+		off = start + ((rh.length + 7) & ~(uint64_t)7);
+		if (!fill(r, off) || rh.length < fixed_part(rh.tag))
+			return;
+		if (rh.tag == MP_TAG_END) {
+			fill(r, off + 8);
+			return;
+		}
+	}
+}
+
 static unsigned char *read_all(const char *path, size_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -415,26 +517,16 @@ static unsigned char *read_all(const char *path, size_t *size)
 		die("%s: is a directory, not a dump", path);
 	ALLOC_GROW(loaded, nloaded + 1, loaded_alloc);
 	loaded[nloaded++] = (struct loaded_file){st.st_dev, st.st_ino, xstrdup(path)};
-	size_t alloc = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
-	unsigned char *buf = xmalloc(alloc);
-	size_t len = 0;
-	for (;;) {
-		if (len == alloc) {
-			alloc *= 2;
-			buf = xrealloc(buf, alloc);
-		}
-		ssize_t n = read(fd, buf + len, alloc - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			die("%s: read error: %s", path, strerror(errno));
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	/* a regular file's size bounds the dump (one that reports none, as in /proc, is read
+	 * as a stream) */
+	struct reader r = {.path = path,
+	                   .fd = fd,
+	                   .regular = S_ISREG(st.st_mode) && st.st_size > 0,
+	                   .size = (uint64_t)st.st_size};
+	read_records(&r);
 	close(fd);
-	*size = len;
-	return buf;
+	*size = r.len;
+	return r.buf ? r.buf : xmalloc(1);
 }
 
 struct dump *dump_load(const char *path)

@@ -1,8 +1,9 @@
 """test_report_io.py: what mapprof reads and writes around the profile itself. Output files
 (-o): a regular file is replaced whole or not at all (a write that fails on a full disk or past
 a file size limit leaves the old file and no temporary file), a device or FIFO is written in
-place and never replaced, '-' is stdout, an input dump or an empty name is refused. Every dump
-is from a real run of tests/progs/report_sites.c."""
+place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
+are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
+header, fast. Every dump is from a real run of tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -253,3 +254,61 @@ def test_report_io_output_keeps_mode_and_links():
     with open(out) as f:
         assert json.load(f)["format"] == "mapprof-profile"
     assert sorted(os.listdir(d)) == ["link.txt", "top.txt"], os.listdir(d)
+
+
+# ---- inputs that are not dumps ----
+
+def test_report_io_endless_and_huge_inputs():
+    """/dev/zero, a sparse 64 GiB file and endless pipes are refused at their first bad header,
+    within seconds and without reading them whole (the reader used to read everything first)."""
+    def quick(*args, stdin=subprocess.DEVNULL):
+        t0 = time.monotonic()
+        cp = run(*args, stdin=stdin, timeout=60)
+        assert time.monotonic() - t0 < 30, args
+        return cp
+
+    one_error(quick("top", "/dev/zero"), 2, "/dev/zero: not a mapprof dump")
+    d = lib.tmpdir("mapprof-io-")
+    huge = os.path.join(d, "huge.img")
+    with open(huge, "wb") as f:
+        f.truncate(64 << 30)
+    one_error(quick("top", huge), 2, "not a mapprof dump")
+    with open(sites_dump(), "rb") as f:
+        data = f.read()
+    tail = os.path.join(d, "tail.dump")
+    with open(tail, "wb") as f:
+        f.write(data)
+        f.truncate(64 << 30)
+    one_error(quick("top", tail), 2, "data after the END record (at offset %d)" % len(data))
+
+    def endless(prefix, want):
+        p = subprocess.Popen([lib.MAPPROF, "top", "/dev/stdin"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def feed():
+            try:
+                p.stdin.write(prefix)
+                while True:
+                    p.stdin.write(b"\0" * (1 << 16))
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError("an endless stream after %r was read on and on" % prefix[:24])
+        err = text(p.stderr.read())
+        p.stdout.close()
+        assert p.returncode == 2 and want in err, (prefix[:24], p.returncode, err)
+
+    endless(b"", "not a mapprof dump")
+    endless(data[:16], "first record is unknown (tag 0), not INFO")
+    endless(data[:24] + struct.pack("<Q", 0), "INFO record too short")
+    endless(data, "data after the END record")
+    # and a dump through a pipe still loads
+    cp = run("top", "--json", "/dev/stdin", stdin=open(sites_dump(), "rb"))
+    assert cp.returncode == 0, text(cp.stderr)
+    assert json.loads(cp.stdout)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
