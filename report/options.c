@@ -1,7 +1,9 @@
 /* options.c: the one option parser (see options.h). Every subcommand accepts every option, so a
  * flag means the same thing in every view; it exits 1 on a malformed command line and never
  * reads a file. */
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,16 +90,22 @@ static void set(struct options *o, const struct option_spec *s, const char *val)
 		*(const char **)p = val;
 		break;
 	case OPT_LONG:
+		/* plain decimal digits: no sign, no blank, no hex (strtol would take " +5") */
 		errno = 0;
-		*(long *)p = strtol(val, &end, 10);
-		if (errno || *end || end == val || *(long *)p < 0)
-			die_usage("--%s wants a number >= 0, not '%s'", s->name, val);
+		*(long *)p = isdigit((unsigned char)val[0]) ? strtol(val, &end, 10) : -1;
+		if (*(long *)p < 0 || errno || *end)
+			die_usage("--%s wants a whole number >= 0, not '%s'", s->name, val);
 		break;
 	case OPT_DOUBLE:
+		/* a finite decimal: strtod would also take hex (0x10), "nan" (which compares
+		 * false with everything, so a gate given it could never trip) and "inf" */
 		errno = 0;
-		*(double *)p = strtod(val, &end);
-		if (errno || *end || end == val || *(double *)p < 0)
-			die_usage("--%s wants a number >= 0, not '%s'", s->name, val);
+		*(double *)p =
+		    (isdigit((unsigned char)val[0]) || val[0] == '.') && !strpbrk(val, "xX")
+		        ? strtod(val, &end)
+		        : -1;
+		if (*(double *)p < 0 || errno || *end || !isfinite(*(double *)p))
+			die_usage("--%s wants a decimal number >= 0, not '%s'", s->name, val);
 		break;
 	case OPT_SAMPLE:
 		for (int i = 0; i < NSAMPLES; i++) {
@@ -122,6 +130,16 @@ static const struct option_spec *find_long(const char *name, size_t len)
 	if (len == 12 && strncmp(name, "sample_index", len) == 0)
 		return &specs[0];
 	return NULL;
+}
+
+/* NAME or NAME=VALUE after a single dash, when NAME is a long option (-json, -focus=RE). */
+static const struct option_spec *find_single_dash_long(const char *arg, const char **val)
+{
+	const char *eq = strchr(arg, '=');
+	const struct option_spec *s = find_long(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+	if (s && eq)
+		*val = eq + 1;
+	return s;
 }
 
 static const struct option_spec *find_short(char c)
@@ -161,15 +179,26 @@ void parse_options(struct options *o, int argc, char **argv)
 				val = eq + 1;
 			if (s->type == OPT_BOOL && eq)
 				die_usage("option '--%s' takes no value", s->name);
+		} else if ((s = a[2] ? find_single_dash_long(a + 1, &val) : NULL)) {
+			/* pprof's single-dash long forms: -focus RE, -sample_index=alloc_space */
+			if (s->type == OPT_BOOL && val)
+				die_usage("option '-%s' takes no value", s->name);
 		} else {
-			/* -o FILE, -oFILE, -q; pprof's single-dash long forms (-focus RE) too */
-			s = a[2] ? NULL : find_short(a[1]);
-			if (!s && a[2])
-				s = find_long(a + 1, strlen(a + 1));
-			if (!s && (s = find_short(a[1])) && s->type != OPT_BOOL)
-				val = a + 2;
-			if (!s)
-				die_usage("unknown option '%s'", a);
+			/* short options, bundled as getopt does: -q, -qh, -n5, -qo FILE, -qoFILE */
+			for (const char *c = a + 1;; c++) {
+				s = find_short(*c);
+				if (!s && c == a + 1 && !c[1])
+					die_usage("unknown option '%s'", a);
+				if (!s)
+					die_usage("unknown option '-%c' in '%s'", *c, a);
+				if (s->type != OPT_BOOL) {
+					val = c[1] ? c + 1 : NULL;
+					break;
+				}
+				if (!c[1])
+					break; /* the last one: set below */
+				set(o, s, NULL);
+			}
 		}
 		if (s->type != OPT_BOOL && !val) {
 			if (i + 1 >= argc)

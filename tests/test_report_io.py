@@ -3,7 +3,8 @@
 a file size limit leaves the old file and no temporary file), a device or FIFO is written in
 place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
 are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
-header, fast. Every dump is from a real run of tests/progs/report_sites.c."""
+header, fast. The option parser: bundled short options, numbers that must be finite decimals.
+Every dump is from a real run of tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -312,3 +313,48 @@ def test_report_io_endless_and_huge_inputs():
     cp = run("top", "--json", "/dev/stdin", stdin=open(sites_dump(), "rb"))
     assert cp.returncode == 0, text(cp.stderr)
     assert json.loads(cp.stdout)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
+
+
+# ---- options ----
+
+def test_report_io_short_option_bundles():
+    """Short options bundle as with getopt; a letter that is no option is an error, never
+    silently dropped (-qx and -hfoo used to be -q and -h)."""
+    dump = sites_dump()
+    for bad, letter in (("-qx", "-x"), ("-hfoo", "-f"), ("-nq", None)):
+        cp = run("top", bad, dump)
+        if letter:
+            one_error(cp, 1, "unknown option '%s' in '%s'" % (letter, bad))
+        else:
+            one_error(cp, 1, "whole number")
+    cp = run("top", "-qh")
+    assert cp.returncode == 0 and cp.stdout.startswith(b"usage: mapprof top"), cp.stdout[:80]
+    cp = run("top", "--json", "-qn1", dump)
+    assert cp.returncode == 0 and len(json.loads(cp.stdout)["rows"]) == 1
+    out = os.path.join(lib.tmpdir("mapprof-io-"), "top.json")
+    cp = run("top", "--json", "-qo", out, dump)
+    assert cp.returncode == 0 and cp.stdout == b""
+    with open(out) as f:
+        assert json.load(f)["sample"] == "alloc_objects"
+    cp = run("top", "--json", "-qo" + out, "-sample_index=alloc_space", dump)
+    assert cp.returncode == 0, text(cp.stderr)
+    with open(out) as f:
+        assert json.load(f)["sample"] == "alloc_space"
+    one_error(run("top", "-json=1", dump), 1, "takes no value")
+
+
+def test_report_io_numbers():
+    """--fail-if-increase and --nodecount take finite decimal numbers only: NaN (which silently
+    disabled the CI gate), infinities, hex, signs and blanks are usage errors."""
+    a, b = sites_dump(), sites_dump(scale=2)
+    for v in ("nan", "NaN", "inf", "-inf", "infinity", "0x10", "1e999", "-1", "+5", " 5", "",
+              "5%"):
+        one_error(run("diff", "--fail-if-increase", v, a, b), 1, "decimal number")
+    for v in ("0x10", "+5", " 5", "1.5", "-0", "1e2"):
+        one_error(run("top", "--nodecount", v, a), 1, "whole number")
+    # the gate works with what is accepted: b made more allocations than a
+    for v in ("0", "0.5", ".5", "5.", "1e-3"):
+        cp = run("diff", "--fail-if-increase", v, a, b)
+        assert cp.returncode == 3, (v, cp.returncode, text(cp.stderr))
+    assert run("diff", "--fail-if-increase", "1e9", a, b).returncode == 0
+    assert run("top", "--nodecount", "007", a).returncode == 0
