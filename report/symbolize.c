@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mapprof_dump.h"
 #include "strbuf.h"
 #include "symbolize.h"
 #include "usage.h"
@@ -146,6 +147,34 @@ int sym_add_module(struct symbolizer *s, const char *path, const uint8_t *buildi
 	return (int)s->nmods++;
 }
 
+/* Whether the file's PT_LOAD program headers are the ones the dump recorded for the module
+ * (start - load bias = p_vaddr, end - start = p_memsz, file offset = p_offset, prot = p_flags),
+ * in the same order. A module without recorded ranges, or a file whose headers cannot be
+ * read, is not judged. */
+static bool same_segments(Dwfl_Module *mod, const struct sym_module *m)
+{
+	const struct mp_range *r = m->ranges;
+	GElf_Addr bias;
+	Elf *elf = m->nranges ? dwfl_module_getelf(mod, &bias) : NULL;
+	size_t phnum;
+	if (!elf || elf_getphdrnum(elf, &phnum) != 0)
+		return true;
+	uint32_t k = 0;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr mem, *ph = gelf_getphdr(elf, (int)i, &mem);
+		if (!ph)
+			return true;
+		if (ph->p_type != PT_LOAD)
+			continue;
+		if (k == m->nranges || r[k].start - m->load_bias != ph->p_vaddr ||
+		    r[k].end - r[k].start != ph->p_memsz || r[k].file_offset != ph->p_offset ||
+		    r[k].prot != (ph->p_flags & (PF_R | PF_W | PF_X)))
+			return false;
+		k++;
+	}
+	return k == m->nranges;
+}
+
 /* Opens a module once: reports its file to a Dwfl of its own at bias 0, so addresses are ELF
  * vaddrs (the dump's offsets) and modules from different processes never overlap. WARN: say
  * when its frames will be module+offset (not for a module that no frame uses, opened only to
@@ -202,6 +231,16 @@ static void open_module(struct symbolizer *s, struct sym_module *m, bool warn)
 				    m->path);
 			return;
 		}
+	} else if (!same_segments(mod, m)) {
+		/* no build-id to compare: the program headers are the next best witness */
+		dwfl_end(dwfl);
+		m->state = SYM_MISMATCH;
+		if (!quiet)
+			warning("%s: segments differ from the profiled one's (rebuilt since the "
+			        "run? it has no build-id to compare); its frames are shown as "
+			        "module+offset",
+			        m->path);
+		return;
 	}
 	m->dwfl = dwfl;
 	m->mod = mod;

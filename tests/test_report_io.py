@@ -4,7 +4,8 @@ a file size limit leaves the old file and no temporary file), a device or FIFO i
 place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
 are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
 header, fast. The option parser: bundled short options, numbers that must be finite decimals.
-Every dump is from a real run of tests/progs/report_sites.c."""
+The symbolizer's warning for a rebuilt binary without a build-id. Every dump is from a real run
+of tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -358,3 +359,35 @@ def test_report_io_numbers():
         assert cp.returncode == 3, (v, cp.returncode, text(cp.stderr))
     assert run("diff", "--fail-if-increase", "1e9", a, b).returncode == 0
     assert run("top", "--nodecount", "007", a).returncode == 0
+
+
+# ---- symbols ----
+
+def test_report_io_rebuilt_without_build_id():
+    """A binary linked without a build-id and rebuilt since the run (other code: -O0 instead of
+    -O2) gets the rebuilt-binary warning, once, and module+offset frames; it used to be named
+    silently from the new file's symbols, wrongly. Unchanged, it gets no warning."""
+    nobid = ["-Wl,--build-id=none"]
+    d = lib.tmpdir("mapprof-io-")
+    exe = os.path.join(d, "nobid_prog")
+    shutil.copy(prog("O2", nobid), exe)
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    (m,) = [m for m in lib.read_dump(dump)["modules"] if m["path"] == exe]
+    if m["build_id"] is not None:
+        raise lib.Skip("the linker wrote a build-id despite --build-id=none")
+    cp = run("top", "--json", "-n", "0", dump)
+    assert cp.returncode == 0 and text(cp.stderr) == "", text(cp.stderr)
+    rows = {r["name"]: r for r in json.loads(cp.stdout)["rows"]}
+    assert rows["leaf_alpha"]["flat"] > 0
+    shutil.copy(prog("O0", nobid), exe)
+    cp = run("top", "-n", "0", dump)
+    err = text(cp.stderr)
+    assert cp.returncode == 0 and err.count(exe) == 1, \
+        "one warning naming the rebuilt %s expected, stderr: %r" % (exe, err)
+    assert "rebuilt since the run" in err and "no build-id" in err and \
+        "module+offset" in err, err
+    assert "leaf_alpha" not in text(cp.stdout) and "nobid_prog+0x" in text(cp.stdout)
+    prof = json.loads(run("export", "-q", dump).stdout)
+    assert [m["symbols"] for m in prof["modules"] if m["path"] == exe] == ["mismatch"]
+    assert run("top", "-q", dump).stderr == b""
