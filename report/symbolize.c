@@ -828,6 +828,20 @@ static const char *table_lookup(const struct sym_table *t, uint64_t addr)
 	return NULL;
 }
 
+/* A module without DWARF whose file has no .symtab: at most the dynamic symbols name its
+ * functions, the exported ones. */
+static bool stripped(Dwfl_Module *mod)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	for (Elf_Scn *scn = elf ? elf_nextscn(elf, NULL) : NULL; scn; scn = elf_nextscn(elf, scn)) {
+		GElf_Shdr mem, *sh = gelf_getshdr(scn, &mem);
+		if (sh && sh->sh_type == SHT_SYMTAB)
+			return false;
+	}
+	return elf != NULL;
+}
+
 static void lookup(struct symbolizer *s, int module, uint64_t offset, struct framevec *fv)
 {
 	if (module < 0 || (size_t)module >= s->nmods)
@@ -845,6 +859,14 @@ static void lookup(struct symbolizer *s, int module, uint64_t offset, struct fra
 		lookup_dwarf(s, (Dwfl_Module *)m->mod, pc, symname, fv);
 	else if (symname)
 		push_frame(s, fv, symname, NULL, 0, false);
+	else if (!m->told_stripped) {
+		m->told_stripped = true;
+		if (!s->quiet && stripped((Dwfl_Module *)m->mod))
+			warning("%s: stripped (no symbol table, and no debug file found: see "
+			        "--debug-dir); its frames outside exported functions are shown as "
+			        "module+offset",
+			        m->path);
+	}
 }
 
 static uint64_t key_hash(int module, uint64_t offset)

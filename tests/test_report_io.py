@@ -4,8 +4,8 @@ a file size limit leaves the old file and no temporary file), a device or FIFO i
 place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
 are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
 header, fast. The option parser: bundled short options, numbers that must be finite decimals.
-The symbolizer's warning for a rebuilt binary without a build-id. Every dump is from a real run
-of tests/progs/report_sites.c."""
+The symbolizer's warnings: a rebuilt binary without a build-id, a stripped one. Every dump is
+from a real run of tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -391,3 +391,28 @@ def test_report_io_rebuilt_without_build_id():
     prof = json.loads(run("export", "-q", dump).stdout)
     assert [m["symbols"] for m in prof["modules"] if m["path"] == exe] == ["mismatch"]
     assert run("top", "-q", dump).stderr == b""
+
+
+def test_report_io_stripped_binary_notice():
+    """A stripped binary whose debug file cannot be found gets one warning saying so (it used to
+    get +0x... frames with no word); a binary with its symbol table gets none; -q silences it."""
+    if not shutil.which("strip"):
+        raise lib.Skip("no strip (binutils)")
+    d = lib.tmpdir("mapprof-io-")
+    for kind in ("--strip-all", "--strip-debug"):
+        exe = os.path.join(d, "sites" + kind.replace("-", "_"))
+        shutil.copy(prog(), exe)
+        subprocess.run(["strip", kind, exe], check=True)
+        cp, dump = lib.run_profiled([exe, "1"])
+        assert cp.returncode == 0
+        for view in ("top", "tree", "export"):
+            cp = run(view, dump)
+            assert cp.returncode == 0
+            lines = [l for l in text(cp.stderr).splitlines() if "stripped" in l]
+            if kind == "--strip-all":
+                assert len(lines) == 1 and lines[0].startswith("mapprof: warning: %s: " % exe) \
+                    and "module+offset" in lines[0], (view, text(cp.stderr))
+                assert text(cp.stderr).count(exe) == 1, text(cp.stderr)
+            else:
+                assert lines == [], (view, text(cp.stderr))
+        assert run("top", "-q", dump).stderr == b""
