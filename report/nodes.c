@@ -355,16 +355,24 @@ void json_chain(struct strbuf *sb, const struct profile *p, const struct pchain 
 
 void text_header(struct strbuf *sb, const struct profile *p, const struct options *o)
 {
+	size_t sampled = 0;
+	for (size_t i = 0; i < p->ndumps; i++)
+		sampled += p->dumps[i]->info.sample_period != 0;
 	if (p->ndumps == 1) {
 		const struct dump *d = p->dumps[0];
-		sb_addf(sb, "Exe: %s (pid %llu)%s\n", d->exe, (unsigned long long)d->info.pid,
-		        d->info.sample_period ? ", sampled (values scaled)" : "");
+		sb_addf(sb, "Exe: %s (pid %llu)", d->exe, (unsigned long long)d->info.pid);
 	} else {
-		sb_addf(sb, "Exe: %s and %zu more dumps (pids", p->dumps[0]->exe, p->ndumps - 1);
+		sb_addf(sb, "Exe: %s and %zu more dump%s (pids", p->dumps[0]->exe, p->ndumps - 1,
+		        p->ndumps == 2 ? "" : "s");
 		for (size_t i = 0; i < p->ndumps && i < 8; i++)
 			sb_addf(sb, " %llu", (unsigned long long)p->dumps[i]->info.pid);
-		sb_adds(sb, p->ndumps > 8 ? " ...)\n" : ")\n");
+		sb_adds(sb, p->ndumps > 8 ? " ...)" : ")");
 	}
+	if (sampled == p->ndumps)
+		sb_adds(sb, ", sampled (values scaled)");
+	else if (sampled)
+		sb_addf(sb, ", %zu of the %zu dumps sampled (values scaled)", sampled, p->ndumps);
+	sb_addch(sb, '\n');
 	sb_adds(sb, "Totals: ");
 	for (int s = 0; s < profile_nsamples(p); s++) {
 		sb_addf(sb, "%s%s ", s ? ", " : "", sample_names[s]);

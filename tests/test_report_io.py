@@ -4,8 +4,8 @@ a file size limit leaves the old file and no temporary file), a device or FIFO i
 place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
 are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
 header, fast. The option parser: bundled short options, numbers that must be finite decimals.
-The symbolizer's warnings: a rebuilt binary without a build-id, a stripped one. Every dump is
-from a real run of tests/progs/report_sites.c."""
+The symbolizer's warnings: a rebuilt binary without a build-id, a stripped one. The text header
+of several dumps and of sampled ones. Every dump is from a real run of tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -416,3 +416,26 @@ def test_report_io_stripped_binary_notice():
             else:
                 assert lines == [], (view, text(cp.stderr))
         assert run("top", "-q", dump).stderr == b""
+
+
+# ---- the text header ----
+
+def test_report_io_header_dumps_and_sampling():
+    """Several dumps: 'and 1 more dump', 'and 2 more dumps'; sampled dumps say so whether one
+    or several are shown ('1 of the 2 dumps sampled' when not all are)."""
+    a = sites_dump()
+    s = sites_dump(env={"MAPPROF_SAMPLE": "256"})
+
+    def head(*dumps):
+        cp = run("top", "-q", *dumps)
+        assert cp.returncode == 0, text(cp.stderr)
+        return text(cp.stdout).splitlines()[0]
+    assert " and 1 more dump (pids " in head(a, a)
+    assert " and 2 more dumps (pids " in head(a, a, a)
+    assert "sampled" not in head(a, a)
+    assert head(s).endswith("), sampled (values scaled)"), head(s)
+    assert head(s, s).endswith("), sampled (values scaled)"), head(s, s)
+    assert head(a, s).endswith("), 1 of the 2 dumps sampled (values scaled)"), head(a, s)
+    for view in ("tree", "growth"):
+        cp = run(view, "-q", a, s)
+        assert "1 of the 2 dumps sampled" in text(cp.stdout).splitlines()[0]
