@@ -125,7 +125,6 @@ int main(int argc, char **argv)
 	struct options o;
 	memset(&o, 0, sizeof(o));
 	o.cmd = c->name;
-	o.nodecount = -1; /* no -n: each view's default (diff: 20 rows in text; others: all) */
 	parse_options(&o, argc - 2, argv + 2);
 	if (o.help) {
 		command_help(c);

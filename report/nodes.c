@@ -100,11 +100,11 @@ void nodes_build(struct node_table *t, struct profile *p, bool lines)
 			}
 			if (k == 0)
 				for (int s = 0; s < NSAMPLES; s++)
-					nd->flat[s] += c->v[s];
+					nd->flat[s] = sat_add(nd->flat[s], c->v[s]);
 			if (nd->last_chain != i) {
 				nd->last_chain = i;
 				for (int s = 0; s < NSAMPLES; s++)
-					nd->cum[s] += c->v[s];
+					nd->cum[s] = sat_add(nd->cum[s], c->v[s]);
 			}
 		}
 	}

@@ -154,6 +154,7 @@ static const struct option_spec *find_short(char c)
 void parse_options(struct options *o, int argc, char **argv)
 {
 	o->fail_if_increase = -1;
+	o->nodecount = -1; /* no -n: each view's default (diff: 20 rows in text; others: all) */
 	o->args = xcalloc((size_t)argc + 1, sizeof(char *));
 	bool only_args = false;
 	for (int i = 0; i < argc; i++) {

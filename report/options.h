@@ -15,9 +15,9 @@ extern const char *const sample_names[NSAMPLES];
 struct options {
 	const char *cmd; /* subcommand */
 	enum sample_index sample;
-	bool sample_set;    /* --sample given */
-	bool lines;         /* --lines: per file:line instead of per function */
-	long nodecount;     /* --nodecount N: rows shown (0 = all) */
+	bool sample_set; /* --sample given */
+	bool lines;      /* --lines: per file:line instead of per function */
+	long nodecount; /* --nodecount N: rows shown (0 = all; -1: not given, the view's default) */
 	const char *focus;  /* --focus RE */
 	const char *ignore; /* --ignore RE */
 	regex_t focus_re, ignore_re;

@@ -40,7 +40,7 @@ int cmd_top(struct options *o)
 		text_header(&sb, &p, o);
 		uint64_t shown = 0;
 		for (size_t i = 0; i < n; i++)
-			shown += t.v[i].flat[s];
+			shown = sat_add(shown, t.v[i].flat[s]);
 		sb_adds(&sb, "Showing nodes accounting for ");
 		format_value(&sb, s, shown);
 		sb_addf(&sb, ", %.2f%% of ", percent(shown, total));
@@ -51,7 +51,7 @@ int cmd_top(struct options *o)
 		sb_adds(&sb, "\n      flat  flat%   sum%        cum   cum%\n");
 		for (size_t i = 0; i < n; i++) {
 			const struct node *nd = &t.v[i];
-			sum += nd->flat[s];
+			sum = sat_add(sum, nd->flat[s]);
 			size_t at = sb.len;
 			format_value(&sb, s, nd->flat[s]);
 			char tmp[64];

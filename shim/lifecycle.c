@@ -195,16 +195,20 @@ static void on_dump_signal(int sig)
 
 static void *dump_thread(void *arg)
 {
-	(void)arg;
+	uint32_t handled = (uint32_t)(uintptr_t)arg; /* the count when the thread was made */
 	mp_tl.in_hook++; /* this thread's own allocations are not the program's */
 	for (;;) {
-		uint32_t seen = __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE);
-		struct timespec every = {(time_t)mp.interval, 0};
-		long r = syscall(SYS_futex, &mp.wake, FUTEX_WAIT_PRIVATE, seen,
-		                 mp.interval ? &every : NULL, NULL, 0);
-		bool timed_out = r != 0 && errno == ETIMEDOUT;
-		if (!timed_out && __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE) == seen)
-			continue; /* woken for nothing */
+		uint32_t now = __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE);
+		bool due = now != handled; /* a signal came since the last look */
+		if (!due) {
+			struct timespec every = {(time_t)mp.interval, 0};
+			long r = syscall(SYS_futex, &mp.wake, FUTEX_WAIT_PRIVATE, now,
+			                 mp.interval ? &every : NULL, NULL, 0);
+			due = r != 0 && errno == ETIMEDOUT;
+			if (!due)
+				continue; /* woken: look again */
+		}
+		handled = now;
 		if (!mp_enabled() || mp.dumped)
 			continue;
 		uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
@@ -226,7 +230,8 @@ static void start_dump_thread(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int err = pthread_create(&t, &attr, dump_thread, NULL);
+	uint32_t wake = __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE);
+	int err = pthread_create(&t, &attr, dump_thread, (void *)(uintptr_t)wake);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	mp_tl.in_hook--;

@@ -222,7 +222,8 @@ def test_report_io_output_refusals():
     link, hard = os.path.join(d, "link.dump"), os.path.join(d, "hard.dump")
     os.symlink(mine, link)
     os.link(mine, hard)
-    for args in (["merge", mine, "-o", mine], ["merge", dump, mine, "-o", link],
+    other = sites_dump(scale=2)  # another process: the copy of dump would be left out of a sum
+    for args in (["merge", mine, "-o", mine], ["merge", other, mine, "-o", link],
                  ["top", mine, "-o", hard], ["flame", mine, "-o", mine],
                  ["diff", dump, mine, "-o", link], ["export", mine, "--output=" + mine]):
         line = one_error(run(*args), 1, "input dump")
@@ -423,18 +424,20 @@ def test_report_io_stripped_binary_notice():
 def test_report_io_header_dumps_and_sampling():
     """Several dumps: 'and 1 more dump', 'and 2 more dumps'; sampled dumps say so whether one
     or several are shown ('1 of the 2 dumps sampled' when not all are)."""
-    a = sites_dump()
+    # Dumps of different processes (two of one process would be read once).
+    a, a2, a3 = sites_dump(), sites_dump(scale=2), sites_dump(scale=3)
     s = sites_dump(env={"MAPPROF_SAMPLE": "256"})
+    s2 = sites_dump(env={"MAPPROF_SAMPLE": "256"}, scale=2)
 
     def head(*dumps):
         cp = run("top", "-q", *dumps)
         assert cp.returncode == 0, text(cp.stderr)
         return text(cp.stdout).splitlines()[0]
-    assert " and 1 more dump (pids " in head(a, a)
-    assert " and 2 more dumps (pids " in head(a, a, a)
-    assert "sampled" not in head(a, a)
+    assert " and 1 more dump (pids " in head(a, a2)
+    assert " and 2 more dumps (pids " in head(a, a2, a3)
+    assert "sampled" not in head(a, a2)
     assert head(s).endswith("), sampled (values scaled)"), head(s)
-    assert head(s, s).endswith("), sampled (values scaled)"), head(s, s)
+    assert head(s, s2).endswith("), sampled (values scaled)"), head(s, s2)
     assert head(a, s).endswith("), 1 of the 2 dumps sampled (values scaled)"), head(a, s)
     for view in ("tree", "growth"):
         cp = run(view, "-q", a, s)

@@ -29,8 +29,15 @@ typedef void *(*site_fn)(size_t);
 	}
 SITE(0)
 SITE(1)
-SITE(2) SITE(3) SITE(4) SITE(5) SITE(6) SITE(7) static const site_fn sites[8] = {
-    site_0, site_1, site_2, site_3, site_4, site_5, site_6, site_7};
+SITE(2)
+SITE(3)
+SITE(4)
+SITE(5)
+SITE(6)
+SITE(7)
+#define NSITES 8
+static const site_fn sites[NSITES] = {site_0, site_1, site_2, site_3,
+                                      site_4, site_5, site_6, site_7};
 
 __attribute__((noinline)) static void *descend(int depth, int site, size_t size)
 {
@@ -42,7 +49,7 @@ __attribute__((noinline)) static void *descend(int depth, int site, size_t size)
 static void churn(void)
 {
 	for (int depth = 0; depth < 6; depth++)
-		for (int site = 0; site < 8; site++)
+		for (int site = 0; site < NSITES; site++)
 			free(descend(depth, site, 16 + 8 * (size_t)site));
 }
 
