@@ -100,7 +100,7 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
 		*(unw_word_t *)addr = *val;
 		return 0;
 	}
-	if (addr < stack_lo || addr > stack_hi - sizeof(unw_word_t)) {
+	if (!stack_hi || addr < stack_lo || addr > stack_hi - sizeof(unw_word_t)) {
 		uintptr_t first = addr & ~(uintptr_t)4095, last = (addr + 7) & ~(uintptr_t)4095;
 		if (!first || !page_readable(first) || (last != first && !page_readable(last)))
 			return -UNW_EINVAL;
