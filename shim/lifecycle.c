@@ -297,6 +297,34 @@ static void on_fork_parent(void)
 	fork_in_shim = false;
 }
 
+/* The thread-exit hook, without taking one of the program's pthread keys
+ * (it may need every one of PTHREAD_KEYS_MAX): glibc's list of thread_local
+ * destructors (__cxa_thread_atexit_impl, which C++ uses), or a key where
+ * that is missing. The process's first thread needs none: what it counted
+ * is read where it is by the dump at exit. */
+extern int __cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso)
+    __attribute__((weak));
+extern void *__dso_handle;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void make_exit_key(void)
+{
+	pthread_key_create(&exit_key, mp_thread_exit);
+}
+
+void mp_thread_watch(void *tc)
+{
+	if (syscall(SYS_gettid) == getpid())
+		return;
+	if (__cxa_thread_atexit_impl) {
+		__cxa_thread_atexit_impl(mp_thread_exit, tc, &__dso_handle);
+		return;
+	}
+	pthread_once(&exit_key_once, make_exit_key);
+	pthread_setspecific(exit_key, tc);
+}
+
 static void on_fork_child(void)
 {
 	if (fork_in_shim) {
@@ -342,7 +370,6 @@ static void init(void)
 		read_settings();
 		read_process();
 		mp_stack_init();
-		pthread_key_create(&mp.tkey, mp_thread_exit);
 		pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 		at_quick_exit(at_quick_exit_hook);
 		mp.info_flags = (mp.frees_off ? 0 : MP_INFO_FREES_TRACKED) |

@@ -206,7 +206,6 @@ struct mp_state {
 	uint64_t threads;           /* atomic */
 	uintptr_t self_lo, self_hi; /* our own text, stripped from stacks */
 	uintptr_t unw_lo, unw_hi;   /* libunwind's text, likewise */
-	pthread_key_t tkey;
 
 	char exe[MP_PATH_MAX];
 	char *cmdline;
@@ -333,6 +332,7 @@ void mp_live_restore(void *p, uint64_t meta); /* undo mp_live_take */
  * freed, so frees need no counters of their own. */
 void mp_live_sum(uint64_t *objects, uint64_t *bytes, uint32_t nchains);
 void mp_thread_exit(void *tcache);
+void mp_thread_watch(void *tcache); /* call mp_thread_exit when this thread exits (lifecycle.c) */
 bool mp_tcaches_unwinding(const int *own); /* mp.lock held: another thread inside libunwind? */
 void mp_fork_prepare(void);
 void mp_fork_parent(void);

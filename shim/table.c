@@ -395,7 +395,7 @@ static struct mp_tcache *tcache_get(void)
 	tc->unwinding = &mp_unwinding;
 	tls_tc = tc;
 	mp_unwind_registered = true;
-	pthread_setspecific(mp.tkey, tc);
+	mp_thread_watch(tc);
 	mp_stack_thread_init(); /* every mode: mp_stack_room and libunwind's reads use it */
 	return tc;
 }

@@ -12,7 +12,9 @@
  *   fsize                    prints, then exits 0 (run under a small RLIMIT_FSIZE)
  *   smallstack N             threads with the smallest stack POSIX allows allocate N frames of
  *                            256 bytes deep
- *   altstack                 a signal handler on an alternate stack of 8 KiB allocates */
+ *   altstack                 a signal handler on an alternate stack of 8 KiB allocates
+ *   keys                     threads allocate, then the program creates pthread keys until none
+ *                            is left: it gets as many as without mapprof */
 #include <fenv.h>
 #include <limits.h>
 #include <pthread.h>
@@ -179,6 +181,21 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 4; i++)
 			raise(SIGUSR1);
 		printf("{\"handled\": 1}\n");
+		return 0;
+	}
+	if (!strcmp(mode, "keys")) {
+		pthread_t t;
+		for (int i = 0; i < 2; i++) {
+			if (pthread_create(&t, NULL, small_thread, (void *)2L) != 0)
+				return 2;
+			pthread_join(t, NULL);
+		}
+		churn(0);
+		int keys = 0;
+		pthread_key_t k;
+		while (keys < 100000 && pthread_key_create(&k, NULL) == 0)
+			keys++;
+		printf("{\"keys\": %d}\n", keys);
 		return 0;
 	}
 	fprintf(stderr, "usage: robust_process MODE [ARG]\n");
