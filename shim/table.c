@@ -668,32 +668,19 @@ static __attribute__((noinline)) int live_insert(uintptr_t p, uint64_t meta)
 		shard_leave(s, locked);
 		return -1;
 	}
-	/* Most blocks go to their home bucket, where nothing went past full:
-	 * one look there says p is not in the table, and where it goes. */
-	uint64_t home = home_of(p, s->bits);
-	unsigned hit = bucket_match(&s->tab[home], p);
-	unsigned empty = bucket_match(&s->tab[home], 0);
-	int r = 0;
-	if (likely(!hit && empty && !s->overflow[home])) {
-		unsigned i = (unsigned)__builtin_ctz(empty);
-		s->tab[home].ptr[i] = p;
-		s->tab[home].meta[i] = meta;
-		s->count++;
-	} else {
-		uint64_t b;
-		int i = live_find(s, p, home, &b);
-		if (unlikely(i >= 0)) {
-			s->tab[b].meta[i] = meta;
-			r = 1;
-		} else {
-			live_put(s->tab, s->overflow, s->bits, p, meta);
-			s->count++;
-		}
+	uint64_t b;
+	int i = live_find(s, p, home_of(p, s->bits), &b);
+	if (unlikely(i >= 0)) {
+		s->tab[b].meta[i] = meta;
+		shard_leave(s, locked);
+		return 1;
 	}
-	if (mp.sample_period && !r)
+	live_put(s->tab, s->overflow, s->bits, p, meta);
+	s->count++;
+	if (mp.sample_period)
 		filter_add(p);
 	shard_leave(s, locked);
-	return r;
+	return 0;
 }
 
 /* The owner's way into its shard (shard_enter without the lock), or false. */
