@@ -71,7 +71,7 @@ static const char *tag_name(uint32_t tag)
 }
 
 /* a + b, failing on overflow of the 64-bit sums the END record holds. */
-static bool add_u64(uint64_t *a, uint64_t b)
+bool add_u64(uint64_t *a, uint64_t b)
 {
 	return !__builtin_add_overflow(*a, b, a);
 }
@@ -430,10 +430,9 @@ static bool fill(struct reader *r, uint64_t want)
 			r->buf = xreallocarray(r->buf, n, 1);
 			r->alloc = n;
 		}
-		size_t room = r->alloc - r->len;
-		if (room > want - r->len)
-			room = (size_t)(want - r->len);
-		ssize_t n = read(r->fd, r->buf + r->len, room);
+		/* As much as there is room for, not just what is wanted: a record
+		 * at a time would be two system calls a record. */
+		ssize_t n = read(r->fd, r->buf + r->len, r->alloc - r->len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

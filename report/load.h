@@ -57,6 +57,7 @@ int dump_parse(struct dump *d, unsigned char *data, size_t size, char **err);
 /* Reads and parses PATH; dies with "mapprof: PATH: what is wrong" (exit 2) when it cannot. */
 struct dump *dump_load(const char *path);
 void dump_free(struct dump *d);
+bool add_u64(uint64_t *a, uint64_t b); /* *a += b; false when it overflows */
 /* The path of the dump read from the file with this device and inode, or NULL: an output
  * must never overwrite its input. */
 const char *dump_loaded_from(dev_t dev, ino_t ino);

@@ -158,12 +158,10 @@ static void merge_write(struct profile *p, const struct options *o)
 		sb_release(&rec);
 		end.nchains++;
 		/* The loader refuses END totals that overflow: so does the writer. */
-		if (__builtin_add_overflow(end.alloc_objects, mc.alloc_objects,
-		                           &end.alloc_objects) ||
-		    __builtin_add_overflow(end.alloc_space, mc.alloc_space, &end.alloc_space) ||
-		    __builtin_add_overflow(end.inuse_objects, mc.inuse_objects,
-		                           &end.inuse_objects) ||
-		    __builtin_add_overflow(end.inuse_space, mc.inuse_space, &end.inuse_space))
+		if (!add_u64(&end.alloc_objects, mc.alloc_objects) ||
+		    !add_u64(&end.alloc_space, mc.alloc_space) ||
+		    !add_u64(&end.inuse_objects, mc.inuse_objects) ||
+		    !add_u64(&end.inuse_space, mc.inuse_space))
 			die("merge: the merged totals pass 2^64 - 1, which a dump cannot hold");
 	}
 	free(ids);

@@ -145,16 +145,23 @@ void nodes_free(struct node_table *t)
 static char *volatile pending_tmp;
 static char *pending_target;
 
-static void remove_pending(void)
+/* Done with the temporary file: renamed into place, or (unlink_it) removed. */
+static void forget_pending(bool unlink_it)
 {
 	char *tmp = pending_tmp;
 	if (tmp) {
-		unlink(tmp);
+		if (unlink_it)
+			unlink(tmp);
 		pending_tmp = NULL;
 		free(tmp);
 		free(pending_target);
 		pending_target = NULL;
 	}
+}
+
+static void remove_pending(void)
+{
+	forget_pending(true);
 }
 
 static void on_fatal_signal(int sig)
@@ -283,15 +290,9 @@ void out_close(struct output *out, struct strbuf *sb)
 		die("%s: write error: %s", out->name, strerror(errno));
 	}
 	out->f = NULL;
-	char *tmp = pending_tmp;
-	if (tmp) {
-		if (rename(tmp, pending_target))
-			die("%s: cannot rename into place: %s", out->name, strerror(errno));
-		pending_tmp = NULL;
-		free(tmp);
-		free(pending_target);
-		pending_target = NULL;
-	}
+	if (pending_tmp && rename(pending_tmp, pending_target))
+		die("%s: cannot rename into place: %s", out->name, strerror(errno));
+	forget_pending(false);
 }
 
 void emit(const struct options *o, const struct strbuf *sb)

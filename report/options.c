@@ -3,7 +3,6 @@
  * reads a file. */
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +104,7 @@ static void set(struct options *o, const struct option_spec *s, const char *val)
 		    (isdigit((unsigned char)val[0]) || val[0] == '.') && !strpbrk(val, "xX")
 		        ? strtod(val, &end)
 		        : -1;
-		if (*(double *)p < 0 || errno || *end || !isfinite(*(double *)p))
+		if (*(double *)p < 0 || errno || *end)
 			die_usage("--%s wants a decimal number >= 0, not '%s'", s->name, val);
 		break;
 	case OPT_SAMPLE:
@@ -133,7 +132,8 @@ static const struct option_spec *find_long(const char *name, size_t len)
 	return NULL;
 }
 
-/* NAME or NAME=VALUE after a single dash, when NAME is a long option (-json, -focus=RE). */
+/* NAME or NAME=VALUE, when NAME is a long option: after "--", or after a single dash (-json,
+ * -focus=RE, as pprof spells them). */
 static const struct option_spec *find_single_dash_long(const char *arg, const char **val)
 {
 	const char *eq = strchr(arg, '=');
@@ -171,15 +171,10 @@ void parse_options(struct options *o, int argc, char **argv)
 		const char *val = NULL;
 		if (a[1] == '-') {
 			/* --name, --name=value, --name value */
-			const char *name = a + 2;
-			const char *eq = strchr(name, '=');
-			size_t len = eq ? (size_t)(eq - name) : strlen(name);
-			s = find_long(name, len);
+			s = find_single_dash_long(a + 2, &val);
 			if (!s)
 				die_usage("unknown option '%s'", a);
-			if (eq)
-				val = eq + 1;
-			if (s->type == OPT_BOOL && eq)
+			if (s->type == OPT_BOOL && val)
 				die_usage("option '--%s' takes no value", s->name);
 		} else if ((s = a[2] ? find_single_dash_long(a + 1, &val) : NULL)) {
 			/* pprof's single-dash long forms: -focus RE, -sample_index=alloc_space */

@@ -128,11 +128,13 @@ int cmd_diff(struct options *o)
 			}
 		}
 	}
-	size_t nf = t.n, nfchanged = 0;
+	/* only the functions that changed, as only the chains that did */
+	size_t nf = 0;
+	for (size_t i = 0; i < t.n; i++)
+		if (fr[i].base != fr[i].now || fr[i].base_cum != fr[i].now_cum)
+			fr[nf++] = fr[i];
 	if (nf)
 		qsort(fr, nf, sizeof(*fr), cmp_rows);
-	for (size_t i = 0; i < nf; i++)
-		nfchanged += fr[i].base != fr[i].now || fr[i].base_cum != fr[i].now_cum;
 	struct drow *cr = xcalloc(p.nchains + 1, sizeof(*cr));
 	size_t nc = 0;
 	for (size_t i = 0; i < p.nchains; i++) {
@@ -159,12 +161,9 @@ int cmd_diff(struct options *o)
 		        sample_names[s], (unsigned long long)bt, (unsigned long long)nt);
 		json_delta(&sb, bt, nt);
 		sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
-		size_t shown = 0;
-		for (size_t i = 0; i < nf && shown < limit; i++) {
+		for (size_t i = 0; i < nf && i < limit; i++) {
 			const struct drow *r = &fr[i];
-			if (r->base == r->now && r->base_cum == r->now_cum)
-				continue;
-			sb_adds(&sb, shown++ ? ",{\"name\":" : "{\"name\":");
+			sb_adds(&sb, i ? ",{\"name\":" : "{\"name\":");
 			sb_json_str(&sb, r->name);
 			sb_addf(
 			    &sb,
@@ -199,12 +198,9 @@ int cmd_diff(struct options *o)
 		sb_adds(&sb,
 		        "   flat base   flat new  flat delta    cum base    cum new   cum delta  "
 		        "function\n");
-		size_t shown = 0;
-		for (size_t i = 0; i < nf && shown < limit; i++) {
+		size_t shown = nf < limit ? nf : limit;
+		for (size_t i = 0; i < shown; i++) {
 			const struct drow *r = &fr[i];
-			if (r->base == r->now && r->base_cum == r->now_cum)
-				continue;
-			shown++;
 			value(&sb, s, r->base);
 			sb_addch(&sb, ' ');
 			value(&sb, s, r->now);
@@ -220,9 +216,9 @@ int cmd_diff(struct options *o)
 		}
 		if (!shown)
 			sb_adds(&sb, "  (no change)\n");
-		else if (nfchanged > shown)
+		else if (nf > shown)
 			sb_addf(&sb, "  (%zu more changed functions; --nodecount 0 shows all)\n",
-			        nfchanged - shown);
+			        nf - shown);
 		sb_adds(&sb, "\nPer chain (innermost <- callers):\n");
 		sb_adds(&sb, "      base        new       delta  chain\n");
 		for (size_t i = 0; i < nc && i < limit; i++) {

@@ -343,7 +343,7 @@ int cmd_growth(struct options *o)
 	}
 	int by_bytes = o->sample == S_ALLOC_SPACE || o->sample == S_INUSE_SPACE;
 	qsort_r(sites, n, sizeof(*sites), cmp_sites, &by_bytes);
-	size_t shown = o->nodecount && (size_t)o->nodecount < n ? (size_t)o->nodecount : n;
+	size_t shown = o->nodecount > 0 && (size_t)o->nodecount < n ? (size_t)o->nodecount : n;
 	struct strbuf sb = STRBUF_INIT;
 	if (o->json) {
 		sb_addf(

@@ -11,7 +11,7 @@ int cmd_top(struct options *o)
 	nodes_build(&t, &p, o->lines);
 	nodes_sort_flat(&t, o->sample);
 	enum sample_index s = o->sample;
-	size_t n = o->nodecount && (size_t)o->nodecount < t.n ? (size_t)o->nodecount : t.n;
+	size_t n = o->nodecount > 0 && (size_t)o->nodecount < t.n ? (size_t)o->nodecount : t.n;
 	/* nodes with no value are noise: pprof hides them too */
 	while (n && !t.v[n - 1].flat[s] && !t.v[n - 1].cum[s])
 		n--;
