@@ -321,7 +321,8 @@ struct mp_counts *mp_ctable_slot(struct mp_ctable *t, uint64_t key, bool insert)
 bool mp_ctable_reserve(struct mp_ctable *t, uint64_t n);
 void mp_counts_add(struct mp_counts *dst, const struct mp_counts *src);
 
-/* table.c: chains, per-thread counters and the live-block map. */
+/* table.c: chains, per-thread counters and the live-block map. Recording
+ * keeps errno. */
 void mp_record_alloc(void *p, size_t size);
 bool mp_sample_skip(size_t size);             /* sampling mode: true if this call is not sampled */
 bool mp_record_free(void *p);                 /* false if p was not tracked */
@@ -408,24 +409,22 @@ static inline uint8_t *mp_filter_slot(uintptr_t p)
 	return &mp_sample_filter[(p >> 6) & (MP_FILTER_SIZE - 1)];
 }
 
-/* Record an allocation or a free of the program's: with the re-entry guard
- * raised, and errno as the program left it. */
+/* Record an allocation or a free of the program's, with the re-entry guard
+ * raised. Both keep errno as the program left it: their fast paths make no
+ * call that could change it, and their slow paths save it (one call to find
+ * errno costs the hot path as much as a few of its steps). */
 static inline void mp_record_alloc_guarded(void *p, size_t size)
 {
-	int saved = errno;
 	mp_tl.in_hook++;
 	mp_record_alloc(p, size);
 	mp_tl.in_hook--;
-	errno = saved;
 }
 
 static inline void mp_record_free_guarded(void *p)
 {
-	int saved = errno;
 	mp_tl.in_hook++;
 	mp_record_free(p);
 	mp_tl.in_hook--;
-	errno = saved;
 }
 
 /* Record a successful allocation of size bytes at p (sampling decides). */

@@ -422,6 +422,32 @@ static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
 	return n;
 }
 
+/* tail_find for the fast walk: adds the tail's frames to *s at positions
+ * *n on (up to max, else *truncated) without copying them out; false if
+ * there is no tail for (last, depth) or its slots changed. */
+static inline bool tail_hash(uintptr_t last, uintptr_t depth, struct mp_hash *s, uint32_t *n,
+                             uint32_t max, bool *truncated)
+{
+	unsigned h = tail_slot(last, depth);
+	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last || tails[h].depth != depth)
+		return false;
+	int k = tails[h].n;
+	for (int i = 0; i < k; i++) {
+		uintptr_t w = tails[h].where[i];
+		if (w > stack_hi - stack_lo ||
+		    *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
+			return false;
+	}
+	for (int i = 0; i < k; i++) {
+		if (*n == max) {
+			*truncated = true;
+			break;
+		}
+		mp_hash_add(s, tails[h].tail[i], (*n)++);
+	}
+	return true;
+}
+
 /* full[0..n) is libunwind's walk of a stack whose frame-pointer walk ended
  * at last, found in the record at stack_hi - depth. */
 static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
@@ -557,55 +583,72 @@ bool mp_stack_room(void)
  * a trusted walk that yields the same addresses took the same, right, steps;
  * and with the same nfp its last step left the stack at the same frame, as
  * the checked walk's did. */
-int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp, struct mp_hash *sum)
+__attribute__((noinline)) int mp_stack_fp_fast(uint32_t max, bool *truncated, uint32_t *nfp,
+                                               struct mp_hash *sum)
 {
-	struct mp_hash s = {0, 0};
 	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 	uintptr_t lo = stack_lo, hi = stack_hi;
-	uintptr_t last = fp, last_ra = 0; /* the record holding the last address taken */
-	uint32_t n = 0;
 	if (!hi || fp < lo || fp >= hi)
 		return -1;
-	*truncated = false;
+	/* The highest address a whole, aligned record can start at; a record is
+	 * read only at or below it (record_readable). */
+	const uintptr_t top = hi - 2 * sizeof(uintptr_t);
+	uintptr_t next, ra;
+	/* Our own frames first (the hooks', this one's): stepped over, not
+	 * taken, by the same rules. */
 	for (;;) {
 		if (!record_readable(fp, hi))
 			return -1;
-		const uintptr_t *frame = (const uintptr_t *)fp;
-		uintptr_t next = frame[0], ra = frame[1];
+		next = ((const uintptr_t *)fp)[0];
+		ra = ((const uintptr_t *)fp)[1];
 		if (!ra)
+			return -1; /* no frame of the program's */
+		if (!own_frame(ra))
 			break;
-		if (n || !own_frame(ra)) {
-			if (n == max) {
-				*truncated = true;
-				*nfp = n;
-				*sum = s;
-				return (int)n;
-			}
-			mp_hash_add(&s, ra, n++); /* while the next load is on its way */
-			last = fp;
-			last_ra = ra;
-		}
-		int step = step_to(next, fp, lo, hi);
-		if (step == STEP_END)
-			break;
-		if (step == STEP_BROKEN)
+		if (step_to(next, fp, lo, hi) != STEP_ON)
 			return -1;
 		fp = next;
 	}
-	*nfp = n;
-	if (!n)
-		return -1;
-	uintptr_t tail[TAIL_MAX];
-	int k = tail_find(last_ra, hi - last, tail);
-	if (k < 0)
-		return -1;
-	for (int i = 0; i < k; i++) {
-		if (n == max) {
+	/* The program's frames: fp is a readable record whose return address
+	 * ra is not 0. One test per step covers what step_to and
+	 * record_readable test separately: the next record lies above this one
+	 * and is readable, aligned; anything else is sorted out after the
+	 * loop. The hash is summed while the next load is on its way. */
+	uint64_t h = 0, c = 0;
+	const uint64_t *key = mp_hashkeys, *end = mp_hashkeys + max;
+	uintptr_t last;
+	*truncated = false;
+	for (;;) {
+		if (unlikely(key == end)) {
 			*truncated = true;
-			break;
+			*nfp = max;
+			*sum = (struct mp_hash){h, c};
+			return (int)max;
 		}
-		mp_hash_add(&s, tail[i], n++);
+		unsigned __int128 p = (unsigned __int128)ra * *key++; /* mp_hash_add */
+		h += (uint64_t)p;
+		c += (uint64_t)(p >> 64);
+		last = fp;
+		if (unlikely((next <= fp) | (next > top) | (next & 7)))
+			break;
+		fp = next;
+		next = ((const uintptr_t *)fp)[0];
+		ra = ((const uintptr_t *)fp)[1];
+		if (!ra)
+			goto walked;
 	}
+	/* The step from last that the loop's test refused: the chain leaves
+	 * the stack (its end), or goes down or into a record that is not
+	 * readable (broken: the checked walk sorts it out). */
+	if (step_to(next, fp, lo, hi) != STEP_END)
+		return -1;
+walked:;
+	uint32_t n = (uint32_t)(key - mp_hashkeys);
+	struct mp_hash s = {h, c};
+	*nfp = n;
+	ra = ((const uintptr_t *)last)[1];
+	if (!tail_hash(ra, hi - last, &s, &n, max, truncated))
+		return -1;
 	*sum = s;
 	return (int)n;
 }

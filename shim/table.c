@@ -725,7 +725,19 @@ static inline bool live_insert_fast(uintptr_t p, uint64_t meta)
 }
 
 /* Remove p (mp_live_take past its fast path). */
+static bool live_take_locked(uintptr_t p, uint64_t *meta);
+
+/* Keeps errno (the shard's lock may wait), as the fast path does by making
+ * no call. */
 static __attribute__((noinline)) bool live_take(uintptr_t p, uint64_t *meta)
+{
+	int saved = errno;
+	bool found = live_take_locked(p, meta);
+	errno = saved;
+	return found;
+}
+
+static bool live_take_locked(uintptr_t p, uint64_t *meta)
 {
 	struct mp_live_shard *s = shard_of(p);
 	bool locked = shard_enter(s);
@@ -838,14 +850,12 @@ static inline bool fast_worth_trying(struct mp_tcache *tc)
 	return true;
 }
 
-/* The block's record in the live map, once its chain is known. */
-static inline void record_live(void *p, uint32_t id, size_t size)
+/* record_live past live_insert_fast. Keeps errno, as every path out of the
+ * hot path's inline part does (the hooks count on it: the inline part
+ * itself makes no call that could change it). */
+static __attribute__((noinline)) void record_live_slow(void *p, uint64_t meta)
 {
-	if (mp.frees_off)
-		return;
-	uint64_t meta = meta_make(id, size);
-	if (likely(live_insert_fast((uintptr_t)p, meta)))
-		return;
+	int saved = errno;
 	int r = live_insert((uintptr_t)p, meta);
 	/* r > 0: the address was in the map already (its free happened behind
 	 * our back, from a handler that interrupted the shim): the stale record
@@ -854,6 +864,18 @@ static inline void record_live(void *p, uint32_t id, size_t size)
 	 * seen), and the dump says how many calls could not be recorded. */
 	if (unlikely(r < 0))
 		lost();
+	errno = saved;
+}
+
+/* The block's record in the live map, once its chain is known. */
+static inline void record_live(void *p, uint32_t id, size_t size)
+{
+	if (mp.frees_off)
+		return;
+	uint64_t meta = meta_make(id, size);
+	if (likely(live_insert_fast((uintptr_t)p, meta)))
+		return;
+	record_live_slow(p, meta);
 }
 
 /* A call the fast walk could not place: the checked walk (libunwind, or
@@ -897,10 +919,21 @@ static __attribute__((noinline)) void record_checked(void *p, size_t size, unsig
 	record_live(p, e->id, size);
 }
 
+/* Everything past the fast walk: the thread's first call, the checked
+ * walk. errno is kept here, so the fast path needs no call to find it. */
+static __attribute__((noinline)) void record_slow(void *p, size_t size, unsigned cls)
+{
+	int saved = errno;
+	record_checked(p, size, cls, tcache_get());
+	errno = saved;
+}
+
 void mp_record_alloc(void *p, size_t size)
 {
 	unsigned cls = mp_size_class(size);
-	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
+	/* A thread without its cache yet gets it in record_slow (tcache_get,
+	 * which also registers the thread's unwind flag). */
+	struct mp_tcache *tc = tls_tc;
 	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && fast_worth_trying(tc)) {
 		/* A trusting walk, used if a checked one found the same chain. */
 		struct mp_hash sum;
@@ -921,7 +954,7 @@ void mp_record_alloc(void *p, size_t size)
 		}
 		tc->fast_misses++;
 	}
-	record_checked(p, size, cls, tc);
+	record_slow(p, size, cls);
 }
 
 bool mp_record_free(void *p)
