@@ -46,6 +46,13 @@ all: $(LIB) $(CMD)
 $(LIB): $(SHIM_SRC) $(SHIM_HDR) | $(BUILD)
 	$(CC) $(SHIM_CFLAGS) $(CFLAGS) $(SHIM_OPT) -shared -o $@ $(SHIM_SRC) $(SHIM_LIBS)
 
+# The shim with its per-thread counters' size limit lowered, for the suite
+# (tests/test_shim_size_classes.py): every run crosses it many times.
+LIB_LIMITS = $(BUILD)/tests/libmapprof-limits.so
+$(LIB_LIMITS): $(SHIM_SRC) $(SHIM_HDR)
+	mkdir -p $(dir $@)
+	$(CC) $(SHIM_CFLAGS) $(CFLAGS) $(SHIM_OPT) -DMP_TC_BIG=1000 -shared -o $@ $(SHIM_SRC) $(SHIM_LIBS)
+
 $(CMD): $(REPORT_SRC) $(REPORT_HDR) | $(BUILD)
 	$(CC) $(REPORT_CFLAGS) $(CFLAGS) -o $@ $(REPORT_SRC) $(REPORT_LIBS)
 
@@ -82,7 +89,7 @@ endef
 -include tests/soak.mk
 
 test: deps
-	$(MAKE) all $(CMD_SAN)
+	$(MAKE) all $(CMD_SAN) $(LIB_LIMITS)
 	python3 tests/run.py
 
 install: all

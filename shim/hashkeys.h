@@ -84,25 +84,21 @@ static const uint64_t mp_hashkeys[MP_HASHKEYS] = {
 /* A chain key's hash, summed a position at a time (see hash_ips in table.c
  * for why), so a frame-pointer walk can hash while it waits on its loads. */
 struct mp_hash {
-	uint64_t h, c;
+	uint64_t h;
 };
 
 static inline void mp_hash_add(struct mp_hash *s, uintptr_t ip, uint32_t i)
 {
-	unsigned __int128 p = (unsigned __int128)ip * mp_hashkeys[i];
-	s->h += (uint64_t)p;
-	s->c += (uint64_t)(p >> 64);
+	s->h += (uint64_t)ip * mp_hashkeys[i];
 }
 
-/* The hash of a key of n words whose words were all added; *check is the
- * second, independent hash. */
-static inline uint64_t mp_hash_final(struct mp_hash s, uint32_t n, uint64_t *check)
+/* The hash of a key of n words whose words were all added. */
+static inline uint64_t mp_hash_final(struct mp_hash s, uint32_t n)
 {
 	uint64_t h = s.h + n;
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ull;
 	h ^= h >> 29;
-	*check = s.c + n;
 	return h;
 }
 

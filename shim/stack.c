@@ -614,7 +614,7 @@ __attribute__((noinline)) int mp_stack_fp_fast(uint32_t max, bool *truncated, ui
 	 * record_readable test separately: the next record lies above this one
 	 * and is readable, aligned; anything else is sorted out after the
 	 * loop. The hash is summed while the next load is on its way. */
-	uint64_t h = 0, c = 0;
+	uint64_t h = 0;
 	const uint64_t *key = mp_hashkeys, *end = mp_hashkeys + max;
 	uintptr_t last;
 	*truncated = false;
@@ -622,12 +622,10 @@ __attribute__((noinline)) int mp_stack_fp_fast(uint32_t max, bool *truncated, ui
 		if (unlikely(key == end)) {
 			*truncated = true;
 			*nfp = max;
-			*sum = (struct mp_hash){h, c};
+			*sum = (struct mp_hash){h};
 			return (int)max;
 		}
-		unsigned __int128 p = (unsigned __int128)ra * *key++; /* mp_hash_add */
-		h += (uint64_t)p;
-		c += (uint64_t)(p >> 64);
+		h += ra * *key++; /* mp_hash_add */
 		last = fp;
 		if (unlikely((next <= fp) | (next > top) | (next & 7)))
 			break;
@@ -644,7 +642,7 @@ __attribute__((noinline)) int mp_stack_fp_fast(uint32_t max, bool *truncated, ui
 		return -1;
 walked:;
 	uint32_t n = (uint32_t)(key - mp_hashkeys);
-	struct mp_hash s = {h, c};
+	struct mp_hash s = {h};
 	*nfp = n;
 	ra = ((const uintptr_t *)last)[1];
 	if (!tail_hash(ra, hi - last, &s, &n, max, truncated))

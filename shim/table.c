@@ -16,33 +16,64 @@
 #include "hashkeys.h"
 #include "shim.h"
 
-/* Per-thread counters, keyed by (chain hash, size class): one cache line
- * holds all a call needs (the chain's id and its counters), so a call that
- * repeats a (chain, class) pair costs one miss at most. The table grows to
- * TC_MAX entries, then is flushed into the global table at half full. */
-#define TC_MIN 64 /* one page: a table is filled at random places, a page fault each */
-#define TC_MAX 65536
+/* Per-thread counters, keyed by (chain, size class). A table of keys in
+ * buckets of TC_WAYS (one cache line), compared all at once, and beside it
+ * the entries: the chain's id and its counters, 32 bytes, two to a line.
+ *
+ * How the lookup goes is what the hot path's time hangs on, more than cache
+ * misses: it comes right after the walk, and a mispredicted branch there
+ * waits for the walk's whole chain of loads before the CPU goes on. A
+ * linear-probing table stops after a random number of probes; with 64-byte
+ * entries at most half full (workload 1's 2,500 pairs in 512 KiB) that was
+ * a mispredict on about one call in five, and packing the entries tighter
+ * made it worse. A key is almost always in its home bucket (the table is at
+ * most 3/4 full), found without a branch on where. The table grows to
+ * TC_MAX entries, then is flushed into the global table. */
+#define TC_WAYS 8
+#define TC_MIN  64 /* 2.5 KiB: a table is filled at random places, a page fault each */
+#define TC_MAX  65536
 
-/* The key is the chain's two hashes (a hit compares them instead of the
- * chain's return addresses, which live in cache lines of their own) and the
- * size class. */
+/* An entry: the chain and class (tag, published last: a dump reads the
+ * entries while the thread counts) and the counts. Requests of 2^32 bytes
+ * or more, whose sizes min and max cannot hold, are counted in the global
+ * table. */
 struct tc_entry {
-	uint64_t hash;
-	uint64_t check;
-	uint32_t id;   /* the chain */
-	uint8_t cls;   /* the size class */
-	uint8_t fp_ok; /* the chain was found by a checked frame-pointer walk */
-	uint16_t nfp;  /* fp_ok: how many of its frames that walk found */
-	uint32_t used; /* the entry is filled (published last) */
+	uint64_t objects, bytes;
+	uint32_t min, max; /* of the sizes counted: UINT32_MAX and 0 while none */
+	uint32_t tag;      /* TC_USED | class << 24 | chain id; 0: empty */
 	uint32_t reserved;
-	uint64_t objects, bytes, min, max;
-} __attribute__((aligned(64)));
+};
+_Static_assert(sizeof(struct tc_entry) == 32, "two entries to a cache line");
+_Static_assert(MP_MAX_CHAINS < (1u << 24), "a chain id fits an entry's tag");
+#define TC_USED (1u << 31)
+/* The suite's test build lowers this (test_shim_size_classes). */
+#ifndef MP_TC_BIG
+#define MP_TC_BIG UINT32_MAX /* larger requests are counted in the global table */
+#endif
+#define TC_BIG ((uint64_t)MP_TC_BIG)
+
+static inline uint32_t tc_tag(uint32_t id, unsigned cls)
+{
+	return TC_USED | (uint32_t)cls << 24 | id;
+}
+static inline uint32_t tc_id(uint32_t tag)
+{
+	return tag & ((1u << 24) - 1);
+}
+static inline unsigned tc_cls(uint32_t tag)
+{
+	return (tag >> 24) & 0x7f;
+}
 
 struct mp_tcache {
 	struct mp_tcache *next, *prev;
 	const int *unwinding; /* the owner's mp_unwinding */
-	struct tc_entry *tab; /* grown and flushed under mp.lock (a dump reads it) */
+	/* Grown and flushed under mp.lock (a dump reads the entries): cap keys
+	 * (0: empty), then cap entries, entry i for key i, in one mapping. */
+	uint64_t *keys;
+	struct tc_entry *tab;
 	uint64_t cap, used;
+	uint32_t shift;       /* 64 - log2 of the number of buckets */
 	uint32_t fast_misses; /* fp mode: fast walks in a row that were of no use */
 	uint32_t fast_skip;   /* fp mode: calls left that go straight to the checked walk */
 };
@@ -105,20 +136,20 @@ static void lost(void)
 
 /* Products with a different random odd multiplier per position are
  * independent of each other, so the CPU overlaps them (a sequential mix was
- * the largest cost of the hot path); one final mix spreads the sum. The high
- * halves of the same products summed give a second, independent hash, for
- * free: the per-thread table matches a chain by both (128 bits) and never
- * reads the chain's stored key, which costs several cache misses. A false
- * match needs two distinct keys whose low-half sums and high-half sums of
- * products with random multipliers both agree, about 2^-128 per pair. The
- * global table compares keys in full. */
+ * the largest cost of the hot path); one final mix spreads the sum. The
+ * per-thread table matches a chain by this 64-bit hash alone and never reads
+ * the chain's stored key, which costs several cache misses: a false match
+ * needs two distinct keys whose sums of products with random odd multipliers
+ * agree modulo 2^64, about 2^-64 per pair of a thread's (chain, class)
+ * pairs (for 100,000 of them, about 3 in 10^10). The global table compares
+ * keys in full. */
 _Static_assert(MP_HASHKEYS >= MP_MAX_DEPTH + 2, "a multiplier per key position");
-static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n, uint64_t *check)
+static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
 {
-	struct mp_hash s = {0, 0};
+	struct mp_hash s = {0};
 	for (uint32_t i = 0; i < n; i++)
 		mp_hash_add(&s, ips[i], i);
-	return mp_hash_final(s, n, check);
+	return mp_hash_final(s, n);
 }
 
 static bool chains_grow(void)
@@ -267,32 +298,103 @@ static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 
 /* ---- counters ---- */
 
-static inline uint64_t tc_home(uint64_t h, unsigned cls, uint64_t cap)
+/* An entry's key: the chain's hash h, the size class and, for a chain a
+ * checked frame-pointer walk found, the number of frames that walk took
+ * (nfp, 0 otherwise). The fast walk can use only such an entry, one whose
+ * every step was checked and which ended where it did (mp_stack_fp_fast),
+ * and it finds one by asking for its own nfp: an entry libunwind made for
+ * the same chain (nfp 0) is another entry, which the dump adds to it. Never
+ * 0 (an empty slot). */
+static inline uint64_t tc_key(uint64_t h, uint32_t nfp, unsigned cls)
 {
-	return ((h + cls) * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(cap));
+	return (h + nfp * 0xc2b2ae3d27d4eb4full + cls * 0x165667b19e3779f9ull) | 1;
 }
 
-/* This thread's entry of (chain hash h/check, class cls), or NULL. */
-static inline struct tc_entry *tc_find(struct mp_tcache *tc, uint64_t h, uint64_t check,
-                                       unsigned cls)
+static inline size_t tc_bytes(uint64_t cap)
+{
+	return cap * (sizeof(uint64_t) + sizeof(struct tc_entry));
+}
+
+static inline uint64_t tc_bucket(uint64_t key, uint32_t shift)
+{
+	return (key * 0x9e3779b97f4a7c15ull) >> shift;
+}
+
+/* The slots of a bucket that hold key (key 0: the empty ones), as a bit
+ * mask, without a branch. */
+#if defined(__SSE2__)
+static inline unsigned tc_match(const uint64_t *bucket, uint64_t key)
+{
+	__m128i k = _mm_set1_epi64x((long long)key);
+	unsigned m = 0;
+	for (int i = 0; i < TC_WAYS / 2; i++) {
+		__m128i c = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)bucket + i), k);
+		c = _mm_and_si128(c, _mm_shuffle_epi32(c, _MM_SHUFFLE(2, 3, 0, 1)));
+		m |= (unsigned)_mm_movemask_pd(_mm_castsi128_pd(c)) << (2 * i);
+	}
+	return m;
+}
+#else
+static inline unsigned tc_match(const uint64_t *bucket, uint64_t key)
+{
+	unsigned m = 0;
+	for (int i = 0; i < TC_WAYS; i++)
+		m |= (unsigned)(bucket[i] == key) << i;
+	return m;
+}
+#endif
+
+/* This thread's entry of key, or NULL. A key is stored in the first bucket
+ * from its home on that has room, and nothing is removed but by emptying the
+ * whole table: a bucket with an empty slot ends the search. */
+static inline struct tc_entry *tc_find(struct mp_tcache *tc, uint64_t key)
 {
 	if (unlikely(!tc->cap))
 		return NULL;
-	uint64_t mask = tc->cap - 1;
-	for (uint64_t i = tc_home(h, cls, tc->cap);; i = (i + 1) & mask) {
-		struct tc_entry *e = &tc->tab[i];
-		if (likely(e->hash == h && e->check == check && e->cls == cls && e->used))
-			return e;
-		if (!e->used)
-			return NULL;
+	uint64_t mask = tc->cap / TC_WAYS - 1;
+	for (uint64_t b = tc_bucket(key, tc->shift), n = 0; n <= mask; n++, b = (b + 1) & mask) {
+		const uint64_t *bucket = tc->keys + b * TC_WAYS;
+		unsigned hit = tc_match(bucket, key);
+		if (likely(hit))
+			return &tc->tab[b * TC_WAYS + (unsigned)__builtin_ctz(hit)];
+		if (tc_match(bucket, 0))
+			break;
 	}
+	return NULL;
+}
+
+/* Where key goes (tc_find's rule), in a table of cap slots with room. */
+static uint64_t tc_free_slot(const uint64_t *keys, uint64_t cap, uint32_t shift, uint64_t key)
+{
+	uint64_t mask = cap / TC_WAYS - 1;
+	for (uint64_t b = tc_bucket(key, shift);; b = (b + 1) & mask) {
+		unsigned empty = tc_match(keys + b * TC_WAYS, 0);
+		if (empty)
+			return b * TC_WAYS + (unsigned)__builtin_ctz(empty);
+	}
+}
+
+/* An entry's counts, as the global table keeps them. */
+static inline struct mp_counts tc_counts(const struct tc_entry *e)
+{
+	uint64_t objects = __atomic_load_n(&e->objects, __ATOMIC_RELAXED);
+	uint32_t mn = __atomic_load_n(&e->min, __ATOMIC_RELAXED);
+	return (struct mp_counts){
+	    0,
+	    objects,
+	    __atomic_load_n(&e->bytes, __ATOMIC_RELAXED),
+	    objects ? mn : UINT64_MAX,
+	    __atomic_load_n(&e->max, __ATOMIC_RELAXED),
+	};
 }
 
 /* The global counters of a flushed entry. mp.lock held. */
 static void tc_fold(const struct tc_entry *e)
 {
-	struct mp_counts *g = mp_ctable_slot(&mp.global, mp_counts_key(e->id, e->cls), true);
-	struct mp_counts src = {0, e->objects, e->bytes, e->min, e->max};
+	uint32_t tag = e->tag;
+	struct mp_counts *g =
+	    mp_ctable_slot(&mp.global, mp_counts_key(tc_id(tag), tc_cls(tag)), true);
+	struct mp_counts src = tc_counts(e);
 	if (g)
 		mp_counts_add(g, &src);
 }
@@ -307,12 +409,12 @@ static void tcache_flush_locked(struct mp_tcache *tc)
 	/* Only the entries in use are written: the rest of the table may never
 	 * have been touched, and stays unfaulted. */
 	for (uint64_t i = 0; i < tc->cap && tc->used; i++) {
-		struct tc_entry *e = &tc->tab[i];
-		if (!e->used)
+		if (!tc->keys[i])
 			continue;
 		if (room)
-			tc_fold(e);
-		memset(e, 0, sizeof(*e));
+			tc_fold(&tc->tab[i]);
+		memset(&tc->tab[i], 0, sizeof(tc->tab[i]));
+		tc->keys[i] = 0;
 	}
 	tc->used = 0;
 }
@@ -320,60 +422,57 @@ static void tcache_flush_locked(struct mp_tcache *tc)
 /* Make room for one more entry: grow, or flush at TC_MAX. mp.lock held. */
 static void tcache_make_room_locked(struct mp_tcache *tc)
 {
-	if ((tc->used + 1) * 2 <= tc->cap)
+	if ((tc->used + 1) * 4 <= tc->cap * 3)
 		return;
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
 	/* A rehash fills a quarter of the next table at random places: every page. */
-	struct tc_entry *tab = cap <= TC_MAX ? mp_map_table(cap * sizeof(*tab), tc->cap) : NULL;
-	if (!tab) {
+	uint64_t *keys = cap <= TC_MAX ? mp_map_table(tc_bytes(cap), tc->cap) : NULL;
+	if (!keys) {
 		tcache_flush_locked(tc);
 		return;
 	}
+	struct tc_entry *tab = (struct tc_entry *)(keys + cap);
+	uint32_t shift = 64 - (uint32_t)__builtin_ctzll(cap / TC_WAYS);
 	for (uint64_t i = 0; i < tc->cap; i++) {
-		const struct tc_entry *e = &tc->tab[i];
-		if (!e->used)
+		if (!tc->keys[i])
 			continue;
-		uint64_t j = tc_home(e->hash, e->cls, cap);
-		while (tab[j].used)
-			j = (j + 1) & (cap - 1);
-		tab[j] = *e;
+		uint64_t j = tc_free_slot(keys, cap, shift, tc->keys[i]);
+		keys[j] = tc->keys[i];
+		tab[j] = tc->tab[i];
 	}
-	mp_unmap(tc->tab, tc->cap * sizeof(*tc->tab));
+	if (tc->cap)
+		mp_unmap(tc->keys, tc_bytes(tc->cap));
+	tc->keys = keys;
 	tc->tab = tab;
 	tc->cap = cap;
+	tc->shift = shift;
 }
 
-/* A new entry for (h/check, cls) of chain id, or NULL (no memory). */
-static struct tc_entry *tc_insert(struct mp_tcache *tc, uint64_t h, uint64_t check, unsigned cls,
-                                  uint32_t id)
+/* A new entry for key, of chain id and class cls, or NULL (no memory). */
+static struct tc_entry *tc_insert(struct mp_tcache *tc, uint64_t key, unsigned cls, uint32_t id)
 {
-	if ((tc->used + 1) * 2 > tc->cap) {
+	if ((tc->used + 1) * 4 > tc->cap * 3) {
 		pthread_mutex_lock(&mp.lock);
 		tcache_make_room_locked(tc);
 		pthread_mutex_unlock(&mp.lock);
 		if (!tc->cap)
 			return NULL;
 	}
-	uint64_t mask = tc->cap - 1, i = tc_home(h, cls, tc->cap);
-	while (tc->tab[i].used)
-		i = (i + 1) & mask;
+	uint64_t i = tc_free_slot(tc->keys, tc->cap, tc->shift, key);
 	struct tc_entry *e = &tc->tab[i];
-	e->hash = h;
-	e->check = check;
-	e->id = id;
-	e->cls = (uint8_t)cls;
-	e->fp_ok = 0;
-	e->nfp = 0;
-	e->objects = e->bytes = e->max = 0;
-	e->min = UINT64_MAX;
-	__atomic_store_n(&e->used, 1, __ATOMIC_RELEASE); /* a dump may read it now */
+	e->objects = e->bytes = 0;
+	e->min = UINT32_MAX;
+	e->max = 0;
+	__atomic_store_n(&e->tag, tc_tag(id, cls), __ATOMIC_RELEASE); /* a dump may read it now */
+	tc->keys[i] = key;
 	tc->used++;
 	return e;
 }
 
 static void tcache_free(struct mp_tcache *tc)
 {
-	mp_unmap(tc->tab, tc->cap * sizeof(*tc->tab));
+	if (tc->cap)
+		mp_unmap(tc->keys, tc_bytes(tc->cap));
 	mp_unmap(tc, sizeof(*tc));
 }
 
@@ -432,8 +531,20 @@ static inline void count(uint64_t *objects, uint64_t *bytes, uint64_t *min, uint
 		__atomic_store_n(max, size, __ATOMIC_RELAXED);
 }
 
+/* Count a request of size bytes (at most TC_BIG) in entry e. */
+static inline void tc_count(struct tc_entry *e, uint64_t size)
+{
+	uint32_t s = (uint32_t)size;
+	bump(&e->objects, 1);
+	bump(&e->bytes, size);
+	if (s < e->min)
+		__atomic_store_n(&e->min, s, __ATOMIC_RELAXED);
+	if (s > e->max)
+		__atomic_store_n(&e->max, s, __ATOMIC_RELAXED);
+}
+
 /* A thread without a cache (past its exit hook, or no memory for one)
- * counts in the global table, under mp.lock. */
+ * counts in the global table, under mp.lock; so do requests above TC_BIG. */
 static bool count_global(uint32_t id, unsigned cls, uint64_t size)
 {
 	pthread_mutex_lock(&mp.lock);
@@ -892,18 +1003,19 @@ static __attribute__((noinline)) void record_checked(void *p, size_t size, unsig
 	uintptr_t key[MP_CAPTURE_ROOM];
 	bool truncated;
 	uint32_t nfp;
-	uint64_t check;
 	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
 	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
-	uint64_t h = hash_ips(key, n + 1, &check);
-	struct tc_entry *e = tc ? tc_find(tc, h, check, cls) : NULL;
+	uint64_t h = hash_ips(key, n + 1);
+	if (size > TC_BIG)
+		tc = NULL;
+	struct tc_entry *e = tc ? tc_find(tc, tc_key(h, nfp, cls)) : NULL;
 	if (!e) {
 		struct mp_chain_rec *c = chain_find(key, n, h);
 		if (unlikely(!c)) {
 			lost();
 			return;
 		}
-		e = tc ? tc_insert(tc, h, check, cls, c->id) : NULL;
+		e = tc ? tc_insert(tc, tc_key(h, nfp, cls), cls, c->id) : NULL;
 		if (!e) {
 			if (!count_global(c->id, cls, size))
 				lost();
@@ -911,12 +1023,8 @@ static __attribute__((noinline)) void record_checked(void *p, size_t size, unsig
 			return;
 		}
 	}
-	if (nfp && nfp <= UINT16_MAX) {
-		e->fp_ok = 1;
-		e->nfp = (uint16_t)nfp;
-	}
-	count(&e->objects, &e->bytes, &e->min, &e->max, size);
-	record_live(p, e->id, size);
+	tc_count(e, size);
+	record_live(p, tc_id(e->tag), size);
 }
 
 /* Everything past the fast walk: the thread's first call, the checked
@@ -934,21 +1042,22 @@ void mp_record_alloc(void *p, size_t size)
 	/* A thread without its cache yet gets it in record_slow (tcache_get,
 	 * which also registers the thread's unwind flag). */
 	struct mp_tcache *tc = tls_tc;
-	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && fast_worth_trying(tc)) {
-		/* A trusting walk, used if a checked one found the same chain. */
+	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && likely(size <= TC_BIG) &&
+	    fast_worth_trying(tc)) {
+		/* A trusting walk, used if a checked one found the same chain
+		 * with as many frames (tc_key). */
 		struct mp_hash sum;
 		bool truncated;
 		uint32_t nfp;
 		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
 		if (n >= 0) {
-			uint64_t check, h;
 			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
-			h = mp_hash_final(sum, (uint32_t)n + 1, &check);
-			struct tc_entry *e = tc_find(tc, h, check, cls);
-			if (likely(e && e->fp_ok && e->nfp == nfp)) {
+			uint64_t h = mp_hash_final(sum, (uint32_t)n + 1);
+			struct tc_entry *e = tc_find(tc, tc_key(h, nfp, cls));
+			if (likely(e)) {
 				tc->fast_misses = 0;
-				count(&e->objects, &e->bytes, &e->min, &e->max, size);
-				record_live(p, e->id, size);
+				tc_count(e, size);
+				record_live(p, tc_id(e->tag), size);
 				return;
 			}
 		}
@@ -1016,18 +1125,14 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 	for (struct mp_tcache *tc = mp.tcaches; tc; tc = tc->next) {
 		for (uint64_t i = 0; i < tc->cap; i++) {
 			const struct tc_entry *e = &tc->tab[i];
-			if (!__atomic_load_n(&e->used, __ATOMIC_ACQUIRE))
+			uint32_t tag = __atomic_load_n(&e->tag, __ATOMIC_ACQUIRE);
+			if (!tag)
 				continue;
 			if (!mp_ctable_reserve(&t, 1))
 				break;
-			struct mp_counts src = {
-			    0,
-			    __atomic_load_n(&e->objects, __ATOMIC_RELAXED),
-			    __atomic_load_n(&e->bytes, __ATOMIC_RELAXED),
-			    __atomic_load_n(&e->min, __ATOMIC_RELAXED),
-			    __atomic_load_n(&e->max, __ATOMIC_RELAXED),
-			};
-			mp_counts_add(mp_ctable_slot(&t, mp_counts_key(e->id, e->cls), true), &src);
+			struct mp_counts src = tc_counts(e);
+			mp_counts_add(
+			    mp_ctable_slot(&t, mp_counts_key(tc_id(tag), tc_cls(tag)), true), &src);
 		}
 	}
 	*out = t.slots;
@@ -1095,8 +1200,8 @@ void mp_fork_child(void)
 	mp.threads = 0;
 	if (tls_tc) {
 		tls_tc->next = tls_tc->prev = NULL;
-		if (tls_tc->tab)
-			memset(tls_tc->tab, 0, tls_tc->cap * sizeof(*tls_tc->tab));
+		if (tls_tc->cap)
+			memset(tls_tc->keys, 0, tc_bytes(tls_tc->cap));
 		tls_tc->used = 0;
 		mp.threads = 1;
 	}
