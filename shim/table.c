@@ -352,7 +352,12 @@ static inline struct tc_entry *tc_find(struct mp_tcache *tc, uint64_t key)
 	if (unlikely(!tc->cap))
 		return NULL;
 	uint64_t mask = tc->cap / TC_WAYS - 1;
-	for (uint64_t b = tc_bucket(key, tc->shift), n = 0; n <= mask; n++, b = (b + 1) & mask) {
+	uint64_t home = tc_bucket(key, tc->shift);
+	/* The entry is most likely in the bucket's first ways (filled first):
+	 * its line is fetched while the keys are compared. */
+	__builtin_prefetch(&tc->tab[home * TC_WAYS]);
+	__builtin_prefetch(&tc->tab[home * TC_WAYS + 2]);
+	for (uint64_t b = home, n = 0; n <= mask; n++, b = (b + 1) & mask) {
 		const uint64_t *bucket = tc->keys + b * TC_WAYS;
 		unsigned hit = tc_match(bucket, key);
 		if (likely(hit))
@@ -476,14 +481,20 @@ static void tcache_free(struct mp_tcache *tc)
 	mp_unmap(tc, sizeof(*tc));
 }
 
-static struct mp_tcache *tcache_get(void)
+/* The thread's first call: its cache made and registered. Out of line, and
+ * called from the small frames of the hot path: learning the thread's stack
+ * (pthread_getattr_np) takes a lot of stack of its own, and the first call
+ * may come from a signal handler on a small alternate stack. */
+static __attribute__((noinline)) struct mp_tcache *tcache_make(void)
 {
-	struct mp_tcache *tc = tls_tc;
-	if (likely(tc) || tls_dead)
-		return tc;
-	tc = mp_map(sizeof(*tc));
-	if (!tc)
+	if (tls_dead)
 		return NULL;
+	int saved = errno;
+	struct mp_tcache *tc = mp_map(sizeof(*tc));
+	if (!tc) {
+		errno = saved;
+		return NULL;
+	}
 	pthread_mutex_lock(&mp.lock);
 	tc->next = mp.tcaches;
 	if (mp.tcaches)
@@ -496,7 +507,14 @@ static struct mp_tcache *tcache_get(void)
 	mp_unwind_registered = true;
 	mp_thread_watch(tc);
 	mp_stack_thread_init(); /* every mode: mp_stack_room and libunwind's reads use it */
+	errno = saved;
 	return tc;
+}
+
+static inline struct mp_tcache *tcache_get(void)
+{
+	struct mp_tcache *tc = tls_tc;
+	return likely(tc) ? tc : tcache_make();
 }
 
 /* The pthread key destructor: fold the thread's counters into the global
@@ -991,10 +1009,10 @@ static inline void record_live(void *p, uint32_t id, size_t size)
 
 /* A call the fast walk could not place: the checked walk (libunwind, or
  * frame pointers checked against it), the chain found or made. Kept out of
- * mp_record_alloc so that the fast path's frame stays small: this one holds
- * the walk's buffers, some kilobytes of stack. */
-static __attribute__((noinline)) void record_checked(void *p, size_t size, unsigned cls,
-                                                     struct mp_tcache *tc)
+ * mp_record_alloc (in record_slow) so that the fast path's frame stays
+ * small: this one holds the walk's buffers, some kilobytes of stack. */
+static inline __attribute__((always_inline)) void record_checked(void *p, size_t size, unsigned cls,
+                                                                 struct mp_tcache *tc)
 {
 	if (unlikely(!mp_stack_room())) {
 		lost();
@@ -1028,20 +1046,21 @@ static __attribute__((noinline)) void record_checked(void *p, size_t size, unsig
 }
 
 /* Everything past the fast walk: the thread's first call, the checked
- * walk. errno is kept here, so the fast path needs no call to find it. */
-static __attribute__((noinline)) void record_slow(void *p, size_t size, unsigned cls)
+ * walk. errno is kept here, so the fast path needs no call to find it. One
+ * function with record_checked, whose frame libunwind would otherwise walk
+ * (and skip) on every call: a frame costs the default mode some 10 ns. */
+static __attribute__((noinline)) void record_slow(void *p, size_t size, unsigned cls,
+                                                  struct mp_tcache *tc)
 {
 	int saved = errno;
-	record_checked(p, size, cls, tcache_get());
+	record_checked(p, size, cls, tc);
 	errno = saved;
 }
 
 void mp_record_alloc(void *p, size_t size)
 {
 	unsigned cls = mp_size_class(size);
-	/* A thread without its cache yet gets it in record_slow (tcache_get,
-	 * which also registers the thread's unwind flag). */
-	struct mp_tcache *tc = tls_tc;
+	struct mp_tcache *tc = tcache_get(); /* first: registers the thread's unwind flag */
 	if (mp.unwinder == MP_UNWIND_FP && likely(tc) && likely(size <= TC_BIG) &&
 	    fast_worth_trying(tc)) {
 		/* A trusting walk, used if a checked one found the same chain
@@ -1063,7 +1082,7 @@ void mp_record_alloc(void *p, size_t size)
 		}
 		tc->fast_misses++;
 	}
-	record_slow(p, size, cls);
+	record_slow(p, size, cls, tc);
 }
 
 bool mp_record_free(void *p)
