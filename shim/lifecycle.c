@@ -352,6 +352,22 @@ static void at_quick_exit_hook(void)
 	mp_dump_final();
 }
 
+/* Learn the stack of the thread that initializes (the main one, nearly
+ * always) now, while it has stack to spare. A thread's first recorded call
+ * learns its stack the same way (pthread_getattr_np), and glibc's version
+ * calls realloc and free through libc's lazily bound PLT: whichever thread
+ * calls first runs the dynamic loader's resolver, which takes some KiB of
+ * stack. In sampling mode that could be a thread with a 16 KiB stack, deep
+ * in its calls, which then overflowed. Done here, the resolving is done. */
+static void bind_thread_init(void)
+{
+	int saved = errno;
+	mp_tl.in_hook++;
+	mp_stack_thread_init();
+	mp_tl.in_hook--;
+	errno = saved;
+}
+
 static void init(void)
 {
 	int expected = 0;
@@ -386,6 +402,8 @@ static void init(void)
 	}
 	mp_tl.in_hook--;
 	__atomic_store_n(&mp.init_state, 2, __ATOMIC_RELEASE);
+	if (mp_enabled())
+		bind_thread_init();
 }
 
 bool mp_ready_slow(void)

@@ -613,8 +613,8 @@ __attribute__((noinline)) int mp_stack_fp_fast(uint32_t max, bool *truncated, ui
 	 * ra is not 0. Two tests per step cover what step_to and
 	 * record_readable test with five: the next record lies above this one
 	 * and no higher than top (one unsigned compare), and is aligned;
-	 * anything else is sorted out after the loop. The hash is summed while the next load is on
-	 * its way. */
+	 * anything else is sorted out after the loop. The hash is summed while
+	 * the next load is on its way. */
 	uint64_t h = 0;
 	const uint64_t *key = mp_hashkeys, *end = mp_hashkeys + max;
 	uintptr_t last;

@@ -12,6 +12,8 @@
  *   fsize                    prints, then exits 0 (run under a small RLIMIT_FSIZE)
  *   smallstack N             threads with the smallest stack POSIX allows allocate N frames of
  *                            256 bytes deep
+ *   smallstack_big N         the same, each thread's first block 64 MiB (run under a sampling
+ *                            period of 1 MiB, it is the process's first sampled call)
  *   altstack                 a signal handler on an alternate stack of 8 KiB allocates
  *   keys                     threads allocate, then the program creates pthread keys until none
  *                            is left: it gets as many as without mapprof */
@@ -88,6 +90,8 @@ static int cancelled(int exiting)
 	return 0;
 }
 
+static volatile int big_first; /* smallstack_big: one large block first, sure to be sampled */
+
 __attribute__((noinline)) static void deep(int depth)
 {
 	char pad[256];
@@ -95,7 +99,11 @@ __attribute__((noinline)) static void deep(int depth)
 	sink = pad;
 	if (depth)
 		deep(depth - 1);
-	else
+	else if (big_first) {
+		sink = malloc(64u << 20);
+		free(sink);
+		churn(32);
+	} else
 		churn(32);
 	__asm__ volatile("" : : "r"(pad) : "memory");
 }
@@ -157,7 +165,8 @@ int main(int argc, char **argv)
 		printf("{\"printed\": 1}\n");
 		return 0;
 	}
-	if (!strcmp(mode, "smallstack")) {
+	if (!strcmp(mode, "smallstack") || !strcmp(mode, "smallstack_big")) {
+		big_first = !strcmp(mode, "smallstack_big");
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN);
