@@ -4,6 +4,7 @@
  * per allocation; the signal handler only bumps a word and wakes a futex. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -352,17 +353,30 @@ static void at_quick_exit_hook(void)
 	mp_dump_final();
 }
 
-/* Learn the stack of the thread that initializes (the main one, nearly
- * always) now, while it has stack to spare. A thread's first recorded call
- * learns its stack the same way (pthread_getattr_np), and glibc's version
- * calls realloc and free through libc's lazily bound PLT: whichever thread
- * calls first runs the dynamic loader's resolver, which takes some KiB of
- * stack. In sampling mode that could be a thread with a 16 KiB stack, deep
- * in its calls, which then overflowed. Done here, the resolving is done. */
+/* A thread's first recorded call learns its stack (pthread_getattr_np), and
+ * glibc's version calls realloc and free through libc's lazily bound PLT:
+ * whichever thread calls first runs the dynamic loader's resolver, which
+ * takes some KiB of stack. In sampling mode that could be a thread with a
+ * 16 KiB stack, deep in its calls, which then overflowed. So the thread that
+ * initializes (the main one, nearly always, with stack to spare) has libc
+ * call both now: reading a line longer than getdelim's first buffer from a
+ * stream in memory makes it call malloc, realloc and free, whether or not
+ * /proc is there (pthread_getattr_np on the main thread reaches realloc only
+ * by reading /proc/self/maps). Then it learns its own stack. */
 static void bind_thread_init(void)
 {
+	static const char line[256] = {[0 ... 254] = 'x'};
 	int saved = errno;
 	mp_tl.in_hook++;
+	FILE *f = fmemopen((void *)line, sizeof(line) - 1, "r");
+	if (f) {
+		char *buf = NULL;
+		size_t size = 0;
+		if (getline(&buf, &size, f) < 0)
+			size = 0;
+		free(buf);
+		fclose(f);
+	}
 	mp_stack_thread_init();
 	mp_tl.in_hook--;
 	errno = saved;

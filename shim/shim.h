@@ -321,8 +321,8 @@ struct mp_counts *mp_ctable_slot(struct mp_ctable *t, uint64_t key, bool insert)
 bool mp_ctable_reserve(struct mp_ctable *t, uint64_t n);
 void mp_counts_add(struct mp_counts *dst, const struct mp_counts *src);
 
-/* table.c: chains, per-thread counters and the live-block map. Recording
- * keeps errno. */
+/* table.c: chains, per-thread counters and the live-block map.
+ * mp_record_alloc and mp_record_free keep errno; mp_live_restore may not. */
 void mp_record_alloc(void *p, size_t size);
 bool mp_sample_skip(size_t size);             /* sampling mode: true if this call is not sampled */
 bool mp_record_free(void *p);                 /* false if p was not tracked */

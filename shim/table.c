@@ -1,5 +1,6 @@
 /* table.c: what one allocation costs. A per-thread table keyed by the hash
- * of the return addresses and the size class holds the chain's id and its
+ * of the return addresses and the size class (and the frame count of the
+ * frame-pointer walk that found the chain) holds the chain's id and its
  * counters (one global uthash table of chains is locked only for a (chain,
  * class) the thread has not seen; per-thread tables are folded into one
  * global counters table), and the live-block map remembers blocks for their
@@ -139,9 +140,10 @@ static void lost(void)
  * the largest cost of the hot path); one final mix spreads the sum. The
  * per-thread table matches a chain by this 64-bit hash alone and never reads
  * the chain's stored key, which costs several cache misses: a false match
- * needs two distinct keys whose sums of products with random odd multipliers
- * agree modulo 2^64, about 2^-64 per pair of a thread's (chain, class)
- * pairs (for 100,000 of them, about 3 in 10^10). The global table compares
+ * needs two distinct keys whose sums of products with the (fixed, randomly
+ * drawn) odd multipliers agree modulo 2^64; the key keeps 63 bits of it
+ * (tc_key), so about 2^-63 per pair of a thread's (chain, class) entries
+ * (for 100,000 of them, about 5 in 10^10). The global table compares
  * keys in full. */
 _Static_assert(MP_HASHKEYS >= MP_MAX_DEPTH + 2, "a multiplier per key position");
 static inline uint64_t hash_ips(const uintptr_t *ips, uint32_t n)
@@ -382,7 +384,7 @@ static uint64_t tc_free_slot(const uint64_t *keys, uint64_t cap, uint32_t shift,
 /* An entry's counts, as the global table keeps them. */
 static inline struct mp_counts tc_counts(const struct tc_entry *e)
 {
-	uint64_t objects = __atomic_load_n(&e->objects, __ATOMIC_RELAXED);
+	uint64_t objects = __atomic_load_n(&e->objects, __ATOMIC_ACQUIRE); /* see tc_count */
 	uint32_t mn = __atomic_load_n(&e->min, __ATOMIC_RELAXED);
 	return (struct mp_counts){
 	    0,
@@ -430,7 +432,7 @@ static void tcache_make_room_locked(struct mp_tcache *tc)
 	if ((tc->used + 1) * 4 <= tc->cap * 3)
 		return;
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
-	/* A rehash fills a quarter of the next table at random places: every page. */
+	/* A rehash fills 3/8 of the next table at random places: every page. */
 	uint64_t *keys = cap <= TC_MAX ? mp_map_table(tc_bytes(cap), tc->cap) : NULL;
 	if (!keys) {
 		tcache_flush_locked(tc);
@@ -549,16 +551,20 @@ static inline void count(uint64_t *objects, uint64_t *bytes, uint64_t *min, uint
 		__atomic_store_n(max, size, __ATOMIC_RELAXED);
 }
 
-/* Count a request of size bytes (at most TC_BIG) in entry e. */
+/* Count a request of size bytes (at most TC_BIG) in entry e. The count
+ * goes last, released: a dump reading the entry meanwhile (tc_counts) that
+ * sees a count sees a min and max that hold its requests. Counted first, a
+ * new entry could be read with one object, min UINT32_MAX and max 0, which
+ * the reader refuses (a size class's min above its max). */
 static inline void tc_count(struct tc_entry *e, uint64_t size)
 {
 	uint32_t s = (uint32_t)size;
-	bump(&e->objects, 1);
-	bump(&e->bytes, size);
 	if (s < e->min)
 		__atomic_store_n(&e->min, s, __ATOMIC_RELAXED);
 	if (s > e->max)
 		__atomic_store_n(&e->max, s, __ATOMIC_RELAXED);
+	bump(&e->bytes, size);
+	__atomic_store_n(&e->objects, e->objects + 1, __ATOMIC_RELEASE);
 }
 
 /* A thread without a cache (past its exit hook, or no memory for one)
