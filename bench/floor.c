@@ -1,7 +1,8 @@
 /* floor.c: reference points for workload 1, preloaded in place of libmapprof.so. Built twice:
  * floor_forward.so only forwards malloc and free to the next allocator (the price of any
  * preloaded wrapper), floor_fpwalk.so also walks the frame pointers and hashes the return
- * addresses on every malloc, the way MAPPROF_UNWIND=fp's fast path does, and records nothing.
+ * addresses on every malloc, as MAPPROF_UNWIND=fp's fast path does (with a 128-bit product sum,
+ * where the fast path now sums only the low halves), and records nothing.
  * The gap between floor_fpwalk and mapprof fp is what counting and tracking frees cost; the gap
  * between native and floor_fpwalk is the least any profiler that walks the stack on every call
  * can cost on this workload. Only malloc and free are wrapped: workload 1 calls nothing else. */

@@ -393,7 +393,7 @@ static void verdicts_learn(void **fpw, int nf, void **unw, int nu)
 #define TAIL_CACHE 64
 #define TAIL_MAX   6
 #define TAIL_SCAN  4096 /* words searched for the slots when learning */
-static struct {
+static struct tail {
 	uintptr_t last; /* 0: free; (uintptr_t)-1: being filled */
 	uintptr_t depth;
 	int n;
@@ -406,44 +406,45 @@ static inline unsigned tail_slot(uintptr_t last, uintptr_t depth)
 	return (unsigned)(((last ^ depth * 0xff51afd7ed558ccdull) * 0x9e3779b97f4a7c15ull) >> 58);
 }
 
-static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
+/* The tail cache's entry for (last, depth) whose slots still hold its
+ * return addresses, or NULL. */
+static inline const struct tail *tail_lookup(uintptr_t last, uintptr_t depth)
 {
-	unsigned h = tail_slot(last, depth);
-	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last || tails[h].depth != depth)
-		return -1;
-	int n = tails[h].n;
-	for (int i = 0; i < n; i++) {
-		uintptr_t w = tails[h].where[i];
-		if (w > stack_hi - stack_lo ||
-		    *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
-			return -1;
-		out[i] = tails[h].tail[i];
+	const struct tail *t = &tails[tail_slot(last, depth)];
+	if (__atomic_load_n(&t->last, __ATOMIC_ACQUIRE) != last || t->depth != depth)
+		return NULL;
+	for (int i = 0, k = t->n; i < k; i++) {
+		uintptr_t w = t->where[i];
+		if (w > stack_hi - stack_lo || *(const uintptr_t *)(stack_hi - w) != t->tail[i])
+			return NULL;
 	}
-	return n;
+	return t;
 }
 
-/* tail_find for the fast walk: adds the tail's frames to *s at positions
- * *n on (up to max, else *truncated) without copying them out; false if
- * there is no tail for (last, depth) or its slots changed. */
+/* The tail's return addresses into out; their number, or -1. */
+static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
+{
+	const struct tail *t = tail_lookup(last, depth);
+	if (!t)
+		return -1;
+	memcpy(out, t->tail, (size_t)t->n * sizeof(*out));
+	return t->n;
+}
+
+/* For the fast walk: the tail's frames added to *s at positions *n on (up
+ * to max, else *truncated), not copied out; false if there is no tail. */
 static inline bool tail_hash(uintptr_t last, uintptr_t depth, struct mp_hash *s, uint32_t *n,
                              uint32_t max, bool *truncated)
 {
-	unsigned h = tail_slot(last, depth);
-	if (__atomic_load_n(&tails[h].last, __ATOMIC_ACQUIRE) != last || tails[h].depth != depth)
+	const struct tail *t = tail_lookup(last, depth);
+	if (!t)
 		return false;
-	int k = tails[h].n;
-	for (int i = 0; i < k; i++) {
-		uintptr_t w = tails[h].where[i];
-		if (w > stack_hi - stack_lo ||
-		    *(const uintptr_t *)(stack_hi - w) != tails[h].tail[i])
-			return false;
-	}
-	for (int i = 0; i < k; i++) {
+	for (int i = 0, k = t->n; i < k; i++) {
 		if (*n == max) {
 			*truncated = true;
 			break;
 		}
-		mp_hash_add(s, tails[h].tail[i], (*n)++);
+		mp_hash_add(s, t->tail[i], (*n)++);
 	}
 	return true;
 }
