@@ -453,6 +453,11 @@ static bool dump_final_to(char *path, size_t size)
 	}
 	if (!mp_ready() || !mp_enabled() || mp.dumped || getpid() != mp.pid)
 		return false;
+	/* A fork child that recorded nothing (fork then exec, or _exit, the
+	 * first fork of a daemon) has nothing to say: no dump. */
+	if ((mp.info_flags & MP_INFO_FORKED) && !mp_counts_any() &&
+	    !__atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED))
+		return false;
 	int saved = errno;
 	mp_tl.in_hook++;
 	mp.dumped = true;
@@ -497,10 +502,6 @@ MP_EXPORT void abort(void)
  * dump first; if exec fails, take it back and go on profiling. */
 static bool before_exec(void)
 {
-	/* A fork child that execs without allocating (the usual fork+exec) has
-	 * nothing to say: no dump. */
-	if (!mp_tl.in_hook && (mp.info_flags & MP_INFO_FORKED) && mp_ready() && !mp_counts_any())
-		return false;
 	return dump_final_to(mp.last_dump, sizeof(mp.last_dump));
 }
 

@@ -2,7 +2,8 @@
 the dump of the image that ran before it (named after its own executable) and the new image
 writes its own under the same pid; a failed exec returns as without mapprof, leaves no dump
 behind and profiling goes on; fork+exec, posix_spawn, vfork+exec, system() and a double fork give
-each process image exactly its own dump, no more."""
+each process image exactly its own dump, no more; fork children that allocate nothing and end
+without an exec write none."""
 import os
 
 import lib
@@ -136,6 +137,16 @@ def test_exec_fork_alloc_then_exec():
     assert roles["child"]["pid"] == roles["leaf"]["pid"]
     d = lib.read_dump(os.path.join(out, "robust_exec.%d.dump" % roles["child"]["pid"]))
     assert d["info"]["flags"] & lib.INFO_FORKED
+
+
+def test_exec_fork_children_that_allocate_nothing():
+    """Fork children that allocate nothing and end by _exit or by exit (a daemon's first fork, a
+    worker that fails at once) write no dump: only the parent's is there."""
+    cp, out, what = run(["forkquiet"])
+    robust.no_shim_lines(cp, what)
+    roles = check_images(cp, out, what)
+    assert sorted(roles) == ["parent"], roles
+    assert robust.files(out) == ["robust_exec.%d.dump" % cp.pid], robust.files(out)
 
 
 def test_exec_posix_spawn():

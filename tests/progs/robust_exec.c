@@ -10,7 +10,9 @@
  *        robust_exec execfail
  *        robust_exec forkexec OTHER [alloc]
  *        robust_exec spawn|vfork|system OTHER
- *        robust_exec doublefork */
+ *        robust_exec doublefork
+ *        robust_exec forkquiet                 children that allocate nothing, ending by _exit
+ *                                              and by exit */
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +237,19 @@ int main(int argc, char **argv)
 		check_val("system", r);
 		if (r != 0)
 			return 5;
+	} else if (strcmp(mode, "forkquiet") == 0) {
+		for (int how = 0; how < 2; how++) {
+			pid_t pid = fork();
+			if (pid < 0)
+				return 3;
+			if (pid == 0) {
+				if (how == 0)
+					_exit(0);
+				exit(0);
+			}
+			if (!wait_ok(pid))
+				return 5;
+		}
 	} else if (strcmp(mode, "doublefork") == 0) {
 		int fds[2];
 		if (pipe(fds) != 0)
