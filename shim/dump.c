@@ -1,7 +1,9 @@
 /* dump.c: writes the dump file (format: include/mapprof_dump.h) atomically:
- * a temporary file in the target directory, then a rename that never replaces
- * an existing file. Runs at exit or on demand, never per call; uses no malloc
- * (its buffer is static and the counters snapshot comes from mmap). */
+ * an unnamed file in the target directory, given its name once written whole
+ * (a temporary name, then a rename, where the file system has no unnamed
+ * files); an existing file is never replaced. Runs at exit or on demand, never
+ * per call; uses no malloc (its buffer is static and the counters snapshot
+ * comes from mmap). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,6 +388,75 @@ static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
 	}
 }
 
+/* The dump's file, open for writing: an unnamed one (O_TMPFILE) in path's
+ * directory, so that a process killed while it writes leaves nothing behind
+ * (*unnamed set; open for reading too, for copy_unnamed); else tmp, made new.
+ * -1 and errno if neither. */
+static int dump_open(const char *path, const char *tmp, bool *unnamed)
+{
+	char dir[MP_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+	if (!slash)
+		strcpy(dir, ".");
+	else if (len == 0)
+		strcpy(dir, "/");
+	else if (len < sizeof(dir)) {
+		memcpy(dir, path, len);
+		dir[len] = '\0';
+	} else
+		dir[0] = '\0';
+	int fd = dir[0] ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644) : -1;
+	*unnamed = fd >= 0;
+	if (fd >= 0)
+		return fd;
+	/* No unnamed files there (an old kernel, a file system without them),
+	 * or no such directory: the named way, which also says what is wrong. */
+	return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+/* Give the unnamed file fd the name path, never replacing a file there: 0 or
+ * an errno value. Linking an open file needs CAP_DAC_READ_SEARCH by its
+ * descriptor, or /proc by its /proc/self/fd name. */
+static int link_unnamed(int fd, const char *path)
+{
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return EEXIST;
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return errno;
+}
+
+/* The unnamed file fd copied into tmp, made new (neither way of linking it
+ * works here): 0 or an errno value. */
+static int copy_unnamed(int fd, const char *tmp)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return errno;
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0)
+		return errno;
+	int err = 0;
+	off_t off = 0;
+	while (off < st.st_size && !err) {
+		ssize_t n = sendfile(out, fd, &off, (size_t)(st.st_size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n < 0 ? errno : EIO;
+	}
+	if (close(out) != 0 && !err)
+		err = errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
 static int publish(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
@@ -407,7 +479,8 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 
 	mp_modules_refresh(); /* before mp.lock: see modules.c for the lock order */
 	pthread_mutex_lock(&mp.lock);
-	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	bool unnamed;
+	w.fd = dump_open(path, tmp, &unnamed);
 	if (w.fd < 0) {
 		err = errno;
 		what = "cannot create";
@@ -457,15 +530,30 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 
 	if (cap < 0 && !w.err)
 		w.err = ENOMEM;
-	if (close(w.fd) != 0 && !w.err)
+	int fd = w.fd;
+	if (!unnamed && close(fd) != 0 && !w.err)
 		w.err = errno;
 	if (w.err) {
 		err = w.err;
 		what = "cannot write";
-		unlink(tmp);
+		if (unnamed)
+			close(fd);
+		else
+			unlink(tmp);
 		goto fail;
 	}
-	err = publish(tmp, path);
+	if (unnamed) {
+		err = link_unnamed(fd, path);
+		if (err && err != EEXIST) {
+			/* Neither way of naming it works: a named copy instead. */
+			err = copy_unnamed(fd, tmp);
+			close(fd);
+			unnamed = false;
+			if (!err)
+				err = publish(tmp, path);
+		}
+	} else
+		err = publish(tmp, path);
 	/* A name with the pid in it that is taken: an image this process ran
 	 * before an exec of the same executable wrote it (the pid stays across
 	 * exec). Take <pid>-2, <pid>-3, ... rather than lose this image's dump. */
@@ -474,9 +562,20 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	     g++) {
 		if (!expand_path(path, MP_PATH_MAX, sequence, g))
 			break;
-		err = publish(tmp, path);
+		err = unnamed ? link_unnamed(fd, path) : publish(tmp, path);
+	}
+	if (unnamed && close(fd) != 0 && !err) {
+		/* Named already, but its last writes may not have made it. */
+		err = errno;
+		unlink(path);
+		if (path_out && path_size)
+			path_out[0] = '\0';
+		what = "cannot write";
+		goto fail;
 	}
 	if (err) {
+		if (unnamed)
+			close(fd);
 		unlink(tmp);
 		what = err == EEXIST ? "will not replace existing file" : "cannot create";
 		goto fail;

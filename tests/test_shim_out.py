@@ -2,8 +2,15 @@
 mapprof.<exe>.<pid>.dump in the working directory; and every way the path can be refused (a
 directory the process cannot write, a missing directory, an existing file, a symlink): the program
 still exits 0 with its own output intact, mapprof prints exactly one stderr line naming the path
-and the reason, and nothing at the path is overwritten or followed."""
+and the reason, and nothing at the path is overwritten or followed. And how it is written: unnamed
+until whole, so a process killed while writing leaves nothing; named through /proc, copied, or
+through a named temporary file where the system allows no better (failures made by a preloaded
+library, tests/progs/fs_faults.c)."""
 import os
+import shutil
+import signal
+import subprocess
+import time
 
 import lib
 import test_shim_api
@@ -139,3 +146,79 @@ def test_out_second_run_same_path():
     cp, _ = run(path)
     one_line_about(cp, path, "exist")
     assert lib.read_dump(path)["info"]["pid"] == first["info"]["pid"]
+
+
+def many_chains():
+    return lib.build_prog("many_chains", ["many_chains.c"])
+
+
+def test_out_killed_while_writing_leaves_nothing():
+    """A process killed while it writes its dump (SIGKILL, the OOM killer) leaves no file: the
+    dump is written unnamed and named only once whole. The kill lands the moment the process has
+    a file open in the dump's directory; a named temporary file would be left behind."""
+    d = lib.tmpdir()
+    env = dict(os.environ, LD_PRELOAD=lib.LIB, MAPPROF_OUT=os.path.join(d, "%p.dump"))
+    caught = 0
+    for attempt in range(5):
+        p = subprocess.Popen([many_chains(), "1", "100000"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        fds = "/proc/%d/fd" % p.pid
+        while p.poll() is None:
+            try:
+                links = [os.readlink(os.path.join(fds, f)) for f in os.listdir(fds)]
+            except OSError:
+                continue  # a descriptor closed between the listing and the readlink
+            if any(link.startswith(d + "/") for link in links):
+                p.kill()
+                caught += 1
+                break
+            time.sleep(0.0005)
+        p.wait()
+        if p.returncode == -signal.SIGKILL:
+            no_leftovers(d, [])
+        else:  # finished before it was seen writing: the whole dump is there
+            assert p.returncode == 0, p.returncode
+            for f in os.listdir(d):
+                lib.read_dump(os.path.join(d, f))
+                os.unlink(os.path.join(d, f))
+    assert caught >= 2, "the dump was seen being written in only %d runs of 5" % caught
+
+
+def fs_faults():
+    return lib.build_prog("libfs_faults.so", ["fs_faults.c"], flags=["-O2", "-shared", "-fPIC"])
+
+
+def run_with_faults(faults, script="exec"):
+    """The allocation test program with the dump's file system calls failing as FAULTS says
+    (tests/progs/fs_faults.c), by sh -c SCRIPT then the run: under a mount namespace, so SCRIPT
+    may mount. The dump must still be written whole, under its name, and nothing else."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise lib.Skip("needs root and unshare(1) for a mount namespace")
+    d = lib.tmpdir()
+    cp, _ = lib.run(["unshare", "--mount", "sh", "-c",
+                     script + ' && LD_PRELOAD="$1 $2" exec "$3" 50', "sh", lib.LIB, fs_faults(),
+                     prog()],
+                    env={"MAPPROF_OUT": os.path.join(d, "%p.dump"), "FS_FAULTS": faults})
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    assert not cp.stderr, cp.stderr
+    truth = lib.truth(cp)
+    name = "%d.dump" % truth["pid"]
+    no_leftovers(d, [name])
+    lib.check_sites(lib.read_dump(os.path.join(d, name)), prog(), truth["sites"], faults)
+
+
+def test_out_named_through_proc():
+    """Where an open file cannot be linked by its descriptor, the unnamed dump is named through
+    /proc/self/fd."""
+    run_with_faults("noflink", "true")
+
+
+def test_out_copied_without_proc():
+    """Where it cannot be linked by its descriptor and there is no /proc (a sandbox), the unnamed
+    dump is copied into a named temporary file, which is renamed as before."""
+    run_with_faults("noflink", "mount -t tmpfs none /proc")
+
+
+def test_out_named_file_without_unnamed_files():
+    """A file system without unnamed files: a named temporary file, renamed."""
+    run_with_faults("notmpfile", "true")
