@@ -568,8 +568,6 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 		/* Named already, but its last writes may not have made it. */
 		err = errno;
 		unlink(path);
-		if (path_out && path_size)
-			path_out[0] = '\0';
 		what = "cannot write";
 		goto fail;
 	}
