@@ -572,9 +572,8 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 		goto fail;
 	}
 	if (err) {
-		if (unnamed)
-			close(fd);
-		unlink(tmp);
+		if (!unnamed)
+			unlink(tmp);
 		what = err == EEXIST ? "will not replace existing file" : "cannot create";
 		goto fail;
 	}

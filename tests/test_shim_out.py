@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import lib
+import test_robust_exec
 import test_shim_api
 
 
@@ -200,7 +201,7 @@ def run_with_faults(faults, script="exec"):
                      prog()],
                     env={"MAPPROF_OUT": os.path.join(d, "%p.dump"), "FS_FAULTS": faults})
     assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
-    assert not cp.stderr, cp.stderr
+    assert not cp.stderr, cp.stderr  # nor a double close (closecheck)
     truth = lib.truth(cp)
     name = "%d.dump" % truth["pid"]
     no_leftovers(d, [name])
@@ -210,15 +211,46 @@ def run_with_faults(faults, script="exec"):
 def test_out_named_through_proc():
     """Where an open file cannot be linked by its descriptor, the unnamed dump is named through
     /proc/self/fd."""
-    run_with_faults("noflink", "true")
+    run_with_faults("noflink,closecheck", "true")
 
 
 def test_out_copied_without_proc():
     """Where it cannot be linked by its descriptor and there is no /proc (a sandbox), the unnamed
     dump is copied into a named temporary file, which is renamed as before."""
-    run_with_faults("noflink", "mount -t tmpfs none /proc")
+    run_with_faults("noflink,closecheck", "mount -t tmpfs none /proc")
 
 
 def test_out_named_file_without_unnamed_files():
     """A file system without unnamed files: a named temporary file, renamed."""
-    run_with_faults("notmpfile", "true")
+    run_with_faults("notmpfile,closecheck", "true")
+
+
+def test_out_each_descriptor_closed_once():
+    """The dump's descriptor is closed exactly once on every way out: written and named, refused
+    (a file is there), named <pid>-2 after an exec of the same executable. A second close could
+    close a file another thread has just opened under the same number. A preloaded library
+    (tests/progs/fs_faults.c, closecheck) reports any close of a descriptor that is not open."""
+    d = lib.tmpdir()
+    taken = os.path.join(d, "taken.dump")
+    with open(taken, "w") as f:
+        f.write("precious\n")
+    env = {"FS_FAULTS": "closecheck"}
+    preload = [lib.LIB, fs_faults()]
+    for out, refused in ((os.path.join(d, "%p.dump"), False), (taken, True)):
+        cp, pid = lib.run([prog(), "50"], env=dict(env, MAPPROF_OUT=out), preload=preload)
+        assert cp.returncode == 0, cp.stderr[-500:]
+        assert "fs_faults" not in cp.stderr, cp.stderr
+        if refused:
+            one_line_about(cp, taken, "exist")
+        else:
+            assert not cp.stderr, cp.stderr
+            lib.read_dump(os.path.join(d, "%d.dump" % pid))
+    with open(taken) as f:
+        assert f.read() == "precious\n"
+    exe = test_robust_exec.progs()[0]
+    cp, pid = lib.run([exe, "exec", "execv", exe], preload=preload,
+                      env=dict(env, MAPPROF_OUT=os.path.join(d, "%e.%p.dump")))
+    assert cp.returncode == 0, cp.stderr[-500:]
+    assert "fs_faults" not in cp.stderr, cp.stderr
+    names = sorted(f for f in os.listdir(d) if f.startswith("robust_exec."))
+    assert names == ["robust_exec.%d-2.dump" % pid, "robust_exec.%d.dump" % pid], names

@@ -6,12 +6,16 @@
  *                        for it
  *   FS_FAULTS=notmpfile  open with O_TMPFILE fails with EOPNOTSUPP, as on a file system without
  *                        unnamed files
+ *   FS_FAULTS=closecheck no fault: a close of a descriptor that is not open (a double close, which
+ *                        would close another thread's file had it reused the number) prints a
+ *                        line "fs_faults: close(N) of a closed descriptor" on stderr
  *
  * Every other call goes to libc unchanged. Words may be combined: FS_FAULTS=noflink,notmpfile. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,4 +56,22 @@ int open(const char *path, int flags, ...)
 		return -1;
 	}
 	return next(path, flags, mode);
+}
+
+int close(int fd)
+{
+	static int (*next)(int);
+	if (!next)
+		next = (int (*)(int))dlsym(RTLD_NEXT, "close");
+	int r = next(fd);
+	if (r != 0 && errno == EBADF && fault("closecheck")) {
+		int saved = errno;
+		char line[64];
+		int n = snprintf(line, sizeof(line),
+		                 "fs_faults: close(%d) of a closed descriptor\n", fd);
+		if (write(2, line, (size_t)n) < 0)
+			(void)0;
+		errno = saved;
+	}
+	return r;
 }
