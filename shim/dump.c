@@ -526,15 +526,15 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	frames_free(&frames);
 	if (live)
 		mp_unmap(live, live_size);
+	/* The writer is the next dump's as soon as the lock is let go (an
+	 * on-demand dump and the exit dump can meet here). */
+	int fd = w.fd;
+	err = cap < 0 && !w.err ? ENOMEM : w.err;
 	pthread_mutex_unlock(&mp.lock);
 
-	if (cap < 0 && !w.err)
-		w.err = ENOMEM;
-	int fd = w.fd;
-	if (!unnamed && close(fd) != 0 && !w.err)
-		w.err = errno;
-	if (w.err) {
-		err = w.err;
+	if (!unnamed && close(fd) != 0 && !err)
+		err = errno;
+	if (err) {
 		what = "cannot write";
 		if (unnamed)
 			close(fd);
@@ -545,12 +545,17 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	if (unnamed) {
 		err = link_unnamed(fd, path);
 		if (err && err != EEXIST) {
-			/* Neither way of naming it works: a named copy instead. */
+			/* Neither way of naming it works: a named copy instead. A
+			 * failed copy is final: its EEXIST is about tmp (left by a
+			 * process of this pid that was killed), not about path. */
 			err = copy_unnamed(fd, tmp);
 			close(fd);
+			if (err) {
+				mp_log("cannot create dump %s: %s", tmp, strerror(err));
+				return err;
+			}
 			unnamed = false;
-			if (!err)
-				err = publish(tmp, path);
+			err = publish(tmp, path);
 		}
 	} else
 		err = publish(tmp, path);

@@ -453,16 +453,17 @@ static bool dump_final_to(char *path, size_t size)
 	}
 	if (!mp_ready() || !mp_enabled() || mp.dumped || getpid() != mp.pid)
 		return false;
+	int saved = errno;
+	mp_tl.in_hook++; /* from here on, a handler that ends the process finds us inside */
+	bool ok = false;
 	/* A fork child that recorded nothing (fork then exec, or _exit, the
 	 * first fork of a daemon) has nothing to say: no dump. */
-	if ((mp.info_flags & MP_INFO_FORKED) && !mp_counts_any() &&
-	    !__atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED))
-		return false;
-	int saved = errno;
-	mp_tl.in_hook++;
-	mp.dumped = true;
-	mp_set_enabled(false);
-	bool ok = mp_dump_write(0, path, size) == 0;
+	if (!(mp.info_flags & MP_INFO_FORKED) || mp_counts_any() ||
+	    __atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED)) {
+		mp.dumped = true;
+		mp_set_enabled(false);
+		ok = mp_dump_write(0, path, size) == 0;
+	}
 	mp_tl.in_hook--;
 	errno = saved;
 	return ok;

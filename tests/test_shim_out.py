@@ -175,13 +175,13 @@ def test_out_killed_while_writing_leaves_nothing():
                 break
             time.sleep(0.0005)
         p.wait()
-        if p.returncode == -signal.SIGKILL:
-            no_leftovers(d, [])
-        else:  # finished before it was seen writing: the whole dump is there
-            assert p.returncode == 0, p.returncode
-            for f in os.listdir(d):
-                lib.read_dump(os.path.join(d, f))
-                os.unlink(os.path.join(d, f))
+        assert p.returncode in (0, -signal.SIGKILL), p.returncode
+        # Killed while writing: nothing. Killed after the dump was named (before its
+        # descriptor was closed), or not killed at all: the whole dump, under its name.
+        for f in os.listdir(d):
+            assert f == "%d.dump" % p.pid, "files left in %s: %s" % (d, os.listdir(d))
+            lib.read_dump(os.path.join(d, f))
+            os.unlink(os.path.join(d, f))
     assert caught >= 2, "the dump was seen being written in only %d runs of 5" % caught
 
 
@@ -189,40 +189,70 @@ def fs_faults():
     return lib.build_prog("libfs_faults.so", ["fs_faults.c"], flags=["-O2", "-shared", "-fPIC"])
 
 
-def run_with_faults(faults, script="exec"):
+def run_with_faults(faults, route, script="true", stale=False):
     """The allocation test program with the dump's file system calls failing as FAULTS says
-    (tests/progs/fs_faults.c), by sh -c SCRIPT then the run: under a mount namespace, so SCRIPT
-    may mount. The dump must still be written whole, under its name, and nothing else."""
+    (tests/progs/fs_faults.c, which also logs the calls that name the dump and checks for double
+    closes), after sh -c SCRIPT in a mount namespace (SCRIPT may mount). ROUTE is what fs_faults
+    must say, in order. The dump must be written whole under its name, and nothing else left.
+    With STALE, a file is already where the named temporary file goes (left by a killed process
+    of the same pid): the copy must then fail with one line about it and touch nothing."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         raise lib.Skip("needs root and unshare(1) for a mount namespace")
     d = lib.tmpdir()
+    if stale:
+        script += ' && echo stale > "$4/$$.dump.tmp.$$"'
     cp, _ = lib.run(["unshare", "--mount", "sh", "-c",
                      script + ' && LD_PRELOAD="$1 $2" exec "$3" 50', "sh", lib.LIB, fs_faults(),
-                     prog()],
-                    env={"MAPPROF_OUT": os.path.join(d, "%p.dump"), "FS_FAULTS": faults})
+                     prog(), d],
+                    env={"MAPPROF_OUT": os.path.join(d, "%p.dump"),
+                         "FS_FAULTS": faults + ",log,closecheck"})
     assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
-    assert not cp.stderr, cp.stderr  # nor a double close (closecheck)
+    said = [l[len("fs_faults: "):] for l in cp.stderr.splitlines() if l.startswith("fs_faults: ")]
+    assert said == route, "%s: fs_faults said %s, want %s" % (faults, said, route)
+    others = [l for l in cp.stderr.splitlines() if not l.startswith("fs_faults: ")]
     truth = lib.truth(cp)
-    name = "%d.dump" % truth["pid"]
-    no_leftovers(d, [name])
-    lib.check_sites(lib.read_dump(os.path.join(d, name)), prog(), truth["sites"], faults)
+    pid = truth["pid"]
+    if stale:
+        tmp = "%d.dump.tmp.%d" % (pid, pid)
+        assert len(others) == 1 and tmp in others[0] and "exists" in others[0], others
+        no_leftovers(d, [tmp])
+        with open(os.path.join(d, tmp)) as f:
+            assert f.read() == "stale\n", "the stale file was changed"
+        return
+    assert not others, others
+    no_leftovers(d, ["%d.dump" % pid])
+    lib.check_sites(lib.read_dump(os.path.join(d, "%d.dump" % pid)), prog(), truth["sites"],
+                    faults)
+
+
+def test_out_named_by_descriptor():
+    """The usual way: the unnamed dump is linked by its descriptor, and nothing else is tried."""
+    run_with_faults("", ["linkat fd"])
 
 
 def test_out_named_through_proc():
     """Where an open file cannot be linked by its descriptor, the unnamed dump is named through
     /proc/self/fd."""
-    run_with_faults("noflink,closecheck", "true")
+    run_with_faults("noflink", ["refused linkat AT_EMPTY_PATH", "linkat /proc/self/fd"])
 
 
 def test_out_copied_without_proc():
     """Where it cannot be linked by its descriptor and there is no /proc (a sandbox), the unnamed
     dump is copied into a named temporary file, which is renamed as before."""
-    run_with_faults("noflink,closecheck", "mount -t tmpfs none /proc")
+    run_with_faults("noflink", ["refused linkat AT_EMPTY_PATH", "sendfile", "renameat2"],
+                    script="mount -t tmpfs none /proc")
+
+
+def test_out_copy_meets_stale_temporary_file():
+    """The copy's temporary name is taken (a process of the same pid killed while it wrote): no
+    dump, one line naming that file, which is left as it was and never published as a dump."""
+    run_with_faults("noflink", ["refused linkat AT_EMPTY_PATH"],
+                    script="mount -t tmpfs none /proc", stale=True)
 
 
 def test_out_named_file_without_unnamed_files():
     """A file system without unnamed files: a named temporary file, renamed."""
-    run_with_faults("notmpfile,closecheck", "true")
+    run_with_faults("notmpfile", ["refused O_TMPFILE", "renameat2"])
 
 
 def test_out_each_descriptor_closed_once():
