@@ -158,9 +158,10 @@ def test_out_killed_while_writing_leaves_nothing():
     dump is written unnamed and named only once whole. The kill lands the moment the process has
     a file open in the dump's directory; a named temporary file would be left behind."""
     d = lib.tmpdir()
-    env = dict(os.environ, LD_PRELOAD=lib.LIB, MAPPROF_OUT=os.path.join(d, "%p.dump"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPROF_")}
+    env.update(LD_PRELOAD=lib.LIB, MAPPROF_OUT=os.path.join(d, "%p.dump"))
     caught = 0
-    for attempt in range(5):
+    for _ in range(5):
         p = subprocess.Popen([many_chains(), "1", "100000"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         fds = "/proc/%d/fd" % p.pid
