@@ -394,19 +394,17 @@ static void write_chains(const struct mp_counts *snap, const struct by_chain *g,
  * -1 and errno if neither. */
 static int dump_open(const char *path, const char *tmp, bool *unnamed)
 {
-	char dir[MP_PATH_MAX];
+	char dir[MP_PATH_MAX]; /* path fits MP_PATH_MAX, so does its directory */
 	const char *slash = strrchr(path, '/');
-	size_t len = slash ? (size_t)(slash - path) : 0;
 	if (!slash)
 		strcpy(dir, ".");
-	else if (len == 0)
+	else if (slash == path)
 		strcpy(dir, "/");
-	else if (len < sizeof(dir)) {
-		memcpy(dir, path, len);
-		dir[len] = '\0';
-	} else
-		dir[0] = '\0';
-	int fd = dir[0] ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644) : -1;
+	else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
 	*unnamed = fd >= 0;
 	if (fd >= 0)
 		return fd;

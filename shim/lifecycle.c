@@ -4,11 +4,11 @@
  * per allocation; the signal handler only bumps a word and wakes a futex. */
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

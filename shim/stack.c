@@ -407,15 +407,16 @@ static inline unsigned tail_slot(uintptr_t last, uintptr_t depth)
 }
 
 /* The tail cache's entry for (last, depth) whose slots still hold its
- * return addresses, or NULL. */
-static inline const struct tail *tail_lookup(uintptr_t last, uintptr_t depth)
+ * return addresses, or NULL; lo and hi are this thread's stack bounds. */
+static inline const struct tail *tail_lookup(uintptr_t last, uintptr_t depth, uintptr_t lo,
+                                             uintptr_t hi)
 {
 	const struct tail *t = &tails[tail_slot(last, depth)];
 	if (__atomic_load_n(&t->last, __ATOMIC_ACQUIRE) != last || t->depth != depth)
 		return NULL;
 	for (int i = 0, k = t->n; i < k; i++) {
 		uintptr_t w = t->where[i];
-		if (w > stack_hi - stack_lo || *(const uintptr_t *)(stack_hi - w) != t->tail[i])
+		if (w > hi - lo || *(const uintptr_t *)(hi - w) != t->tail[i])
 			return NULL;
 	}
 	return t;
@@ -424,7 +425,7 @@ static inline const struct tail *tail_lookup(uintptr_t last, uintptr_t depth)
 /* The tail's return addresses into out; their number, or -1. */
 static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
 {
-	const struct tail *t = tail_lookup(last, depth);
+	const struct tail *t = tail_lookup(last, depth, stack_lo, stack_hi);
 	if (!t)
 		return -1;
 	memcpy(out, t->tail, (size_t)t->n * sizeof(*out));
@@ -433,10 +434,10 @@ static int tail_find(uintptr_t last, uintptr_t depth, uintptr_t *out)
 
 /* For the fast walk: the tail's frames added to *s at positions *n on (up
  * to max, else *truncated), not copied out; false if there is no tail. */
-static inline bool tail_hash(uintptr_t last, uintptr_t depth, struct mp_hash *s, uint32_t *n,
-                             uint32_t max, bool *truncated)
+static inline bool tail_hash(uintptr_t last, uintptr_t depth, uintptr_t lo, uintptr_t hi,
+                             struct mp_hash *s, uint32_t *n, uint32_t max, bool *truncated)
 {
-	const struct tail *t = tail_lookup(last, depth);
+	const struct tail *t = tail_lookup(last, depth, lo, hi);
 	if (!t)
 		return false;
 	for (int i = 0, k = t->n; i < k; i++) {
@@ -649,7 +650,7 @@ walked:;
 	struct mp_hash s = {h};
 	*nfp = n;
 	ra = ((const uintptr_t *)last)[1];
-	if (!tail_hash(ra, hi - last, &s, &n, max, truncated))
+	if (!tail_hash(ra, hi - last, lo, hi, &s, &n, max, truncated))
 		return -1;
 	*sum = s;
 	return (int)n;

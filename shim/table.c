@@ -395,12 +395,16 @@ static inline struct mp_counts tc_counts(const struct tc_entry *e)
 	};
 }
 
+/* The key of an entry's (chain, class) in a table of mp_counts. */
+static inline uint64_t tc_counts_key(uint32_t tag)
+{
+	return mp_counts_key(tc_id(tag), tc_cls(tag));
+}
+
 /* The global counters of a flushed entry. mp.lock held. */
 static void tc_fold(const struct tc_entry *e)
 {
-	uint32_t tag = e->tag;
-	struct mp_counts *g =
-	    mp_ctable_slot(&mp.global, mp_counts_key(tc_id(tag), tc_cls(tag)), true);
+	struct mp_counts *g = mp_ctable_slot(&mp.global, tc_counts_key(e->tag), true);
 	struct mp_counts src = tc_counts(e);
 	if (g)
 		mp_counts_add(g, &src);
@@ -426,10 +430,16 @@ static void tcache_flush_locked(struct mp_tcache *tc)
 	tc->used = 0;
 }
 
+/* Whether one more entry keeps the table at most 3/4 full. */
+static inline bool tc_has_room(const struct mp_tcache *tc)
+{
+	return (tc->used + 1) * 4 <= tc->cap * 3;
+}
+
 /* Make room for one more entry: grow, or flush at TC_MAX. mp.lock held. */
 static void tcache_make_room_locked(struct mp_tcache *tc)
 {
-	if ((tc->used + 1) * 4 <= tc->cap * 3)
+	if (tc_has_room(tc))
 		return;
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
 	/* A rehash fills 3/8 of the next table at random places: every page. */
@@ -458,7 +468,7 @@ static void tcache_make_room_locked(struct mp_tcache *tc)
 /* A new entry for key, of chain id and class cls, or NULL (no memory). */
 static struct tc_entry *tc_insert(struct mp_tcache *tc, uint64_t key, unsigned cls, uint32_t id)
 {
-	if ((tc->used + 1) * 4 > tc->cap * 3) {
+	if (!tc_has_room(tc)) {
 		pthread_mutex_lock(&mp.lock);
 		tcache_make_room_locked(tc);
 		pthread_mutex_unlock(&mp.lock);
@@ -1156,8 +1166,7 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes)
 			if (!mp_ctable_reserve(&t, 1))
 				break;
 			struct mp_counts src = tc_counts(e);
-			mp_counts_add(
-			    mp_ctable_slot(&t, mp_counts_key(tc_id(tag), tc_cls(tag)), true), &src);
+			mp_counts_add(mp_ctable_slot(&t, tc_counts_key(tag), true), &src);
 		}
 	}
 	*out = t.slots;
