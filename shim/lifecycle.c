@@ -276,6 +276,7 @@ static void resolve_real(void)
 	mp_real.execve = next_sym("execve");
 	mp_real.execvpe = next_sym("execvpe");
 	mp_real.fexecve = next_sym("fexecve");
+	mp_real.getattr_np = next_sym("pthread_getattr_np");
 }
 
 /* A fork from a signal handler that interrupted this thread inside the shim
@@ -590,4 +591,19 @@ MP_EXPORT int execle(const char *path, const char *arg, ...)
 	char *const *envp = va_arg(ap, char *const *);
 	va_end(ap);
 	return execve(path, (char *const *)argv, envp);
+}
+
+/* pthread_getattr_np holds the thread's lock while it allocates; the shim
+ * learns a thread's stack with it, so it must know when a call comes from
+ * inside it (stack.c, mp_stack_thread_init). A program's runtime often asks
+ * first thing on a new thread (garbage collectors, language runtimes), and
+ * the allocation it makes then is that thread's first. */
+MP_EXPORT int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr)
+{
+	mp_tl.in_getattr++;
+	if (unlikely(!mp_real.getattr_np))
+		mp_ready();
+	int r = mp_real.getattr_np ? mp_real.getattr_np(thread, attr) : ENOSYS;
+	mp_tl.in_getattr--;
+	return r;
 }

@@ -47,6 +47,7 @@ struct mp_real {
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
+	int (*getattr_np)(pthread_t, pthread_attr_t *);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
@@ -225,6 +226,9 @@ struct mp_thread {
 		uint64_t guards; /* both at once: zero when neither is raised */
 	};
 	int64_t sample_left; /* sampling mode: bytes until the next sample */
+	/* > 0 inside pthread_getattr_np (lifecycle.c), which holds a thread's
+	 * lock while it allocates: the shim must not call it then. */
+	int in_getattr;
 };
 extern __thread struct mp_thread mp_tl;
 
@@ -284,7 +288,7 @@ char *mp_arena_strdup(const char *s, size_t len);
 /* stack.c: raw return addresses of the allocating thread, innermost first,
  * without the shim's and libunwind's own frames. */
 void mp_stack_init(void);
-void mp_stack_thread_init(void); /* learn this thread's stack bounds (fp mode) */
+bool mp_stack_thread_init(void); /* this thread's stack bounds: known, or false (ask later) */
 /* *nfp: in fp mode, how many of the frames a checked frame-pointer walk
  * found (0: libunwind's walk). */
 /* ips: room for MP_CAPTURE_ROOM words; the first (returned) hold the chain. */

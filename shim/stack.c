@@ -248,11 +248,22 @@ void mp_unwind_reopen(bool child)
 	__atomic_store_n(&mp.fork_pending, 0, __ATOMIC_RELEASE);
 }
 
-void mp_stack_thread_init(void)
+/* Learns this thread's stack bounds, once. pthread_getattr_np holds the
+ * thread's lock while it allocates (glibc: realloc for the affinity mask,
+ * and fopen of /proc/self/maps for the main thread), so it cannot be asked
+ * from a call made inside it, on this thread, for this thread or another
+ * (two threads asking about each other would wait on each other's lock):
+ * false then, and the caller asks again later. A thread whose bounds stay
+ * unknown is walked by libunwind, with every read checked. */
+bool mp_stack_thread_init(void)
 {
+	if (stack_hi)
+		return true;
+	if (mp_tl.in_getattr)
+		return false;
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) != 0)
-		return;
+		return true; /* asked: nothing to learn */
 	void *addr;
 	size_t size;
 	if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
@@ -260,6 +271,7 @@ void mp_stack_thread_init(void)
 		stack_hi = stack_lo + size;
 	}
 	pthread_attr_destroy(&attr);
+	return true;
 }
 
 static inline bool own_frame(uintptr_t ip)

@@ -77,6 +77,7 @@ struct mp_tcache {
 	uint32_t shift;       /* 64 - log2 of the number of buckets */
 	uint32_t fast_misses; /* fp mode: fast walks in a row that were of no use */
 	uint32_t fast_skip;   /* fp mode: calls left that go straight to the checked walk */
+	bool stack_unknown;   /* made inside pthread_getattr_np: learn the stack later */
 };
 
 static __thread struct mp_tcache *tls_tc;
@@ -518,9 +519,20 @@ static __attribute__((noinline)) struct mp_tcache *tcache_make(void)
 	tls_tc = tc;
 	mp_unwind_registered = true;
 	mp_thread_watch(tc);
-	mp_stack_thread_init(); /* every mode: mp_stack_room and libunwind's reads use it */
+	/* Every mode: mp_stack_room and libunwind's reads use the bounds. */
+	tc->stack_unknown = !mp_stack_thread_init();
 	errno = saved;
 	return tc;
+}
+
+/* The first call past the one made inside pthread_getattr_np that made the
+ * thread's cache. Out of line, from the hot path's small frames, as
+ * tcache_make. */
+static __attribute__((noinline)) void tcache_learn_stack(struct mp_tcache *tc)
+{
+	int saved = errno;
+	tc->stack_unknown = !mp_stack_thread_init();
+	errno = saved;
 }
 
 static inline struct mp_tcache *tcache_get(void)
@@ -1098,6 +1110,8 @@ void mp_record_alloc(void *p, size_t size)
 		}
 		tc->fast_misses++;
 	}
+	if (unlikely(tc && tc->stack_unknown))
+		tcache_learn_stack(tc);
 	record_slow(p, size, cls, tc);
 }
 

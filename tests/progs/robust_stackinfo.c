@@ -1,0 +1,187 @@
+/* robust_stackinfo.c: threads that ask pthread_getattr_np about their own stack before they
+ * allocate anything, as garbage collectors (Boehm's GC_get_stack_base) and language runtimes
+ * (Rust's main-thread guard page) do. glibc's pthread_getattr_np holds the thread's lock while it
+ * allocates (realloc of the affinity mask; on the main thread, fopen of /proc/self/maps too), so
+ * that allocation is the thread's first: a profiler that learns the thread's stack with the same
+ * call then waits on a lock its own thread holds. Then pairs of threads ask about each other at
+ * the same moment, and allocate.
+ *
+ * The allocations inside pthread_getattr_np are libc's, made from ask(); the program's own are at
+ * site_thread and site_main. Self-checks (the same with and without the profiler): every thread
+ * finds its own frame inside the stack it is told of, and a thread made with a 256 KiB stack is
+ * told 256 KiB.
+ *
+ * usage: robust_stackinfo first THREADS */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "robust.h"
+
+#define SITES(X)                                                                                   \
+	X(site_main)                                                                               \
+	X(site_thread)
+
+enum { SITES(ROBUST_ENUM) NSITES };
+static struct truth_site sites[NSITES];
+static const char *const names[NSITES] = {
+#define NAME_ONLY(n) #n,
+    SITES(NAME_ONLY)};
+
+#define STACK_SIZE (256u << 10)
+
+static int inside, sized, asked_other;
+static pthread_barrier_t pair_start;
+
+SITE void *site_main(size_t n)
+{
+	void *p = malloc(n);
+	if (p)
+		truth_alloc(&sites[S_site_main], n);
+	return p;
+}
+
+SITE void *site_thread(size_t n)
+{
+	void *p = malloc(n);
+	if (p)
+		truth_alloc(&sites[S_site_thread], n);
+	return p;
+}
+
+SITE static void free_at(int site, void *p, size_t n)
+{
+	free(p);
+	truth_free(&sites[site], n);
+}
+
+/* Asks about thread t: its stack's bounds, 0 if it cannot. */
+SITE static int ask(pthread_t t, char **lo, size_t *size)
+{
+	pthread_attr_t attr;
+	int r = pthread_getattr_np(t, &attr);
+	if (r != 0)
+		return r;
+	void *addr;
+	r = pthread_attr_getstack(&attr, &addr, size);
+	*lo = addr;
+	pthread_attr_destroy(&attr);
+	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+	return r;
+}
+
+static int own_frame_inside(void)
+{
+	char *lo;
+	size_t size;
+	char here;
+	if (ask(pthread_self(), &lo, &size) != 0)
+		return 0;
+	return &here >= lo && &here < lo + size;
+}
+
+static void allocate(int site, int n)
+{
+	void *keep[8];
+	for (int i = 0; i < n; i++) {
+		size_t sz = 24 + (size_t)i * 8;
+		void *p = site == S_site_main ? site_main(sz) : site_thread(sz);
+		if (!p)
+			_exit(4);
+		if (i < 8)
+			keep[i] = p;
+		else
+			free_at(site, p, sz);
+	}
+	for (int i = 0; i < n && i < 8; i++)
+		free_at(site, keep[i], 24 + (size_t)i * 8);
+}
+
+static void *first_thing(void *arg)
+{
+	(void)arg;
+	/* Before this thread allocates anything. */
+	if (own_frame_inside())
+		__atomic_add_fetch(&inside, 1, __ATOMIC_RELAXED);
+	char *lo;
+	size_t size;
+	if (ask(pthread_self(), &lo, &size) == 0 && size == STACK_SIZE)
+		__atomic_add_fetch(&sized, 1, __ATOMIC_RELAXED);
+	allocate(S_site_thread, 40);
+	return NULL;
+}
+
+/* pthread_create with a stack size; the runtime's allocations for the thread are made here. */
+SITE static int spawn_sized(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *))
+{
+	int r = pthread_create(t, attr, fn, NULL);
+	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+	return r;
+}
+
+struct pair {
+	pthread_t other;
+	int ready;
+};
+
+/* Each of two threads asks about the other, at the same moment, first thing. */
+static void *ask_other(void *arg)
+{
+	struct pair *p = arg;
+	while (!__atomic_load_n(&p->ready, __ATOMIC_ACQUIRE))
+		;
+	pthread_barrier_wait(&pair_start);
+	char *lo;
+	size_t size;
+	if (ask(p->other, &lo, &size) == 0 && size > 0)
+		__atomic_add_fetch(&asked_other, 1, __ATOMIC_RELAXED);
+	pthread_barrier_wait(&pair_start); /* the other is still there while it is asked about */
+	allocate(S_site_thread, 10);
+	return NULL;
+}
+
+static int run_first(int threads)
+{
+	/* The main thread, before it allocates anything. */
+	check_val("main_inside", own_frame_inside());
+	pthread_attr_t attr;
+	if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, STACK_SIZE) != 0)
+		return 5;
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+		if (spawn_sized(&t, &attr, first_thing) != 0)
+			return 6;
+		pthread_join(t, NULL);
+	}
+	pthread_attr_destroy(&attr);
+	allocate(S_site_main, 20);
+	int pairs = threads / 2;
+	for (int i = 0; i < pairs; i++) {
+		pthread_t a, b;
+		struct pair pa = {0, 0}, pb = {0, 0};
+		pthread_barrier_init(&pair_start, NULL, 2);
+		if (spawn(&a, ask_other, &pa) != 0 || spawn(&b, ask_other, &pb) != 0)
+			return 6;
+		pa.other = b;
+		pb.other = a;
+		__atomic_store_n(&pa.ready, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&pb.ready, 1, __ATOMIC_RELEASE);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		pthread_barrier_destroy(&pair_start);
+	}
+	check_val("threads_inside", inside);
+	check_val("threads_sized", sized);
+	check_val("asked_other", asked_other);
+	truth_print("first", sites, NSITES);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 0; i < NSITES; i++)
+		sites[i].name = names[i];
+	if (argc >= 3 && strcmp(argv[1], "first") == 0)
+		return run_first(atoi(argv[2]));
+	return 2;
+}
