@@ -3,6 +3,7 @@
  * allocate more than a small multiple of the file size, whatever the file holds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
@@ -143,6 +144,9 @@ static int parse_chain(struct parser *ps, const unsigned char *pl, uint64_t len,
 		            c.id, c.nframes, d->info.max_depth);
 	if (c.inuse_objects > c.alloc_objects || c.inuse_space > c.alloc_space)
 		return fail(ps, off, "chain %u has more in use than it allocated", c.id);
+	if (!c.alloc_objects && c.alloc_space)
+		return fail(ps, off, "chain %u has %llu bytes in no object", c.id,
+		            (unsigned long long)c.alloc_space);
 	const struct mp_frame *frames = v1 ? (const struct mp_frame *)(pl + sizeof(c)) : NULL;
 	const uint32_t *ids = v1 ? NULL : (const uint32_t *)(pl + sizeof(c));
 	for (uint32_t k = 0; ids && k < c.nframes; k++)
@@ -460,9 +464,32 @@ static uint64_t fixed_part(uint32_t tag)
 	return 0;
 }
 
-/* Reads the file header, then record by record up to the END record and a few bytes past it
- * (for the parser to refuse). Reading stops at the first header the parser refuses whatever
- * follows: a foreign magic, an unknown version or header size, a first record that is not
+/* How long a stream may stay silent after its END record before the dump is taken as
+ * whole: data after END is refused (two dumps concatenated, a dump followed by junk), but a
+ * writer that keeps the pipe open once the dump is through (a FIFO, a remote command that
+ * lingers) must not hang the reader. */
+#define AFTER_END_WAIT_MS 200
+
+/* Reads what follows the END record that ends at off, for the parser to refuse: in a regular
+ * file, a few bytes if there are any; from a stream, what arrives within AFTER_END_WAIT_MS. */
+static void after_end(struct reader *r, uint64_t off)
+{
+	if (r->regular || r->eof || r->len > off) {
+		if (r->regular)
+			fill(r, off + 8);
+		return;
+	}
+	struct pollfd p = {.fd = r->fd, .events = POLLIN};
+	int n;
+	while ((n = poll(&p, 1, AFTER_END_WAIT_MS)) < 0 && errno == EINTR)
+		;
+	if (n > 0)
+		fill(r, off + 1); /* one read returns what is there, or the end */
+}
+
+/* Reads the file header, then record by record up to the END record and what follows it
+ * (after_end, for the parser to refuse). Reading stops at the first header the parser refuses
+ * whatever follows: a foreign magic, an unknown version or header size, a first record that is not
  * INFO (or a second INFO), a record shorter than its fixed part; in a regular file, a record
  * longer than the rest of the file (read whole then, which its size bounds, for the parser to
  * say how much is there). A stream that never ends but keeps looking like records (of an
@@ -498,7 +525,7 @@ static void read_records(struct reader *r)
 		if (!fill(r, off) || rh.length < fixed_part(rh.tag))
 			return;
 		if (rh.tag == MP_TAG_END) {
-			fill(r, off + 8);
+			after_end(r, off);
 			return;
 		}
 	}

@@ -50,6 +50,21 @@ static size_t frame_ids(const struct pchain *c, uint32_t *index, struct strbuf *
 	return n;
 }
 
+/* Whether c's size classes sum, without overflowing 64 bits, to its alloc_objects and
+ * alloc_space, as the loader requires. They may not: chains merged from a dump whose chain has
+ * classes and one whose chain has none (which the format allows), or counts capped at 2^64 - 1
+ * (a sum, or a sampled dump's scaling). Such a chain is written without classes, which the
+ * format reads as "the totals as they are". */
+static bool classes_add_up(const struct pchain *c)
+{
+	uint64_t objects = 0, bytes = 0;
+	for (size_t k = 0; k < c->nclasses; k++)
+		if (__builtin_add_overflow(objects, c->classes[k].objects, &objects) ||
+		    __builtin_add_overflow(bytes, c->classes[k].bytes, &bytes))
+			return false;
+	return objects == c->v[S_ALLOC_OBJECTS] && bytes == c->v[S_ALLOC_SPACE];
+}
+
 static void merge_write(struct profile *p, const struct options *o)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -118,14 +133,14 @@ static void merge_write(struct profile *p, const struct options *o)
 	for (size_t i = 0; i < p->nchains; i++) {
 		const struct pchain *c = &p->chains[i];
 		if (c->hidden || !c->v[S_ALLOC_OBJECTS])
-			continue;
+			continue; /* no objects: no bytes either (the loader refuses bytes alone) */
 		ALLOC_GROW(ids, c->nframes + 1, ids_alloc);
 		size_t nf = frame_ids(c, index, &frames, &nframes, ids);
 		struct mp_chain mc = {
 		    .id = id,
 		    .flags = c->truncated ? MP_CHAIN_TRUNCATED : 0,
 		    .nframes = (uint32_t)nf,
-		    .nclasses = (uint32_t)c->nclasses,
+		    .nclasses = classes_add_up(c) ? (uint32_t)c->nclasses : 0,
 		    .alloc_objects = c->v[S_ALLOC_OBJECTS],
 		    .alloc_space = c->v[S_ALLOC_SPACE],
 		    /* scaled in-use values can round past the allocated ones: clamp; a merge
@@ -144,7 +159,7 @@ static void merge_write(struct profile *p, const struct options *o)
 		static const uint32_t zero;
 		if (nf & 1)
 			put(&rec, &zero, sizeof(zero));
-		for (size_t k = 0; k < c->nclasses; k++) {
+		for (size_t k = 0; k < mc.nclasses; k++) {
 			const struct pclass *z = &c->classes[k];
 			struct mp_size_class sc = {.log2 = z->log2,
 			                           .objects = z->objects,

@@ -218,14 +218,15 @@ def size_class(n):
     return n.bit_length()
 
 
-def read_dump(path):
+def read_dump(path, classless_ok=False):
     """Parses and validates a dump. Returns {"version", "info": {...}, "exe", "cmdline": [str],
     "modules": [{"id", "flags", "load_bias", "ranges": [(start, end, file_offset, prot)],
     "build_id": hex or None, "path"}], "chains": [{"id", "flags", "truncated", "frames":
     [(module, offset)], "classes": [{"log2", "objects", "bytes", "min", "max"}], alloc_objects,
     alloc_space, inuse_objects, inuse_space}], "totals": {...}, "end": {...}}.
     Raises DumpError (with the file offset) on anything the format forbids, including END totals
-    that differ from the sum over the chains."""
+    that differ from the sum over the chains. A chain without size classes is refused unless
+    CLASSLESS_OK: the shim writes at least one; `mapprof merge` may write none."""
     with open(path, "rb") as f:
         data = f.read()
 
@@ -283,7 +284,7 @@ def read_dump(path):
         elif tag == TAG_CHAIN:
             if version >= 2 and d["frames"] is None:
                 fail(off, "CHAIN before the FRAMES record")
-            d["chains"].append(_chain(payload, off, fail, d["frames"]))
+            d["chains"].append(_chain(payload, off, fail, d["frames"], classless_ok))
         elif tag == TAG_END:
             if length != struct.calcsize(END_FMT):
                 fail(off, "END length %d" % length)
@@ -317,7 +318,7 @@ def _module(p, off, fail):
             "path": p[b + blen:].decode(errors="surrogateescape")}
 
 
-def _chain(p, off, fail, table):
+def _chain(p, off, fail, table, classless_ok=False):
     """table: the FRAMES record's frames (version 2), or None (version 1: frames inline)."""
     hs = struct.calcsize(CHAIN_FMT)
     if len(p) < hs:
@@ -349,7 +350,10 @@ def _chain(p, off, fail, table):
         classes.append({"log2": lg, "objects": objs, "bytes": nbytes, "min": mn, "max": mx})
     if len({c["log2"] for c in classes}) != len(classes):
         fail(off, "chain %d: a size class appears twice" % cid)
-    if sum(c["objects"] for c in classes) != ao or sum(c["bytes"] for c in classes) != asp:
+    if not classes and classless_ok:
+        if asp and not ao:
+            fail(off, "chain %d: bytes in no object" % cid)
+    elif sum(c["objects"] for c in classes) != ao or sum(c["bytes"] for c in classes) != asp:
         fail(off, "chain %d: size classes do not sum to the chain's counts" % cid)
     if io > ao or isp > asp:
         fail(off, "chain %d: more in use than allocated" % cid)

@@ -317,6 +317,32 @@ def test_report_io_endless_and_huge_inputs():
     assert json.loads(cp.stdout)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
 
 
+def test_report_io_stream_left_open_after_end():
+    """A dump whose writer keeps the pipe open once the dump is through (a FIFO, a command
+    that lingers) is read when its END record has come: the reader waits a moment for data
+    after END (refused if any comes, as in the test above), not for the writer to close. It
+    used to wait for the close."""
+    with open(sites_dump(), "rb") as f:
+        data = f.read()
+    p = subprocess.Popen([lib.MAPPROF, "top", "--json", "/dev/stdin"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(data)
+        p.stdin.flush()
+        try:
+            p.wait(timeout=20)  # its output is a few hundred bytes: no pipe fills
+        except subprocess.TimeoutExpired:
+            raise AssertionError("a whole dump from a pipe still open was not read")
+        out, err = p.stdout.read(), p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.stdin.close()
+        p.wait()
+    assert p.returncode == 0, text(err)
+    assert json.loads(out)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
+
+
 # ---- options ----
 
 def test_report_io_short_option_bundles():

@@ -218,20 +218,24 @@ def rec(tag, payload):
     return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
 
 
-def synthetic(cmdline=b"prog\0", modules=(), chains=(), max_depth=64):
+def synthetic(cmdline=b"prog\0", modules=(), chains=(), max_depth=64, pid=7):
     """A valid dump from parts: modules [(path, build_id)], chains [(frames, classes)] with
-    frames [(module, offset)] and classes [(log2, objects, size)] (each class one size)."""
+    frames [(module, offset)] and classes [(log2, objects, size)] (each class one size); a chain
+    (frames, [], (objects, bytes)) has no classes and those totals."""
     out = b"MAPPROF\0" + struct.pack("<II", 1, 16)
-    out += rec(1, struct.pack("<QQQQIIIIQQQ", 7, 1, 0, 0, 1, max_depth, 0, 0, 0, 0, 1))
+    out += rec(1, struct.pack("<QQQQIIIIQQQ", pid, 1, 0, 0, 1, max_depth, 0, 0, 0, 0, 1))
     out += rec(2, b"/nonexistent/prog")
     out += rec(3, cmdline)
     out += b"".join(rec(4, struct.pack("<IIQIIII", i, 0, 0, 0, len(bid), len(path), 0) + bid +
                         path) for i, (path, bid) in enumerate(modules))
     tot = [0, 0, 0, 0]
     body = []
-    for i, (frames, classes) in enumerate(chains):
+    for i, ch in enumerate(chains):
+        frames, classes = ch[0], ch[1]
         objs = sum(n for _, n, _ in classes)
         space = sum(n * z for _, n, z in classes)
+        if len(ch) > 2:
+            objs, space = ch[2]
         body.append(rec(5, struct.pack("<IIIIQQQQ", i, 0, len(frames), len(classes), objs, space,
                                        0, 0) +
                         b"".join(struct.pack("<IIQ", m, 0, o) for m, o in frames) +
@@ -299,3 +303,43 @@ def test_report_load_bounded_time_and_memory():
             assert float(took) < 30, (name, view, took)
             # a small profile's footprint plus a small multiple of the input
             assert int(kb) * 1024 < 48 * 2**20 + 40 * size, (name, view, int(kb) // 1024, "MiB")
+
+
+# ---- merge writes what the reader reads ----
+
+U64 = (1 << 64) - 1
+
+
+def merged(name, *dumps):
+    """mapprof merge of DUMPS (bytes); the output must load, in mapprof and in the test's own
+    reader. Returns the test reader's view of it."""
+    paths = [write("%s.%d.dump" % (name, i), d) for i, d in enumerate(dumps)]
+    out = os.path.join(TMP, name + ".merged.dump")
+    lib.mapprof("merge", "-q", *paths, "-o", out)
+    cp = lib.mapprof("top", "-q", out, check=False)
+    assert cp.returncode == 0, "%s: merge wrote a dump mapprof refuses: %s" % (
+        name, text(cp.stderr)[-400:])
+    return lib.read_dump(out, classless_ok=True)
+
+
+def test_report_load_merge_writes_what_it_reads():
+    """A merged chain whose size classes do not add up to its totals is written without classes
+    (which the format reads as the totals as they are), never refused on reading back: a chain
+    with classes merged with the same chain from a dump that has none (the format allows
+    nclasses 0), and classes whose sums pass 2^64 - 1 and are capped. A chain's bytes without
+    objects is refused on reading (no writer makes one; merge used to drop it silently)."""
+    site = [(NONE, 0x1000)]
+    with_classes = synthetic(chains=[(site, [(5, 3, 16)])])
+    without = synthetic(chains=[(site, [], (2, 100))], pid=8)
+    d = merged("noclasses", with_classes, without)
+    (c,) = d["chains"]
+    assert (c["alloc_objects"], c["alloc_space"], c["classes"]) == (5, 148, []), c
+    d = merged("classes", with_classes, synthetic(chains=[(site, [(5, 3, 16)])], pid=8))
+    (c,) = d["chains"]
+    assert [(k["log2"], k["objects"], k["bytes"]) for k in c["classes"]] == [(5, 6, 96)], c
+    big = [(site, [(1, 1 << 63, 1), (2, 1, 2)])]
+    d = merged("capped", synthetic(chains=big), synthetic(chains=big, pid=8))
+    (c,) = d["chains"]
+    assert (c["alloc_objects"], c["alloc_space"], c["classes"]) == (U64, U64, []), c
+    refused("bytes-no-objects.dump", synthetic(chains=[(site, [], (0, 1000))]),
+            "chain 0 has 1000 bytes in no object")
