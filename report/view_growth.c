@@ -68,16 +68,27 @@ struct site {
 	double factor;
 };
 
+/* A class's size: its one size, or the mean of its requests kept within [min, max]. Its bytes
+ * are not checked against its sizes (docs/dump-format.md: a dump taken while threads allocate,
+ * a merged sampled dump), and taken as they are a mean of 0 for requests of 4..7 bytes made
+ * the step from the 0-byte class 0 / 0: NaN, which no range test refuses. */
 static double class_size(const struct pclass *k)
 {
-	return k->min == k->max ? (double)k->min : (double)k->bytes / (double)k->objects;
+	if (k->min == k->max)
+		return (double)k->min;
+	double mean = (double)k->bytes / (double)k->objects;
+	if (!(mean >= (double)k->min)) /* (NaN too) */
+		return (double)k->min;
+	return mean > (double)k->max ? (double)k->max : mean;
 }
 
 /* The longest run of size classes that step up geometrically. Strict (size steps only, no
  * growth function): every class one exact size, at least three sizes, steps between 1.25x and
  * 4.5x that agree within 1.6x, counts that never rise (several containers growing from the same
  * start), and the run holding most of the chain's allocations. Lenient (a growth function is on
- * the chain): any two or more increasing sizes. */
+ * the chain): any two or more increasing sizes. A step whose ratio is not a number in range
+ * (from a size of 0) is no step: the tests are written so that NaN fails them, and a run's
+ * first size is then never 0, which keeps its factor finite. */
 static bool find_run(const struct pchain *c, bool strict, size_t *first, size_t *last)
 {
 	size_t best_len = 0, best_first = 0;
@@ -91,12 +102,12 @@ static bool find_run(const struct pchain *c, bool strict, size_t *first, size_t 
 			double r = class_size(b) / class_size(a);
 			if (strict) {
 				double nmin = r < rmin ? r : rmin, nmax = r > rmax ? r : rmax;
-				if (b->min != b->max || r < 1.25 || r > 4.5 || nmax / nmin > 1.6 ||
-				    b->objects > a->objects)
+				if (b->min != b->max || !(r >= 1.25 && r <= 4.5) ||
+				    nmax / nmin > 1.6 || b->objects > a->objects)
 					break;
 				rmin = nmin;
 				rmax = nmax;
-			} else if (r < 1.1 || r > 64) {
+			} else if (!(r >= 1.1 && r <= 64)) {
 				break;
 			}
 			j++;

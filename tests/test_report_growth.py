@@ -10,6 +10,7 @@ import re
 import subprocess
 
 import lib
+from test_report_figures import make_dump
 
 PROGS = os.path.join(lib.ROOT, "tests", "progs")
 _bins = {}
@@ -252,3 +253,52 @@ def test_report_diff_shows_predicted_saving():
     (s,) = through(growth(grown)["sites"], "fill_uthash")
     d = json.loads(text(lib.mapprof("diff", "--json", grown, presized).stdout))
     assert d["delta"] == -s["save_objects"], (d["delta"], s)
+
+
+def strict_json(out):
+    """JSON as the standard reads it: NaN and Infinity (which Python would take) refused."""
+    def bad(name):
+        raise AssertionError("not JSON: %s in %s" % (name, out[:300]))
+    return json.loads(out, parse_constant=bad)
+
+
+def test_report_growth_class_sizes_from_contradictory_bytes():
+    """A size class's bytes are not checked against its sizes (docs/dump-format.md): a class of
+    4..7-byte requests saying 0 bytes after the 0-byte class made the step's ratio 0 / 0, and
+    growth printed `"factor":nan` (x nan per step in the text). A class's size is its mean kept
+    within its min..max, and a step from a size of 0 is no growth step, sampled or not."""
+    a, b = 0x1000, 0x2000
+    cases = [
+        # (what, classes (log2, objects, bytes, min, max), --growth-fn, sizes of the one site)
+        ("0 bytes for 4..7", [(0, 1, 0, 0, 0), (3, 1, 0, 4, 7)], True, None),
+        ("0 bytes, strict", [(0, 1, 0, 0, 0), (3, 1, 0, 4, 7)], False, None),
+        ("0-byte class first", [(0, 3, 0, 0, 0), (5, 2, 32, 16, 16), (6, 1, 32, 32, 32)], True,
+         [16, 32]),
+        ("mean above max", [(3, 1, 1000, 4, 7), (4, 1, 10, 8, 15)], True, [7, 10]),
+        ("mean below min", [(4, 1, 0, 8, 15), (5, 1, 40, 16, 31)], True, [8, 31]),
+    ]
+    tmp = lib.tmpdir()
+    for period in (0, 64):
+        for what, classes, fn, want in cases:
+            what = "%s, period %d" % (what, period)
+            path = os.path.join(tmp, "contra.dump")
+            with open(path, "wb") as f:
+                f.write(make_dump([([a, b], classes)], period=period))
+            opts = ["--growth-fn", "^0x1000$"] if fn else []
+            g = strict_json(text(lib.mapprof("growth", "-q", "--json", *opts, path).stdout))
+            for s in g["sites"]:
+                assert 1 < s["factor"] < 64, (what, s)
+            if want is None:
+                assert g["sites"] == [], (what, g["sites"])
+            else:
+                (s,) = g["sites"]
+                run = classes[-len(want):]
+                if period:  # objects and bytes scaled apart: each mean stays in its class
+                    assert len(s["sizes"]) == len(want) and all(
+                        c[3] <= z <= c[4] for c, z in zip(run, s["sizes"])), (what, s["sizes"])
+                else:
+                    assert s["sizes"] == want, (what, s["sizes"], want)
+                ratio = s["sizes"][-1] / s["sizes"][0]
+                assert abs(s["factor"] / ratio - 1) < 0.1, (what, s)
+            out = text(lib.mapprof("growth", "-q", *opts, path).stdout)
+            assert not re.search(r"\b(nan|inf)\b", out, re.I), (what, out)
