@@ -842,6 +842,47 @@ static bool stripped(Dwfl_Module *mod)
 	return elf != NULL;
 }
 
+/* The end of [off, off + len), 2^64 - 1 when it does not fit in 64 bits. */
+static uint64_t extent(uint64_t off, uint64_t len)
+{
+	return off > UINT64_MAX - len ? UINT64_MAX : off + len;
+}
+
+/* How far a module's file must reach for what its headers say it holds (program headers,
+ * section headers, the contents of its PT_LOAD segments and of its sections), when that is past
+ * the file's end (*size): a copy cut short (a full disk, an interrupted copy) or a damaged file.
+ * A cut anywhere loses the section headers first (they come last), and with them the symbol
+ * table: such a file looks stripped, but no debug file is what it lacks. 0 when the file holds
+ * all of it, or cannot be judged. */
+static uint64_t cut_short(Dwfl_Module *mod, uint64_t *size)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	GElf_Ehdr eh;
+	size_t raw, phnum;
+	if (!elf || !gelf_getehdr(elf, &eh) || !elf_rawfile(elf, &raw))
+		return 0;
+	uint64_t need = extent(eh.e_phoff, (uint64_t)eh.e_phnum * eh.e_phentsize);
+	uint64_t sh = extent(eh.e_shoff, (uint64_t)eh.e_shnum * eh.e_shentsize);
+	if (eh.e_shoff && sh > need)
+		need = sh;
+	if (elf_getphdrnum(elf, &phnum) != 0)
+		phnum = 0;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr mem, *ph = gelf_getphdr(elf, (int)i, &mem);
+		if (ph && ph->p_type == PT_LOAD && extent(ph->p_offset, ph->p_filesz) > need)
+			need = extent(ph->p_offset, ph->p_filesz);
+	}
+	for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+		GElf_Shdr mem, *shdr = gelf_getshdr(scn, &mem);
+		if (shdr && shdr->sh_type != SHT_NOBITS &&
+		    extent(shdr->sh_offset, shdr->sh_size) > need)
+			need = extent(shdr->sh_offset, shdr->sh_size);
+	}
+	*size = raw;
+	return need > raw ? need : 0;
+}
+
 static void lookup(struct symbolizer *s, int module, uint64_t offset, struct framevec *fv)
 {
 	if (module < 0 || (size_t)module >= s->nmods)
@@ -859,9 +900,16 @@ static void lookup(struct symbolizer *s, int module, uint64_t offset, struct fra
 		lookup_dwarf(s, (Dwfl_Module *)m->mod, pc, symname, fv);
 	else if (symname)
 		push_frame(s, fv, symname, NULL, 0, false);
-	else if (!m->told_stripped) {
+	else if (!m->told_stripped && !s->quiet) {
 		m->told_stripped = true;
-		if (!s->quiet && stripped((Dwfl_Module *)m->mod))
+		uint64_t size = 0, need = cut_short((Dwfl_Module *)m->mod, &size);
+		if (need)
+			warning(
+			    "%s: truncated or damaged (its ELF headers place data up to byte "
+			    "%llu, the file has %llu bytes), and no debug file found (see "
+			    "--debug-dir); its frames it cannot name are shown as module+offset",
+			    m->path, (unsigned long long)need, (unsigned long long)size);
+		else if (stripped((Dwfl_Module *)m->mod))
 			warning("%s: stripped (no symbol table, and no debug file found: see "
 			        "--debug-dir); its frames outside exported functions are shown as "
 			        "module+offset",

@@ -35,7 +35,7 @@ struct sym_module {
 	const void *ranges; /* struct mp_range[nranges] of that dump (for merge) */
 	uint32_t nranges;
 	bool unloaded, vdso, main;
-	bool told_stripped; /* a frame in it had no name: said whether it is stripped */
+	bool told_stripped; /* a frame in it had no name: said if it is stripped or cut short */
 	enum sym_state state;
 	void *dwfl;              /* Dwfl *, opened on first use */
 	void *mod;               /* Dwfl_Module * */

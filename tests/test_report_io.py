@@ -4,8 +4,9 @@ a file size limit leaves the old file and no temporary file), a device or FIFO i
 place and never replaced, '-' is stdout, an input dump or an empty name is refused. Inputs that
 are not dumps (/dev/zero, a huge sparse file, an endless pipe) are refused at their first bad
 header, fast. The option parser: bundled short options, numbers that must be finite decimals.
-The symbolizer's warnings: a rebuilt binary without a build-id, a stripped one. The text header
-of several dumps and of sampled ones. Every dump is from a real run of tests/progs/report_sites.c."""
+The symbolizer's warnings: a rebuilt binary without a build-id, a stripped one, a truncated one.
+The text header of several dumps and of sampled ones. Every dump is from a real run of
+tests/progs/report_sites.c."""
 import json
 import os
 import pty
@@ -442,6 +443,37 @@ def test_report_io_stripped_binary_notice():
                 assert text(cp.stderr).count(exe) == 1, text(cp.stderr)
             else:
                 assert lines == [], (view, text(cp.stderr))
+        assert run("top", "-q", dump).stderr == b""
+
+
+def test_report_io_truncated_binary_notice():
+    """A binary cut short since the run (a partial copy: its build-id note is in what is left,
+    so it still matches) gets one warning saying it is truncated or damaged, with where its
+    headers say it ends and its size; it used to be called stripped, sending the user looking
+    for a debug file. Its frames are module+offset; -q silences the warning."""
+    d = lib.tmpdir("mapprof-io-")
+    exe = os.path.join(d, "sites_cut")
+    shutil.copy(prog(), exe)
+    with open(exe, "rb") as f:
+        whole = f.read()
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    for cut in (3000, len(whole) // 2, len(whole) - 1):
+        with open(exe, "wb") as f:
+            f.write(whole[:cut])
+        for view in ("top", "tree", "export"):
+            cp = run(view, dump)
+            err = text(cp.stderr)
+            assert cp.returncode == 0 and err.count(exe) == 1, (cut, view, err)
+            (line,) = [l for l in err.splitlines() if exe in l]
+            assert line.startswith("mapprof: warning: %s: truncated or damaged (" % exe) and \
+                "the file has %d bytes" % cut in line and "module+offset" in line and \
+                "stripped" not in line, (cut, view, line)
+        out = text(run("top", "-n", "0", dump).stdout)
+        assert "leaf_alpha" not in out and "sites_cut+0x" in out, (cut, out)
+        prof = json.loads(run("export", "-q", dump).stdout)
+        frames = [f for c in prof["chains"] for f in c["frames"] if f["module"] == exe]
+        assert frames and all(f["function"] is None for f in frames), (cut, frames[:3])
         assert run("top", "-q", dump).stderr == b""
 
 
