@@ -512,6 +512,20 @@ static __attribute__((noinline)) int learn_and_walk(void **buf, int want)
 	return n;
 }
 
+/* An allocation inside pthread_getattr_np has the shim's wrapper of it (lifecycle.c) among its
+ * callers: the chain loses that frame as it loses the hooks', and *nfp is 0, so that no fast
+ * walk, which counts the frame, is taken for it. The new length. */
+static __attribute__((noinline)) int drop_inner_own_frames(void **buf, int n, uint32_t *nfp)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (!own_frame((uintptr_t)buf[i]))
+			buf[k++] = buf[i];
+	if (k != n)
+		*nfp = 0;
+	return k;
+}
+
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp)
 {
 	void **buf = (void **)ips; /* the walk goes straight into ips, then moves down */
@@ -545,6 +559,8 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 	int skip = 0;
 	while (skip < n && own_frame((uintptr_t)buf[skip]))
 		skip++;
+	if (unlikely(mp_tl.in_getattr) && n > skip)
+		n = skip + drop_inner_own_frames(buf + skip, n - skip, nfp);
 	uint32_t count = n > skip ? (uint32_t)(n - skip) : 0;
 	*truncated = count > max;
 	if (count > max)

@@ -319,7 +319,7 @@ def merged(name, *dumps):
     cp = lib.mapprof("top", "-q", out, check=False)
     assert cp.returncode == 0, "%s: merge wrote a dump mapprof refuses: %s" % (
         name, text(cp.stderr)[-400:])
-    return lib.read_dump(out, classless_ok=True)
+    return lib.read_dump(out, merged=True)
 
 
 def test_report_load_merge_writes_what_it_reads():
