@@ -651,9 +651,50 @@ const char *module_base(const struct profile *p, int module)
 /* pprof's short C++ names: template arguments, parameter lists, const qualifiers and return
  * types dropped ("std::_Hashtable<...>::_M_rehash(unsigned long, ...)" becomes
  * "std::_Hashtable::_M_rehash"); "(anonymous namespace)", "operator new" and lambdas' braces kept.
- * C names pass through unchanged. */
+ * Rust's "<Type as Trait>::method" keeps both sides (simplify_qualified). C names pass through
+ * unchanged. */
+static void simplify_name(const char *in, struct strbuf *sb);
+
+/* The part of in before end, simplified. */
+static void simplify_part(const char *in, const char *end, struct strbuf *sb)
+{
+	char *part = xstrndup(in, (size_t)(end - in));
+	simplify_name(part, sb);
+	free(part);
+}
+
+/* Rust's qualified paths, "<Type as Trait>::method" (or "<Type>::method"): each side
+ * simplified on its own, "<alloc::vec::Vec as core::iter::FromIterator>::from_iter", rather
+ * than everything inside the brackets dropped. Returns false, writing nothing, if in is not
+ * one. */
+static bool simplify_qualified(const char *in, struct strbuf *sb)
+{
+	const char *as = NULL, *c = in + 1;
+	for (int depth = 1; *c && depth; c++) {
+		if (*c == '<')
+			depth++;
+		else if (*c == '>')
+			depth--;
+		else if (depth == 1 && !as && strncmp(c, " as ", 4) == 0)
+			as = c;
+	}
+	if (c[-1] != '>' || strncmp(c, "::", 2) != 0)
+		return false;
+	sb_addch(sb, '<');
+	simplify_part(in + 1, as ? as : c - 1, sb);
+	if (as) {
+		sb_adds(sb, " as ");
+		simplify_part(as + 4, c - 1, sb);
+	}
+	sb_addch(sb, '>');
+	simplify_name(c, sb);
+	return true;
+}
+
 static void simplify_name(const char *in, struct strbuf *sb)
 {
+	if (in[0] == '<' && simplify_qualified(in, sb))
+		return;
 	size_t start = sb->len;
 	int angle = 0, brace = 0;
 	for (const char *c = in; *c; c++) {

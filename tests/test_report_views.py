@@ -608,3 +608,32 @@ def test_report_truncated_chains():
     out = text(lib.mapprof("export", "--format", "collapsed", dump).stdout)
     assert sum(int(l.rsplit(" ", 1)[1]) for l in out.splitlines()
                if l.startswith("(truncated);")) == t["value"]
+
+
+def test_report_rust_legacy_names():
+    """Rust symbols in rustc's legacy mangling (tests/progs/report_rustnames.c names its
+    functions so) read as Rust prints them: the hash element dropped, "$LT$"-style escapes and
+    ".." undone, LLVM's ".llvm.N" suffix taken off first; short names drop generic arguments but
+    keep both sides of "<Type as Trait>::method"; the growth view names hashbrown's growth
+    function. They used to show as "hashbrown::raw::RawTable$LT$T$C$A$GT$::reserve_rehash::h..."
+    and, with the suffix, not demangled at all."""
+    src = os.path.join(lib.ROOT, "tests", "progs", "report_rustnames.c")
+    exe = lib.build_prog("report_rustnames", [src], flags=["-O2", "-g", "-fno-omit-frame-pointer"])
+    cp, dump = lib.run_profiled([exe, "10"])
+    assert cp.returncode == 0, text(cp.stderr)
+    truth = lib.truth(cp, "rustnames")["sites"]["reserve_rehash"]
+    rehash = "hashbrown::raw::RawTable::reserve_rehash"
+    from_iter = "<alloc::vec::Vec as core::iter::traits::collect::FromIterator>::from_iter"
+    call_once = "core::ops::function::FnOnce::call_once"
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", dump))
+    assert rows[rehash]["flat"] == truth["objects"], sorted(rows)
+    assert rows[from_iter]["cum"] == rows[call_once]["cum"] == truth["objects"], sorted(rows)
+    full = rows_by_name(view_json("top", "--json", "--nodecount", "0", "--full-names", dump))
+    assert {"hashbrown::raw::RawTable<T,A>::reserve_rehash", call_once,
+            "<alloc::vec::Vec<T> as core::iter::traits::collect::FromIterator<T>>::from_iter"} \
+        <= set(full), sorted(full)
+    assert not [n for n in full if "$" in n or "::h0" in n or ".llvm." in n], sorted(full)
+    g = view_json("growth", "--json", dump)
+    (site,) = g["sites"]
+    assert site["container"] == "Rust hashbrown HashMap/HashSet", site
+    assert site["growth_allocations"] == truth["objects"] and site["save_objects"] == 9, site
