@@ -648,18 +648,17 @@ const char *module_base(const struct profile *p, int module)
 	return slash ? slash + 1 : path;
 }
 
-/* pprof's short C++ names: template arguments, parameter lists, const qualifiers and return
- * types dropped ("std::_Hashtable<...>::_M_rehash(unsigned long, ...)" becomes
- * "std::_Hashtable::_M_rehash"); "(anonymous namespace)", "operator new" and lambdas' braces kept.
- * Rust's "<Type as Trait>::method" keeps both sides (simplify_qualified). C names pass through
- * unchanged. */
-static void simplify_name(const char *in, struct strbuf *sb);
+static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part);
+
+/* How deep simplify_qualified goes: each level copies what is left of the name. Rust's own
+ * names nest a few levels; a crafted symbol nesting thousands would make it quadratic. */
+#define QUALIFIED_DEPTH 8
 
 /* The part of in before end, simplified. */
-static void simplify_part(const char *in, const char *end, struct strbuf *sb)
+static void simplify_part(const char *in, const char *end, struct strbuf *sb, int depth)
 {
 	char *part = xstrndup(in, (size_t)(end - in));
-	simplify_name(part, sb);
+	simplify_at(part, sb, depth, true);
 	free(part);
 }
 
@@ -667,33 +666,45 @@ static void simplify_part(const char *in, const char *end, struct strbuf *sb)
  * simplified on its own, "<alloc::vec::Vec as core::iter::FromIterator>::from_iter", rather
  * than everything inside the brackets dropped. Returns false, writing nothing, if in is not
  * one. */
-static bool simplify_qualified(const char *in, struct strbuf *sb)
+static bool simplify_qualified(const char *in, struct strbuf *sb, int depth)
 {
 	const char *as = NULL, *c = in + 1;
-	for (int depth = 1; *c && depth; c++) {
+	for (int level = 1; *c && level; c++) {
 		if (*c == '<')
-			depth++;
+			level++;
 		else if (*c == '>')
-			depth--;
-		else if (depth == 1 && !as && strncmp(c, " as ", 4) == 0)
+			level--;
+		else if (level == 1 && !as && strncmp(c, " as ", 4) == 0)
 			as = c;
 	}
 	if (c[-1] != '>' || strncmp(c, "::", 2) != 0)
 		return false;
 	sb_addch(sb, '<');
-	simplify_part(in + 1, as ? as : c - 1, sb);
+	simplify_part(in + 1, as ? as : c - 1, sb, depth + 1);
 	if (as) {
 		sb_adds(sb, " as ");
-		simplify_part(as + 4, c - 1, sb);
+		simplify_part(as + 4, c - 1, sb, depth + 1);
 	}
 	sb_addch(sb, '>');
-	simplify_name(c, sb);
+	simplify_at(c, sb, depth + 1, false);
 	return true;
 }
 
+/* pprof's short C++ names: template arguments, parameter lists, const qualifiers and return
+ * types dropped ("std::_Hashtable<...>::_M_rehash(unsigned long, ...)" becomes
+ * "std::_Hashtable::_M_rehash"); "(anonymous namespace)", "operator new" and lambdas' braces kept.
+ * Rust's "<Type as Trait>::method" keeps both sides (simplify_qualified). C names pass through
+ * unchanged. */
 static void simplify_name(const char *in, struct strbuf *sb)
 {
-	if (in[0] == '<' && simplify_qualified(in, sb))
+	simplify_at(in, sb, 0, false);
+}
+
+/* PART: one side of a qualified path, where a space does not end a return type ("&mut W",
+ * "dyn Write"). */
+static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part)
+{
+	if (in[0] == '<' && depth < QUALIFIED_DEPTH && simplify_qualified(in, sb, depth))
 		return;
 	size_t start = sb->len;
 	int angle = 0, brace = 0;
@@ -731,7 +742,7 @@ static void simplify_name(const char *in, struct strbuf *sb)
 				continue;
 			}
 			break; /* the parameter list: it and any qualifiers after it are dropped */
-		} else if (*c == ' ') {
+		} else if (*c == ' ' && !part) {
 			/* a space outside brackets ends a return type: keep what follows */
 			sb->len = start;
 			sb->buf[start] = '\0';

@@ -4,6 +4,7 @@ sites makes (it prints them). Every expected number comes from the program's own
 import json
 import os
 import re
+import subprocess
 
 import lib
 
@@ -633,7 +634,41 @@ def test_report_rust_legacy_names():
             "<alloc::vec::Vec<T> as core::iter::traits::collect::FromIterator<T>>::from_iter"} \
         <= set(full), sorted(full)
     assert not [n for n in full if "$" in n or "::h0" in n or ".llvm." in n], sorted(full)
+    # a space inside the Type of "<Type as Trait>" is no return type's end
+    write_str = "<&mut W as core::fmt::Write>::write_str"
+    assert rows[write_str]["flat"] == lib.truth(cp, "rustnames")["sites"]["write_str"]["objects"]
     g = view_json("growth", "--json", dump)
     (site,) = g["sites"]
     assert site["container"] == "Rust hashbrown HashMap/HashSet", site
     assert site["growth_allocations"] == truth["objects"] and site["save_objects"] == 9, site
+
+
+def test_report_deeply_qualified_name():
+    """A function named "<<<...a>::f>::f...>::f", nested 20,000 deep (a crafted symbol: rustc's
+    own names nest a few levels): its short name is made in memory linear in its length. Each
+    level copied what was left of the name, which took a gigabyte and seconds here."""
+    exe_report = os.path.join(lib.BUILD, "mapprof")
+    if not os.path.exists(exe_report):
+        raise lib.Skip("%s is not built (make build/mapprof)" % exe_report)
+    depth = 20000
+    src = os.path.join(lib.tmpdir(), "deep_name.c")
+    name = "<" * depth + "a" + ">::f" * depth
+    with open(src, "w") as f:
+        f.write('#include <stdlib.h>\n'
+                '__attribute__((noinline)) void *deep(size_t n) __asm__("\\"%s\\"");\n'
+                '__attribute__((noinline)) void *deep(size_t n) { return malloc(n); }\n'
+                'int main(void) { void *volatile p = deep(24); free(p); return 0; }\n' % name)
+    exe = lib.build_prog("deep_name", [src], flags=["-O1", "-g0"])
+    cp, dump = lib.run_profiled([exe])
+    assert cp.returncode == 0, text(cp.stderr)
+    probe = ("import resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, timeout=120)\n"
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,\n"
+             "      int(b'<<<<<<<<' in r.stdout))\n")
+    p = subprocess.run(["python3", "-c", probe, exe_report, "top", "-q", dump],
+                       capture_output=True, text=True, timeout=180)
+    rc, kb, shown = p.stdout.split()
+    assert rc == "0", p.stderr[-500:]
+    assert int(kb) < 200 * 1024, "%d MiB to shorten one name of %d bytes" % (int(kb) // 1024,
+                                                                           len(name))
+    assert shown == "1", "the deep name is not in the top view"

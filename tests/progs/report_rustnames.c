@@ -1,8 +1,9 @@
 /* report_rustnames.c: functions named as rustc names them in its legacy mangling (the default
  * through Rust 1.7x): "_ZN" path elements with "$LT$"-style escapes and ".." for "::", a hash
  * element "h" + 16 hex digits, and LLVM's ThinLTO suffix ".llvm.N" on one of them. The innermost
- * grows a buffer by doubling under hashbrown's growth function name, as a Rust HashMap does.
- * Prints its allocation count as one JSON line.
+ * grows a buffer by doubling under hashbrown's growth function name, as a Rust HashMap does;
+ * one more allocates under a trait method of a reference type. Prints its allocation counts as
+ * one JSON line.
  *
  * usage: report_rustnames STEPS */
 #include <stdlib.h>
@@ -16,12 +17,26 @@
 	"LT$"                                                                                      \
 	"T$GT$$GT$9from_iter17h0011223344556677E"
 #define CALL_ONCE "_ZN4core3ops8function6FnOnce9call_once17h8899aabbccddeeffE.llvm.12345"
+#define WRITE_STR                                                                                  \
+	"_ZN50_$LT$$RF$mut$u20$W$u20$as$u20$core..fmt..Write$GT$9write_str17hfedcba9876543210E"
 
 static struct truth_site site = {"reserve_rehash", 0, 0, 0, 0};
 
 SITE void *reserve_rehash(void *old, size_t n) __asm__(RESERVE_REHASH);
 SITE void *from_iter(int steps) __asm__(FROM_ITER);
 SITE void *call_once(int steps) __asm__(CALL_ONCE);
+SITE void *write_str(size_t n) __asm__(WRITE_STR);
+
+static struct truth_site other = {"write_str", 0, 0, 0, 0};
+
+SITE void *write_str(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		exit(1);
+	truth_alloc(&other, n);
+	return p;
+}
 
 SITE void *reserve_rehash(void *old, size_t n)
 {
@@ -55,7 +70,10 @@ int main(int argc, char **argv)
 {
 	int steps = argc > 1 ? atoi(argv[1]) : 10;
 	void *p = call_once(steps);
-	truth_print("rustnames", &site, 1);
+	void *q = write_str(100);
+	struct truth_site sites[2] = {site, other};
+	truth_print("rustnames", sites, 2);
 	free(p);
+	free(q);
 	return 0;
 }
