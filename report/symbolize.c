@@ -954,7 +954,9 @@ static uint64_t cut_short(Dwfl_Module *mod, uint64_t *size)
 		phnum = 0;
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr mem, *ph = gelf_getphdr(elf, (int)i, &mem);
-		if (ph && ph->p_type == PT_LOAD && extent(ph->p_offset, ph->p_filesz) > need)
+		/* a segment with no file bytes (all .bss) holds nothing of the file's */
+		if (ph && ph->p_type == PT_LOAD && ph->p_filesz &&
+		    extent(ph->p_offset, ph->p_filesz) > need)
 			need = extent(ph->p_offset, ph->p_filesz);
 	}
 	for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
