@@ -149,24 +149,8 @@ static void unwind_take_reads(void)
 	}
 }
 
-/* The code of the C library's pthread_getattr_np (stack.c, mp_stack_thread_init). */
-static uintptr_t getattr_lo, getattr_hi;
-
-static void find_getattr(void)
-{
-	Dl_info info;
-	const ElfW(Sym) *sym = NULL;
-	if (mp_real.getattr_np &&
-	    dladdr1((void *)mp_real.getattr_np, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
-	    sym->st_size && info.dli_saddr) {
-		getattr_lo = (uintptr_t)info.dli_saddr;
-		getattr_hi = getattr_lo + sym->st_size;
-	}
-}
-
 void mp_stack_init(void)
 {
-	find_getattr();
 	object_range((void *)mp_stack_init, &mp.self_lo, &mp.self_hi);
 	object_range((void *)unw_backtrace, &mp.unw_lo, &mp.unw_hi);
 	unwind_take_reads();
@@ -264,24 +248,6 @@ void mp_unwind_reopen(bool child)
 	__atomic_store_n(&mp.fork_pending, 0, __ATOMIC_RELEASE);
 }
 
-/* Whether this call comes from inside the C library's pthread_getattr_np by a way that
- * bypasses the shim's wrapper (dlvsym, dlsym on a handle of libc): one of the callers' return
- * addresses lies in its code. Its allocations are a few frames below it. Once per thread, while
- * its stack is not known (libunwind reads only pages it has checked then). */
-#define GETATTR_FRAMES 16
-
-static __attribute__((noinline)) bool inside_getattr(void)
-{
-	void *buf[GETATTR_FRAMES];
-	if (!getattr_hi)
-		return false;
-	int n = gated_backtrace(buf, GETATTR_FRAMES);
-	for (int i = 0; i < n; i++)
-		if ((uintptr_t)buf[i] >= getattr_lo && (uintptr_t)buf[i] < getattr_hi)
-			return true;
-	return false;
-}
-
 /* Learns this thread's stack bounds, once. pthread_getattr_np holds the
  * thread's lock while it allocates (glibc: realloc for the affinity mask,
  * and fopen of /proc/self/maps for the main thread), so it cannot be asked
@@ -293,7 +259,7 @@ bool mp_stack_thread_init(void)
 {
 	if (stack_hi)
 		return true;
-	if (mp_tl.in_getattr || inside_getattr())
+	if (mp_tl.in_getattr)
 		return false;
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) != 0)

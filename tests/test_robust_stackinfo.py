@@ -2,8 +2,7 @@
 before they allocate anything (as garbage collectors and language runtimes do) runs to its end
 under every unwinding mode, is told the same stacks as without mapprof, and its dump holds exactly
 what it counted. glibc's pthread_getattr_np allocates while it holds the thread's lock, and the
-shim learns a thread's stack with the same call: asked again from inside, it waited forever.
-Calls that bypass the shim's wrapper of pthread_getattr_np (dlsym on a handle of libc) too."""
+shim learns a thread's stack with the same call: asked again from inside, it waited forever."""
 import os
 
 import lib
@@ -18,15 +17,14 @@ def prog():
     return robust.build("robust_stackinfo", flags=("-O2", "-fno-omit-frame-pointer"))
 
 
-def run_mode(mode, via_libc=False):
+def run_mode(mode):
     p = prog()
-    args = [p, "first", str(THREADS)] + (["libc"] if via_libc else [])
-    native, _ = lib.run(args)
+    native, _ = lib.run([p, "first", str(THREADS)])
     assert native.returncode == 0, native.stderr
     want = lib.truth(native, "first")["checks"]
     assert want == {"main_inside": 1, "threads_inside": THREADS, "threads_sized": THREADS,
                     "asked_other": THREADS // 2 * 2}, want
-    cp, dump = lib.run_profiled(args, env=MODES[mode], timeout=30)
+    cp, dump = lib.run_profiled([p, "first", str(THREADS)], env=MODES[mode], timeout=30)
     assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
     robust.no_shim_lines(cp, mode)
     t = lib.truth(cp, "first")
@@ -45,7 +43,7 @@ def run_mode(mode, via_libc=False):
     if mode == "sampled":
         return  # every byte sampled: exact per site, but the runtime's own may differ in size
     robust.check_process(d, p, t, mode, threads=THREADS // 2 * 2, exact_threads=False,
-                         via=("ask", "spawn_sized", "resolve_libc"))
+                         via=("ask", "spawn_sized"))
 
 
 def test_stackinfo_first_thing_libunwind():
@@ -62,14 +60,3 @@ def test_stackinfo_first_thing_sampled():
 
 def test_stackinfo_first_thing_frees_off():
     run_mode("frees_off")
-
-
-def test_stackinfo_first_thing_bypassing_the_wrapper():
-    """The same, with every ask made through dlsym on a handle of libc, as a runtime that looks
-    its functions up itself would: the shim's own pthread_getattr_np never sees the calls, and
-    the shim finds the C library's among the callers instead. It hung before."""
-    run_mode("libunwind", via_libc=True)
-
-
-def test_stackinfo_first_thing_bypassing_the_wrapper_fp():
-    run_mode("fp", via_libc=True)

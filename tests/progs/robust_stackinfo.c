@@ -11,12 +11,7 @@
  * finds its own frame inside the stack it is told of, and a thread made with a 256 KiB stack is
  * told 256 KiB.
  *
- * With "libc", every ask goes to the C library's pthread_getattr_np through dlsym on a handle of
- * libc, which bypasses any preloaded definition of it (resolve_libc's allocations are the
- * loader's).
- *
- * usage: robust_stackinfo first THREADS [libc] */
-#include <dlfcn.h>
+ * usage: robust_stackinfo first THREADS */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,23 +55,11 @@ SITE static void free_at(int site, void *p, size_t n)
 	truth_free(&sites[site], n);
 }
 
-typedef int (*getattr_fn)(pthread_t, pthread_attr_t *);
-static getattr_fn getattr = pthread_getattr_np;
-
-SITE static int resolve_libc(void)
-{
-	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-	if (libc)
-		*(void **)&getattr = dlsym(libc, "pthread_getattr_np");
-	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
-	return libc && getattr ? 0 : -1;
-}
-
 /* Asks about thread t: its stack's bounds, 0 if it cannot. */
 SITE static int ask(pthread_t t, char **lo, size_t *size)
 {
 	pthread_attr_t attr;
-	int r = getattr(t, &attr);
+	int r = pthread_getattr_np(t, &attr);
 	if (r != 0)
 		return r;
 	void *addr;
@@ -198,8 +181,6 @@ int main(int argc, char **argv)
 {
 	for (int i = 0; i < NSITES; i++)
 		sites[i].name = names[i];
-	if (argc >= 4 && strcmp(argv[3], "libc") == 0 && resolve_libc() != 0)
-		return 7;
 	if (argc >= 3 && strcmp(argv[1], "first") == 0)
 		return run_first(atoi(argv[2]));
 	return 2;
