@@ -8,7 +8,7 @@ BUILD ?= build
 
 # Debian packages the build, the tests and the demo use. `make deps` installs
 # the missing ones with apt-get and does nothing when all are present.
-DEPS_BUILD = gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libelf-dev zlib1g-dev
+DEPS_BUILD = gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libelf-dev zlib1g-dev libiberty-dev
 DEPS_EXAMPLES = libglib2.0-dev
 DEPS_TEST = python3 clang libclang-rt-14-dev valgrind libjemalloc2 libtcmalloc-minimal4 golang-go binutils chromium clang-format
 DEPS = $(DEPS_BUILD) $(DEPS_EXAMPLES) $(DEPS_TEST)
@@ -27,7 +27,7 @@ SHIM_OPT ?= -O3 -flto=auto
 # loader's resolver, which saves the whole register state on that stack.
 SHIM_LIBS = -Wl,-z,now -Wl,--no-as-needed -lunwind -ldl -lpthread -lm
 REPORT_CFLAGS = $(BASE_CFLAGS) -fno-omit-frame-pointer
-REPORT_LIBS = -ldw -lelf -lz -lm
+REPORT_LIBS = -ldw -lelf -lz -liberty -lm
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SHIM_SRC = $(wildcard shim/*.c)

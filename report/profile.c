@@ -650,6 +650,9 @@ const char *module_base(const struct profile *p, int module)
 
 static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part);
 
+/* The characters of a plain path ("alloc::vec::Vec"). */
+#define PATH_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:"
+
 /* How deep simplify_qualified goes: each level copies what is left of the name. Rust's own
  * names nest a few levels; a crafted symbol nesting thousands would make it quadratic. */
 #define QUALIFIED_DEPTH 8
@@ -679,13 +682,22 @@ static bool simplify_qualified(const char *in, struct strbuf *sb, int depth)
 	}
 	if (c[-1] != '>' || strncmp(c, "::", 2) != 0)
 		return false;
+	size_t open = sb->len;
 	sb_addch(sb, '<');
 	simplify_part(in + 1, as ? as : c - 1, sb, depth + 1);
 	if (as) {
 		sb_adds(sb, " as ");
 		simplify_part(as + 4, c - 1, sb, depth + 1);
+		sb_addch(sb, '>');
+	} else if (sb->buf[open + 1] != ':' &&
+	           strspn(sb->buf + open + 1, PATH_CHARS) == sb->len - open - 1) {
+		/* an inherent method, "<hashbrown::raw::RawTable<T>>::reserve" in the v0
+		 * mangling: the type's path as the legacy mangling and C++ give it */
+		memmove(sb->buf + open, sb->buf + open + 1, sb->len - open);
+		sb->len--;
+	} else {
+		sb_addch(sb, '>'); /* "<[T]>::to_vec" */
 	}
-	sb_addch(sb, '>');
 	simplify_at(c, sb, depth + 1, false);
 	return true;
 }
@@ -727,6 +739,13 @@ static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part)
 			continue;
 		}
 		if (*c == '<') {
+			/* Rust's turbofish, "lang_start::<()>::{closure#0}": its "::" goes with it
+			 */
+			if (!angle && sb->len >= start + 2 && sb->buf[sb->len - 1] == ':' &&
+			    sb->buf[sb->len - 2] == ':') {
+				sb->len -= 2;
+				sb->buf[sb->len] = '\0';
+			}
 			angle++;
 		} else if (*c == '>' && angle) {
 			angle--;

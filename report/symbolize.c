@@ -2,13 +2,12 @@
  * distinct address is looked up once (see symbolize.h). It must never abort on a bad or missing
  * file: every failure degrades to the symbol table, then to module+offset. It never contacts a
  * debuginfod server unless the user set MAPPROF_DEBUGINFOD (main() clears DEBUGINFOD_URLS). */
-#include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <libiberty/demangle.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -260,123 +259,33 @@ enum sym_state sym_module_state(struct symbolizer *s, int module)
 	return s->mods[module].state;
 }
 
-typedef char *(*cxa_demangle_fn)(const char *, char *, size_t *, int *);
-
-/* __cxa_demangle from the C++ runtime, found at run time: libdw has no demangler and the
- * report tool is plain C, so it does not link libstdc++; every Debian system has it (apt needs
- * it). Without it, names stay mangled. */
-static cxa_demangle_fn find_demangler(void)
+/* The demangled form of name, or NULL: libiberty's demangler, the one binutils and gdb use.
+ * It reads C++ (the Itanium ABI, "_Z"), and Rust in both manglings: the legacy one, which
+ * looks like C++ ("_ZN...17h<hash>E") and which it prints as Rust does (the hash dropped, the
+ * "$LT$" escapes undone), and v0 ("_R", that of Rust's own standard library since 2025). A
+ * trailing ".llvm." and digits (LLVM's ThinLTO) is taken off first: the C++ demangler would
+ * show it as a clone ("[clone .llvm.123]"), and two builds' names would then differ. */
+static char *demangle(const char *name)
 {
-	static int tried;
-	static cxa_demangle_fn fn;
-	if (!tried) {
-		tried = 1;
-		void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
-		if (h)
-			*(void **)&fn = dlsym(h, "__cxa_demangle");
-	}
-	return fn;
-}
-
-/* Whether the demangled name d ends in a Rust legacy-mangling hash, "::h" and 16 hex digits;
- * its length without it in *len. */
-static bool rust_hash_at_end(const char *d, size_t *len)
-{
-	size_t n = strlen(d);
-	if (n < 19 || memcmp(d + n - 19, "::h", 3) != 0)
-		return false;
-	for (size_t i = n - 16; i < n; i++)
-		if (!isxdigit((unsigned char)d[i]))
-			return false;
-	*len = n - 19;
-	return true;
-}
-
-/* One escape of Rust's legacy mangling ("$LT$", "$u20$", ...) at e, whose closing '$' is at
- * end: its character, or 0. */
-static char rust_escape(const char *e, const char *end)
-{
-	static const struct {
-		const char *code;
-		char c;
-	} codes[] = {{"SP", '@'}, {"BP", '*'}, {"RF", '&'}, {"LT", '<'},
-	             {"GT", '>'}, {"LP", '('}, {"RP", ')'}, {"C", ','}};
-	size_t n = (size_t)(end - e);
-	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strlen(codes[i].code) == n && memcmp(codes[i].code, e, n) == 0)
-			return codes[i].c;
-	if (n >= 2 && n <= 3 && e[0] == 'u') {
-		unsigned v = 0;
-		for (size_t i = 1; i < n; i++) {
-			if (!isxdigit((unsigned char)e[i]))
-				return 0;
-			v = v * 16 + (unsigned)(isdigit((unsigned char)e[i])
-			                            ? e[i] - '0'
-			                            : (tolower((unsigned char)e[i]) - 'a' + 10));
-		}
-		return v >= 0x20 && v < 0x7f ? (char)v : 0;
-	}
-	return 0;
-}
-
-/* A Rust symbol in the legacy mangling, as __cxa_demangle leaves it
- * ("hashbrown::raw::RawTable$LT$T$C$A$GT$::reserve_rehash::h0123456789abcdef"), the way Rust
- * prints it ("hashbrown::raw::RawTable<T,A>::reserve_rehash"): the hash dropped, the escapes and
- * ".." (for "::") undone, and the '_' that starts a path element beginning with '$' dropped.
- * NULL when d is not one, or holds an escape this does not know. */
-static char *rust_legacy(const char *d)
-{
-	size_t n;
-	if (!rust_hash_at_end(d, &n))
+	if (name[0] != '_' || (name[1] != 'Z' && name[1] != 'R'))
 		return NULL;
-	struct strbuf sb = STRBUF_INIT;
-	for (size_t i = 0; i < n; i++) {
-		bool element_start = i == 0 || (i >= 2 && d[i - 1] == ':' && d[i - 2] == ':');
-		if (element_start && d[i] == '_' && i + 1 < n && d[i + 1] == '$')
-			continue;
-		if (d[i] == '$') {
-			const char *close = memchr(d + i + 1, '$', n - i - 1);
-			char c = close ? rust_escape(d + i + 1, close) : 0;
-			if (!c) {
-				sb_release(&sb);
-				return NULL;
-			}
-			sb_addch(&sb, c);
-			i = (size_t)(close - d);
-		} else if (d[i] == '.' && i + 1 < n && d[i + 1] == '.') {
-			sb_adds(&sb, "::");
-			i++;
-		} else {
-			sb_addch(&sb, d[i]);
-		}
-	}
-	return sb_detach(&sb);
+	const char *llvm = strstr(name, ".llvm.");
+	char *bare = llvm && llvm[6] && strspn(llvm + 6, "0123456789") == strlen(llvm + 6)
+	                 ? xstrndup(name, (size_t)(llvm - name))
+	                 : NULL;
+	char *d = cplus_demangle(bare ? bare : name, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
+	free(bare);
+	return d;
 }
 
 const char *sym_demangle(struct symbolizer *s, const char *name)
 {
 	if (!name)
 		return NULL;
-	if (name[0] == '_' && name[1] == 'Z') {
-		cxa_demangle_fn fn = find_demangler();
-		/* LLVM's ThinLTO suffix (".llvm." and digits), which __cxa_demangle refuses */
-		const char *llvm = strstr(name, ".llvm.");
-		char *bare = llvm && strspn(llvm + 6, "0123456789") == strlen(llvm + 6) && llvm[6]
-		                 ? xstrndup(name, (size_t)(llvm - name))
-		                 : NULL;
-		int status = -1;
-		char *d = fn ? fn(bare ? bare : name, NULL, NULL, &status) : NULL;
-		free(bare);
-		if (d && status == 0) {
-			char *rust = rust_legacy(d);
-			const char *r = strpool_intern(&s->pool, rust ? rust : d);
-			free(rust);
-			free(d);
-			return r;
-		}
-		free(d);
-	}
-	return strpool_intern(&s->pool, name);
+	char *d = demangle(name);
+	const char *r = strpool_intern(&s->pool, d ? d : name);
+	free(d);
+	return r;
 }
 
 static bool is_cxx(Dwarf_Die *cu)

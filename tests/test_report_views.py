@@ -643,6 +643,41 @@ def test_report_rust_legacy_names():
     assert site["growth_allocations"] == truth["objects"] and site["save_objects"] == 9, site
 
 
+def test_report_rust_v0_names():
+    """Rust symbols in the v0 mangling ("_R...", which Rust's standard library uses since 2025;
+    tests/progs/report_rustv0.c takes its names from a real build) are demangled, the growth
+    function's ".llvm.N" suffix too. Short names drop generic arguments and the turbofish with
+    its "::" ("std::rt::lang_start::{closure#0}"), give an inherent method's type as a plain path
+    ("hashbrown::raw::RawTable::reserve_rehash", as the legacy mangling reads) and keep both
+    sides of "<Type as Trait>::method". They used to show mangled, every frame of a Rust program
+    built by a current rustc."""
+    src = os.path.join(lib.ROOT, "tests", "progs", "report_rustv0.c")
+    exe = lib.build_prog("report_rustv0", [src], flags=["-O2", "-g", "-fno-omit-frame-pointer"])
+    cp, dump = lib.run_profiled([exe, "10"])
+    assert cp.returncode == 0, text(cp.stderr)
+    truth = lib.truth(cp, "rustv0")["sites"]["reserve_rehash"]
+    chain = ["std::rt::lang_start::{closure#0}", "m::main", "hashbrown::map::HashMap::insert",
+             "hashbrown::raw::RawTable::reserve_rehash",
+             "<alloc::alloc::Global as core::alloc::Allocator>::allocate"]
+    rows = rows_by_name(view_json("top", "--json", "--nodecount", "0", dump))
+    for name in chain:
+        assert rows[name]["cum"] == truth["objects"], (name, sorted(rows))
+    assert rows[chain[-1]]["flat"] == truth["objects"], sorted(rows)
+    full = rows_by_name(view_json("top", "--json", "--nodecount", "0", "--full-names", dump))
+    assert {"std::rt::lang_start::<()>::{closure#0}",
+            "<hashbrown::map::HashMap<u64, u64, std::hash::random::RandomState>>::insert",
+            "<hashbrown::raw::RawTable<(u64, u64)>>::reserve_rehash::<hashbrown::map::"
+            "make_hasher<u64, u64, std::hash::random::RandomState>::{closure#0}>"} <= set(full), \
+        sorted(full)
+    assert not [n for n in full if n.startswith("_R") or ".llvm." in n], sorted(full)
+    g = view_json("growth", "--json", dump)
+    (site,) = g["sites"]
+    assert site["container"] == "Rust hashbrown HashMap/HashSet", site
+    assert site["growth_allocations"] == truth["objects"] and site["save_objects"] == 9, site
+    out = text(lib.mapprof("growth", dump).stdout)
+    assert "through growth function hashbrown::raw::RawTable::reserve_rehash\n" in out, out
+
+
 def test_report_deeply_qualified_name():
     """A function named "<<<...a>::f>::f...>::f", nested 20,000 deep (a crafted symbol: rustc's
     own names nest a few levels): its short name is made in memory linear in its length. Each
