@@ -142,6 +142,34 @@ def check_umap(opt):
     assert through(growth(dump)["sites"], "_M_rehash") == []
 
 
+def check_string(opt):
+    """A std::string built by appending grows through libstdc++'s _M_mutate: one site named
+    std::string with reserve() as its knob, exactly the buffers the program counted (their
+    sizes too); reserve()d first, no site. It used to be told to pre-size a uthash table."""
+    exe = build("report_string", "report_string.cc", opt, lang="c++")
+    truth, dump = run([exe, "20000"])
+    assert truth["growth"]["allocations"] >= 10, truth
+    g = growth(dump)
+    (s,) = through(g["sites"], "_M_mutate")
+    assert s["kind"] == "growth-function" and "_M_mutate" in s["growth_function"], s
+    assert s["container"] == "std::string" and "reserve(n)" in s["knob"], s
+    assert s["growth_allocations"] == truth["growth"]["allocations"], (s, truth)
+    assert s["sizes"] == truth["growth"]["sizes"], (s["sizes"], truth)
+    assert s["save_objects"] == truth["growth"]["allocations"] - 1, s
+    assert through([s], "append_all"), "the chain does not lead up to append_all()"
+    truth, dump = run([exe, "20000", "--reserve"])
+    assert truth["growth"]["allocations"] == 0, truth
+    assert through(growth(dump)["sites"], "_M_mutate") == []
+
+
+def test_report_growth_string_O2():
+    check_string("O2")
+
+
+def test_report_growth_string_O0():
+    check_string("O0")
+
+
 def test_report_growth_unordered_map_O2():
     check_umap("O2")
 

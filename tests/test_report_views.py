@@ -638,9 +638,14 @@ def test_report_rust_legacy_names():
     write_str = "<&mut W as core::fmt::Write>::write_str"
     assert rows[write_str]["flat"] == lib.truth(cp, "rustnames")["sites"]["write_str"]["objects"]
     g = view_json("growth", "--json", dump)
-    (site,) = g["sites"]
-    assert site["container"] == "Rust hashbrown HashMap/HashSet", site
+    (site,) = [s for s in g["sites"] if s["container"] == "Rust hashbrown HashMap/HashSet"]
     assert site["growth_allocations"] == truth["objects"] and site["save_objects"] == 9, site
+    # a Vec's growth through RawVec (it used to be taken for a uthash table by its sizes)
+    vec = lib.truth(cp, "rustnames")["sites"]["finish_grow"]
+    (site,) = [s for s in g["sites"] if s["container"] == "Rust Vec/String"]
+    assert site["growth_function"] == "alloc::raw_vec::RawVecInner<A>::finish_grow", site
+    assert site["growth_allocations"] == vec["objects"] == 11, (site, vec)
+    assert "with_capacity" in site["knob"] and len(g["sites"]) == 2, g["sites"]
 
 
 def test_report_rust_v0_names():
