@@ -4,7 +4,7 @@
 # Included by the root Makefile; it must not change the shim's or the report's flags.
 
 BENCH_DIR = $(BUILD)/bench
-BENCH_PROGS = measure alloc_pairs realloc_grow chain_tree
+BENCH_PROGS = measure alloc_pairs realloc_grow chain_tree thread_churn
 BENCH_BINS = $(addprefix $(BENCH_DIR)/,$(BENCH_PROGS))
 # Reference points for workload 1: a preload that only forwards, and one that also walks.
 BENCH_FLOORS = $(BENCH_DIR)/floor_forward.so $(BENCH_DIR)/floor_fpwalk.so

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -149,12 +150,201 @@ static void unwind_take_reads(void)
 	}
 }
 
+/* ---- libunwind's trace caches ----
+ *
+ * unw_backtrace keeps a table of the frames it has seen, one per thread:
+ * at a thread's first walk libunwind maps 256 KiB (2^14 entries of 16
+ * bytes) and fills every entry, 64 page faults, and a key destructor unmaps
+ * it when the thread ends. That was nearly all of what a short-lived thread
+ * cost (2,000 threads that allocate once: 1.6 s against 0.12 s without the
+ * shim). So libunwind's own calls of mmap and munmap (its GOT entries, no
+ * one else's) come here: a table libunwind unmaps is kept, up to KEEP_MAX
+ * of them, and handed out again, zeroed as a new mapping would be, at the
+ * next request of that size. Only regions handed out here and listed while
+ * libunwind holds them are kept (it also unmaps files it mapped): a region
+ * not listed (more than LENT_MAX held at once) is unmapped as before. Lock
+ * free: these calls come from walks, signal handlers' too. */
+#define KEPT_BYTES ((size_t)256 << 10)
+#define KEEP_MAX   8 /* 2 MiB at most held for threads to come */
+#define LENT_MAX   256
+static uintptr_t kept[KEEP_MAX], lent[LENT_MAX];
+
+static void *unwind_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (addr || len != KEPT_BYTES || prot != (PROT_READ | PROT_WRITE) ||
+	    flags != (MAP_PRIVATE | MAP_ANONYMOUS) || fd != -1 || off != 0)
+		return mmap(addr, len, prot, flags, fd, off);
+	uintptr_t p = 0;
+	for (int i = 0; i < KEEP_MAX && !p; i++)
+		if (__atomic_load_n(&kept[i], __ATOMIC_RELAXED))
+			p = __atomic_exchange_n(&kept[i], 0, __ATOMIC_ACQUIRE);
+	if (p) {
+		memset((void *)p, 0, len);
+	} else {
+		void *m = mmap(addr, len, prot, flags, fd, off);
+		if (m == MAP_FAILED)
+			return m;
+		p = (uintptr_t)m;
+	}
+	for (int i = 0; i < LENT_MAX; i++) {
+		uintptr_t none = 0;
+		if (__atomic_compare_exchange_n(&lent[i], &none, p, false, __ATOMIC_RELAXED,
+		                                __ATOMIC_RELAXED))
+			break;
+	}
+	return (void *)p;
+}
+
+static int unwind_munmap(void *addr, size_t len)
+{
+	uintptr_t p = (uintptr_t)addr;
+	for (int i = 0; p && len == KEPT_BYTES && i < LENT_MAX; i++) {
+		uintptr_t was = p;
+		if (__atomic_load_n(&lent[i], __ATOMIC_RELAXED) != p ||
+		    !__atomic_compare_exchange_n(&lent[i], &was, 0, false, __ATOMIC_RELAXED,
+		                                 __ATOMIC_RELAXED))
+			continue;
+		for (int j = 0; j < KEEP_MAX; j++) {
+			uintptr_t none = 0;
+			if (__atomic_compare_exchange_n(&kept[j], &none, p, false, __ATOMIC_RELEASE,
+			                                __ATOMIC_RELAXED))
+				return 0;
+		}
+		break;
+	}
+	return munmap(addr, len);
+}
+
+#if defined(__x86_64__)
+#define GOT_JUMP_SLOT R_X86_64_JUMP_SLOT
+#define GOT_GLOB_DAT  R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define GOT_JUMP_SLOT R_AARCH64_JUMP_SLOT
+#define GOT_GLOB_DAT  R_AARCH64_GLOB_DAT
+#endif
+
+#ifdef GOT_JUMP_SLOT
+struct got_find {
+	uintptr_t addr; /* any address inside the object */
+	uintptr_t mmap_slot, munmap_slot;
+	uintptr_t ro_lo, ro_hi; /* the pages the loader made read-only after relocating */
+};
+
+static void got_scan(const ElfW(Rela) * r, size_t bytes, const ElfW(Sym) * sym, const char *str,
+                     uintptr_t base, struct got_find *f)
+{
+	for (size_t i = 0; r && i < bytes / sizeof(*r); i++) {
+		unsigned long type = ELF64_R_TYPE(r[i].r_info), k = ELF64_R_SYM(r[i].r_info);
+		if ((type != GOT_JUMP_SLOT && type != GOT_GLOB_DAT) || !k)
+			continue;
+		const char *name = str + sym[k].st_name;
+		if (!strcmp(name, "mmap") || !strcmp(name, "mmap64"))
+			f->mmap_slot = base + r[i].r_offset;
+		else if (!strcmp(name, "munmap"))
+			f->munmap_slot = base + r[i].r_offset;
+	}
+}
+
+/* The GOT entries of mmap and munmap in the object that holds f->addr. */
+static int got_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct got_find *f = arg;
+	uintptr_t base = info->dlpi_addr, page = (uintptr_t)getpagesize();
+	const ElfW(Dyn) *dyn = NULL;
+	bool inside = false;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t s = base + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && f->addr >= s && f->addr < s + ph->p_memsz)
+			inside = true;
+		else if (ph->p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)s;
+		else if (ph->p_type == PT_GNU_RELRO) {
+			f->ro_lo = s & ~(page - 1);
+			f->ro_hi = (s + ph->p_memsz) & ~(page - 1);
+		}
+	}
+	if (!inside)
+		return 0;
+	const ElfW(Sym) *sym = NULL;
+	const char *str = NULL;
+	const ElfW(Rela) *rela = NULL, *jmprel = NULL;
+	size_t relasz = 0, jmprelsz = 0;
+	long pltrel = DT_RELA;
+	/* The loader has relocated most address entries of a loaded object's
+	 * dynamic section in place; on some targets it leaves them relative. */
+#define DYN_PTR(d) ((d)->d_un.d_ptr < base ? base + (d)->d_un.d_ptr : (d)->d_un.d_ptr)
+	for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++) {
+		switch (d->d_tag) {
+		case DT_SYMTAB:
+			sym = (const ElfW(Sym) *)DYN_PTR(d);
+			break;
+		case DT_STRTAB:
+			str = (const char *)DYN_PTR(d);
+			break;
+		case DT_RELA:
+			rela = (const ElfW(Rela) *)DYN_PTR(d);
+			break;
+		case DT_RELASZ:
+			relasz = d->d_un.d_val;
+			break;
+		case DT_JMPREL:
+			jmprel = (const ElfW(Rela) *)DYN_PTR(d);
+			break;
+		case DT_PLTRELSZ:
+			jmprelsz = d->d_un.d_val;
+			break;
+		case DT_PLTREL:
+			pltrel = (long)d->d_un.d_val;
+			break;
+		}
+	}
+#undef DYN_PTR
+	if (sym && str && pltrel == DT_RELA) {
+		got_scan(jmprel, jmprelsz, sym, str, base, f);
+		got_scan(rela, relasz, sym, str, base, f);
+	}
+	return 1;
+}
+
+static bool got_set(uintptr_t slot, void *fn, const struct got_find *f)
+{
+	uintptr_t page = (uintptr_t)getpagesize(), at = slot & ~(page - 1);
+	bool ro = slot >= f->ro_lo && slot < f->ro_hi;
+	if (ro && mprotect((void *)at, page, PROT_READ | PROT_WRITE) != 0)
+		return false;
+	__atomic_store_n((void **)slot, fn, __ATOMIC_RELEASE);
+	if (ro)
+		mprotect((void *)at, page, PROT_READ);
+	return true;
+}
+
+/* munmap first: a region handed out here is then always given back here. */
+static void unwind_keep_tables(void)
+{
+	struct got_find f = {(uintptr_t)unw_backtrace, 0, 0, 0, 0};
+	dl_iterate_phdr(got_find_cb, &f);
+	if (f.mmap_slot && f.munmap_slot && got_set(f.munmap_slot, (void *)unwind_munmap, &f))
+		got_set(f.mmap_slot, (void *)unwind_mmap, &f);
+}
+#else
+static void unwind_keep_tables(void)
+{
+}
+#endif
+
 void mp_stack_init(void)
 {
 	object_range((void *)mp_stack_init, &mp.self_lo, &mp.self_hi);
 	object_range((void *)unw_backtrace, &mp.unw_lo, &mp.unw_hi);
 	unwind_take_reads();
-	/* libunwind keeps its unwind-info cache per thread: no lock on the hot path. */
+	unwind_keep_tables();
+	/* Where libunwind is built with thread-local storage, its unwind-info
+	 * cache is then kept per thread; Debian's 1.6.2 is not, and keeps it
+	 * global, under a lock (a sigprocmask pair and a mutex per frame). The
+	 * hot path takes neither: unw_backtrace finds its frames in the trace
+	 * cache, per thread either way. */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	mp.membarrier_ok =
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
