@@ -48,6 +48,7 @@ struct mp_real {
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
 	int (*getattr_np)(pthread_t, pthread_attr_t *);
+	int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
@@ -229,6 +230,9 @@ struct mp_thread {
 	/* > 0 inside pthread_getattr_np (lifecycle.c), which holds a thread's
 	 * lock while it allocates: the shim must not call it then. */
 	int in_getattr;
+	/* > 0 inside the shim's pthread_create (start.c): like in_getattr, its
+	 * frame is among the callers of the allocations made inside. */
+	int in_create;
 };
 extern __thread struct mp_thread mp_tl;
 

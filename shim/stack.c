@@ -73,6 +73,7 @@ static void object_range(void *addr, uintptr_t *lo, uintptr_t *hi)
  * remembered per thread for a few pages; and it closes libunwind's pipe. */
 /* This thread's stack, for validating frame pointers and libunwind's reads. */
 static __thread uintptr_t stack_lo, stack_hi;
+static __thread bool stack_asked; /* mp_stack_thread_init asked once */
 
 #define GOOD_PAGES 4
 static __thread uintptr_t good_page[GOOD_PAGES];
@@ -444,13 +445,16 @@ void mp_unwind_reopen(bool child)
  * from a call made inside it, on this thread, for this thread or another
  * (two threads asking about each other would wait on each other's lock):
  * false then, and the caller asks again later. A thread whose bounds stay
- * unknown is walked by libunwind, with every read checked. */
+ * unknown is walked by libunwind, with every read checked. Asked once only: a thread asked about
+ * before its start routine ran (start.c) must not ask again from a later first allocation, which a
+ * call of libc's pthread_getattr_np that bypasses the shim's may make. */
 bool mp_stack_thread_init(void)
 {
-	if (stack_hi)
+	if (stack_hi || stack_asked)
 		return true;
 	if (mp_tl.in_getattr)
 		return false;
+	stack_asked = true;
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) != 0)
 		return true; /* asked: nothing to learn */
@@ -702,9 +706,9 @@ static __attribute__((noinline)) int learn_and_walk(void **buf, int want)
 	return n;
 }
 
-/* An allocation inside pthread_getattr_np has the shim's wrapper of it (lifecycle.c) among its
- * callers: the chain loses that frame as it loses the hooks', and *nfp is 0, so that no fast
- * walk, which counts the frame, is taken for it. The new length. */
+/* An allocation inside pthread_getattr_np or pthread_create has the shim's wrapper of it
+ * (lifecycle.c, start.c) among its callers: the chain loses that frame as it loses the hooks',
+ * and *nfp is 0, so that no fast walk, which counts the frame, is taken for it. The new length. */
 static __attribute__((noinline)) int drop_inner_own_frames(void **buf, int n, uint32_t *nfp)
 {
 	int k = 0;
@@ -749,7 +753,7 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 	int skip = 0;
 	while (skip < n && own_frame((uintptr_t)buf[skip]))
 		skip++;
-	if (unlikely(mp_tl.in_getattr) && n > skip)
+	if (unlikely(mp_tl.in_getattr | mp_tl.in_create) && n > skip)
 		n = skip + drop_inner_own_frames(buf + skip, n - skip, nfp);
 	uint32_t count = n > skip ? (uint32_t)(n - skip) : 0;
 	*truncated = count > max;

@@ -2,7 +2,10 @@
 before they allocate anything (as garbage collectors and language runtimes do) runs to its end
 under every unwinding mode, is told the same stacks as without mapprof, and its dump holds exactly
 what it counted. glibc's pthread_getattr_np allocates while it holds the thread's lock, and the
-shim learns a thread's stack with the same call: asked again from inside, it waited forever."""
+shim learns a thread's stack with the same call: asked again from inside, it waited forever.
+The same with every ask made to the C library's pthread_getattr_np directly (dlvsym, dlsym on a
+handle of libc), which bypasses the shim's own: the shim learns the stack of a thread made with
+pthread_create before the thread's start routine runs, and the main thread's when it starts."""
 import os
 
 import lib
@@ -17,14 +20,18 @@ def prog():
     return robust.build("robust_stackinfo", flags=("-O2", "-fno-omit-frame-pointer"))
 
 
-def run_mode(mode):
+def run_mode(mode, bypass=None):
     p = prog()
-    native, _ = lib.run([p, "first", str(THREADS)])
+    args = [p, "first", str(THREADS)] + ([bypass] if bypass else [])
+    native, _ = lib.run(args)
     assert native.returncode == 0, native.stderr
     want = lib.truth(native, "first")["checks"]
-    assert want == {"main_inside": 1, "threads_inside": THREADS, "threads_sized": THREADS,
-                    "asked_other": THREADS // 2 * 2}, want
-    cp, dump = lib.run_profiled([p, "first", str(THREADS)], env=MODES[mode], timeout=30)
+    expect = {"main_inside": 1, "threads_inside": THREADS, "threads_sized": THREADS,
+              "asked_other": THREADS // 2 * 2}
+    if bypass:
+        expect["bypass_in_libc"] = 1
+    assert want == expect, want
+    cp, dump = lib.run_profiled(args, env=MODES[mode], timeout=30)
     assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
     robust.no_shim_lines(cp, mode)
     t = lib.truth(cp, "first")
@@ -43,7 +50,7 @@ def run_mode(mode):
     if mode == "sampled":
         return  # every byte sampled: exact per site, but the runtime's own may differ in size
     robust.check_process(d, p, t, mode, threads=THREADS // 2 * 2, exact_threads=False,
-                         via=("ask", "spawn_sized"))
+                         via=("ask", "spawn_sized", "resolve"))
 
 
 def test_stackinfo_first_thing_libunwind():
@@ -60,3 +67,40 @@ def test_stackinfo_first_thing_sampled():
 
 def test_stackinfo_first_thing_frees_off():
     run_mode("frees_off")
+
+
+# Every ask bypasses the shim's pthread_getattr_np: dlvsym(RTLD_NEXT, ..., "GLIBC_2.2.5") finds
+# the C library's, not the shim's unversioned one; so does dlsym on a handle of libc. A thread
+# whose first allocation was inside such a call hung before the shim wrapped pthread_create.
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_dlvsym_libunwind():
+    run_mode("libunwind", bypass="dlvsym")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_dlvsym_fp():
+    run_mode("fp", bypass="dlvsym")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_dlvsym_sampled():
+    run_mode("sampled", bypass="dlvsym")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_dlvsym_frees_off():
+    run_mode("frees_off", bypass="dlvsym")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_libc_libunwind():
+    run_mode("libunwind", bypass="libc")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_libc_fp():
+    run_mode("fp", bypass="libc")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_libc_sampled():
+    run_mode("sampled", bypass="libc")
+
+
+def test_stackinfo_first_thing_bypassing_the_wrapper_libc_frees_off():
+    run_mode("frees_off", bypass="libc")
