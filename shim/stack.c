@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -439,19 +440,102 @@ void mp_unwind_reopen(bool child)
 	__atomic_store_n(&mp.fork_pending, 0, __ATOMIC_RELEASE);
 }
 
+/* ---- this thread's stack ---- */
+
+extern void *__libc_stack_end; /* the dynamic loader's: the top of the process's first stack */
+
+/* The first thread's stack as glibc's pthread_getattr_np finds it (from the
+ * /proc/self/maps line holding __libc_stack_end, and RLIMIT_STACK), but
+ * without it: glibc's runs holding the thread's lock while it opens the file,
+ * and the shim may start inside such a call, one that bypassed the shim's
+ * own pthread_getattr_np (lifecycle.c) from another library's constructor.
+ * Read with system calls into a buffer on the stack. NOT_FIRST for another
+ * thread (a fork child's thread forked from another than the first has the
+ * process's id too, not its stack); UNREAD when the file cannot be read
+ * (glibc's would fail as well). */
+enum { NOT_FIRST, FIRST_READ, FIRST_UNREAD };
+
+static int first_thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t end = (uintptr_t)__libc_stack_end;
+	if (!end || sp > end || end - sp > ((uintptr_t)1 << 30) || syscall(SYS_gettid) != getpid())
+		return NOT_FIRST;
+	struct rlimit rl;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (getrlimit(RLIMIT_STACK, &rl) != 0 || !page || (page & (page - 1)))
+		return FIRST_UNREAD;
+	uintptr_t top = (end & -page) + page;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return FIRST_UNREAD;
+	char buf[1024];
+	uintptr_t field[2] = {0, 0}, last_to = 0;
+	int at = 0; /* 0, 1: reading the line's from, to; 2: its rest */
+	bool found = false;
+	ssize_t n;
+	while (!found && (n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+			if (c == '\n') {
+				if (at == 2 && field[0] <= end && end < field[1]) {
+					found = true;
+					break;
+				}
+				last_to = field[1];
+				field[0] = field[1] = 0;
+				at = 0;
+			} else if (at < 2) {
+				int d = c >= '0' && c <= '9'   ? c - '0'
+				        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				                               : -1;
+				if (d >= 0)
+					field[at] = field[at] << 4 | (uintptr_t)d;
+				else
+					at++; /* the '-' after from, the ' ' after to */
+			}
+		}
+	}
+	close(fd);
+	if (!found)
+		return FIRST_UNREAD;
+	/* glibc's sums: the limit less what lies above the top, in whole
+	 * pages, and no lower than the mapping below. */
+	uintptr_t size = ((uintptr_t)rl.rlim_cur - (field[1] - top)) & -page;
+	if (size > top - last_to)
+		size = top - last_to;
+	if (sp < top - size || sp >= top)
+		return NOT_FIRST;
+	*lo = top - size;
+	*hi = top;
+	return FIRST_READ;
+}
+
 /* Learns this thread's stack bounds, once. pthread_getattr_np holds the
  * thread's lock while it allocates (glibc: realloc for the affinity mask,
  * and fopen of /proc/self/maps for the main thread), so it cannot be asked
  * from a call made inside it, on this thread, for this thread or another
  * (two threads asking about each other would wait on each other's lock):
- * false then, and the caller asks again later. A thread whose bounds stay
- * unknown is walked by libunwind, with every read checked. Asked once only: a thread asked about
- * before its start routine ran (start.c) must not ask again from a later first allocation, which a
- * call of libc's pthread_getattr_np that bypasses the shim's may make. */
+ * false then, and the caller asks again later. The first thread's are read
+ * without it. A thread whose bounds stay unknown is walked by libunwind, with
+ * every read checked. Asked once only: a thread asked about before its start
+ * routine ran (start.c) must not ask again from a later first allocation,
+ * which a call of libc's pthread_getattr_np that bypasses the shim's may
+ * make. */
 bool mp_stack_thread_init(void)
 {
 	if (stack_hi || stack_asked)
 		return true;
+	uintptr_t lo = 0, hi = 0;
+	int first = first_thread_stack(&lo, &hi);
+	if (first != NOT_FIRST) {
+		if (first == FIRST_READ) {
+			stack_lo = lo;
+			stack_hi = hi;
+		}
+		stack_asked = true;
+		return true;
+	}
 	if (mp_tl.in_getattr)
 		return false;
 	stack_asked = true;

@@ -4,7 +4,9 @@ no difference: the start routine's caller is libc's thread start as without mapp
 the shim's in between, in backtrace() or in mapprof's chains), its argument, errno, return value,
 pthread_exit, cancellation, a failed pthread_create's error and errno, detached threads, C11
 threads (which do not go through the wrapper), 16 KiB stacks. The slots that carry start routine
-and argument to the new thread must not grow with the number of threads made (or failed)."""
+and argument to the new thread must not grow with the number of threads made (or failed), and
+threads made from a library's constructor, before the shim's own constructor ran, are started
+through it too."""
 import os
 
 import lib
@@ -110,3 +112,30 @@ def test_create_churn_libunwind():
 def test_create_churn_fp():
     churn("fp")
 
+
+def test_create_from_library_constructor():
+    """A library's constructor, which runs before the shim's, makes threads that ask libc's
+    pthread_getattr_np about their stacks first thing (dlvsym, bypassing the shim's); before
+    that its main thread does the same, the process's first allocation: the shim starts inside
+    that call, and learns the main thread's stack without asking pthread_getattr_np."""
+    lib_path = lib.build_prog("librobust_create.so", ["robust_create_lib.c"],
+                              flags=["-O2", "-shared", "-fPIC"])
+    p = robust.build("robust_create_ctor", sources=["robust_create.c"],
+                     flags=("-O2", "-fno-omit-frame-pointer", "-DCTOR", "-rdynamic", "-Wl,--no-as-needed", lib_path,
+                            "-Wl,-rpath," + os.path.dirname(lib_path)))
+    native, _ = lib.run([p, "ctor"])
+    assert native.returncode == 0, native.stderr
+    want = lib.truth(native, "ctor")["checks"]
+    assert want == {"ctor_main_inside": 1, "ctor_threads_inside": 4}, want
+    for mode, env in MODES.items():
+        cp, dump = lib.run_profiled([p, "ctor"], env=env, timeout=30)
+        assert cp.returncode == 0, "%s: exit %d: %s" % (mode, cp.returncode, cp.stderr[-500:])
+        robust.no_shim_lines(cp, mode)
+        t = lib.truth(cp, "ctor")
+        assert t["checks"] == want, "%s: %s, without mapprof %s" % (mode, t["checks"], want)
+        d = lib.read_dump(dump)
+        assert d["info"]["not_recorded"] == 0, d["info"]
+        no_shim_frames(d, p, mode)
+        if mode != "sampled":
+            robust.check_process(d, p, t, mode, threads=4, exact_threads=False,
+                                 via=("ask_own", "robust_create_ctor"))

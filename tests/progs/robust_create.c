@@ -18,7 +18,12 @@
  *   thread allocating once (site_churn), after a first round of N/10 of each; the check
  *   vm_growth_kb says how much the process's mappings grew in the second round (the
  *   profiler's own bookkeeping must not grow with the number of threads made).
- */
+ *
+ * usage: robust_create_ctor ctor (built with -DCTOR, linked with robust_create_lib.c's library)
+ *   In that library's constructor, before the profiler's own ran and before anything allocated:
+ *   the main thread asks the C library's pthread_getattr_np about its stack (dlvsym, bypassing
+ *   any preloaded definition), then threads made with pthread_create do the same first thing,
+ *   and allocate (site_ctor). Checks: each found its own frame inside the stack it was told of. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
 #endif
@@ -41,7 +46,8 @@
 	X(site_detached)                                                                           \
 	X(site_c11)                                                                                \
 	X(site_small)                                                                              \
-	X(site_churn)
+	X(site_churn)                                                                              \
+	X(site_ctor)
 
 enum { SITES(ROBUST_ENUM) NSITES };
 static struct truth_site sites[NSITES];
@@ -375,11 +381,65 @@ static int churn(int n)
 	return r;
 }
 
+#ifdef CTOR
+typedef int (*getattr_fn)(pthread_t, pthread_attr_t *);
+static getattr_fn getattr;
+static int ctor_main_inside, ctor_threads_inside;
+
+/* Whether this frame lies inside the stack libc's pthread_getattr_np tells of. */
+SITE static int ask_own(void)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+	char here;
+	if (getattr(pthread_self(), &attr) != 0)
+		return 0;
+	int r = pthread_attr_getstack(&attr, &lo, &size) == 0 && &here >= (char *)lo &&
+	        &here < (char *)lo + size;
+	pthread_attr_destroy(&attr);
+	__asm__ volatile("" ::: "memory");
+	return r;
+}
+
+static void *fn_ctor(void *arg)
+{
+	(void)arg;
+	if (ask_own())
+		__atomic_add_fetch(&ctor_threads_inside, 1, __ATOMIC_RELAXED);
+	free(site_ctor(72));
+	truth_free(&sites[S_site_ctor], 72);
+	return NULL;
+}
+
+/* Run by robust_create_lib.c's constructor. */
+__attribute__((visibility("default"))) void robust_create_ctor(void)
+{
+	*(void **)&getattr = dlvsym(RTLD_NEXT, "pthread_getattr_np", "GLIBC_2.2.5");
+	if (!getattr)
+		_exit(7);
+	ctor_main_inside = ask_own();
+	for (int i = 0; i < 4; i++) {
+		pthread_t t;
+		if (spawn(&t, fn_ctor, NULL) != 0)
+			_exit(6);
+		join_it(t);
+	}
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	for (int i = 0; i < NSITES; i++)
 		sites[i].name = names[i];
 	int r = 2;
+#ifdef CTOR
+	if (argc >= 2 && strcmp(argv[1], "ctor") == 0) {
+		check_val("ctor_main_inside", ctor_main_inside);
+		check_val("ctor_threads_inside", ctor_threads_inside);
+		r = 0;
+	}
+#endif
 	if (argc >= 2 && strcmp(argv[1], "semantics") == 0)
 		r = semantics();
 	else if (argc >= 3 && strcmp(argv[1], "churn") == 0)
