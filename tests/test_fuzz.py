@@ -87,7 +87,7 @@ def build_fuzzer():
     cmd = ["clang", "-std=gnu11", "-g", "-O1", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
            "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
            "-I" + os.path.join(lib.ROOT, "include"), "-I" + report,
-           "-o", out] + srcs + ["-ldw", "-lelf", "-lz", "-lm"]
+           "-o", out] + srcs + ["-ldw", "-lelf", "-lz", "-liberty", "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         if "fuzzer" in r.stderr and ("cannot find" in r.stderr or "not found" in r.stderr):
