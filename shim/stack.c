@@ -778,10 +778,13 @@ static void tail_learn(uintptr_t last, uintptr_t depth, void **full, int n)
 }
 
 /* fp mode, a return address not known yet: learn its verdict from both
- * walks. Out of line, so that its buffer takes stack only when it runs. */
+ * walks. Out of line, so that its buffer takes stack only when it runs, and
+ * only as much as the walk wants (81 addresses at the default depth, not
+ * MP_CAPTURE_ROOM's 273): a thread of 16 KiB, 8 frames deep, had room for
+ * the checked walk (mp_stack_room) but not for 2 KiB more under it. */
 static __attribute__((noinline)) int learn_and_walk(void **buf, int want)
 {
-	void *raw[MP_MAX_DEPTH + SKIP_ROOM + 1];
+	void *raw[want];
 	bool unknown;
 	uintptr_t depth = 0;
 	int nr = fp_walk(raw, want, false, &unknown, &depth);
@@ -864,12 +867,17 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 bool mp_stack_room(void)
 {
 	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	/* fp mode may walk twice at once (learn_and_walk): the second walk's
+	 * buffer comes on top */
+	uintptr_t room =
+	    WALK_ROOM +
+	    (mp.unwinder == MP_UNWIND_FP ? (mp.max_depth + SKIP_ROOM + 1) * sizeof(void *) : 0);
 	if (stack_hi && sp >= stack_lo && sp < stack_hi)
-		return sp - stack_lo >= WALK_ROOM;
+		return sp - stack_lo >= room;
 	stack_t ss;
 	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
 	    sp >= (uintptr_t)ss.ss_sp && sp < (uintptr_t)ss.ss_sp + ss.ss_size)
-		return sp - (uintptr_t)ss.ss_sp >= WALK_ROOM;
+		return sp - (uintptr_t)ss.ss_sp >= room;
 	return true; /* a stack we know nothing of: as before */
 }
 

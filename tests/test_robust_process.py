@@ -83,6 +83,20 @@ def test_small_thread_stacks():
         assert '"threads_done": 1' in same_as_native(["smallstack", depth]).stdout
 
 
+def test_small_thread_stacks_every_depth_fp():
+    # fp mode's first walk of an address it has not judged yet walks twice at once, the second
+    # walk's buffer on top of the checked walk's room: on a 16 KiB thread 8 frames deep it
+    # overflowed (SIGSEGV in libunwind under learn_and_walk), at depth 64 and, with a buffer
+    # sized for 256 frames, at MAPPROF_DEPTH=256 too. The program runs natively at each depth.
+    for depth in range(4, 29, 2):
+        want = native(["smallstack", str(depth)])
+        assert '"threads_done": 1' in want.stdout
+        for env in ({"MAPPROF_UNWIND": "fp"}, {"MAPPROF_UNWIND": "fp", "MAPPROF_DEPTH": "256"}):
+            cp, _ = profiled(["smallstack", str(depth)], env)
+            assert (cp.returncode, cp.stdout) == (want.returncode, want.stdout), \
+                "depth %d %s: exit %d; %s" % (depth, env, cp.returncode, cp.stderr[-300:])
+
+
 def test_small_thread_stack_records_first():
     # The process's first recorded call on a 16 KiB thread stack, 28 frames deep: learning the
     # thread's stack (pthread_getattr_np) calls realloc through libc's lazily bound PLT, and
