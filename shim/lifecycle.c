@@ -278,6 +278,7 @@ static void resolve_real(void)
 	mp_real.fexecve = next_sym("fexecve");
 	mp_real.getattr_np = next_sym("pthread_getattr_np");
 	mp_real.create = next_sym("pthread_create");
+	mp_real.thrd_create = next_sym("thrd_create");
 }
 
 /* A fork from a signal handler that interrupted this thread inside the shim

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <threads.h>
 
 #include "mapprof_dump.h"
 
@@ -49,6 +50,7 @@ struct mp_real {
 	int (*fexecve)(int, char *const[], char *const[]);
 	int (*getattr_np)(pthread_t, pthread_attr_t *);
 	int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+	int (*thrd_create)(thrd_t *, thrd_start_t, void *);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);

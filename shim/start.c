@@ -13,8 +13,9 @@
  * that the start routine is called from the C library's thread start exactly
  * as without the shim (its caller's return address, every backtrace, the
  * chains mapprof records), and its return value goes back where it would have
- * gone. Threads made some other way (C11 thrd_create, which calls glibc's
- * pthread_create from inside, a bare clone) keep the lazy path. */
+ * gone. C11's thrd_create, which calls glibc's pthread_create from inside
+ * the C library, is wrapped the same way. Threads made some other way (a
+ * bare clone) keep the lazy path. */
 #include <dlfcn.h>
 #include <errno.h>
 
@@ -162,25 +163,42 @@ void *mp_thread_start(void *s)
 }
 #endif
 
+/* The next pthread_create or thrd_create, in *slot: called before the shim
+ * initialized (from another library's constructor), it initializes now, as
+ * an allocation would. */
+static bool next_create(void **slot, const char *name)
+{
+	if (likely(__atomic_load_n(slot, __ATOMIC_RELAXED)))
+		return true;
+	if (!mp_ready() || !__atomic_load_n(slot, __ATOMIC_RELAXED)) {
+		int saved = errno;
+		__atomic_store_n(slot, dlsym(RTLD_NEXT, name), __ATOMIC_RELAXED);
+		errno = saved;
+	}
+	return __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL;
+}
+
+/* A slot for a thread about to start through the trampoline, holding its
+ * start routine and argument; NULL (no slot, or the shim is off): start it
+ * as asked. */
+static struct start *start_prepare(void *(*fn)(void *), void *arg)
+{
+	struct start *s = mp_enabled() ? start_get() : NULL;
+	if (s) {
+		s->fn = fn;
+		s->arg = arg;
+	}
+	return s;
+}
+
 MP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                              void *(*start_routine)(void *), void *arg)
 {
-	if (unlikely(!mp_real.create)) {
-		/* Before the shim initialized (another library's constructor):
-		 * initialize now, as an allocation would. */
-		if (!mp_ready() || !mp_real.create) {
-			int saved = errno;
-			*(void **)&mp_real.create = dlsym(RTLD_NEXT, "pthread_create");
-			errno = saved;
-			if (!mp_real.create)
-				return EAGAIN;
-		}
-	}
-	struct start *s = mp_enabled() ? start_get() : NULL;
+	if (!next_create((void **)&mp_real.create, "pthread_create"))
+		return EAGAIN;
+	struct start *s = start_prepare(start_routine, arg);
 	if (!s)
 		return mp_real.create(thread, attr, start_routine, arg);
-	s->fn = start_routine;
-	s->arg = arg;
 	/* Not a tail call (a failed call gives the slot back): the frame is
 	 * dropped from the chains of the allocations inside (stack.c). */
 	mp_tl.in_create++;
@@ -188,5 +206,25 @@ MP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 	mp_tl.in_create--;
 	if (r != 0)
 		start_put(s); /* the thread never ran */
+	return r;
+}
+
+/* C11's thrd_create reaches glibc's pthread_create from inside the C
+ * library, past the wrapper above, so it gets its own. Its start routine
+ * returns an int: the trampoline's tail jump leaves the return value where
+ * the start routine put it, for the C library's thread start to read as an
+ * int, as it would without the shim. */
+MP_EXPORT int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
+{
+	if (!next_create((void **)&mp_real.thrd_create, "thrd_create"))
+		return thrd_error;
+	struct start *s = start_prepare((void *(*)(void *))(void (*)(void))func, arg);
+	if (!s)
+		return mp_real.thrd_create(thr, func, arg);
+	mp_tl.in_create++;
+	int r = mp_real.thrd_create(thr, (thrd_start_t)(void (*)(void))mp_thread_start, s);
+	mp_tl.in_create--;
+	if (r != thrd_success)
+		start_put(s);
 	return r;
 }

@@ -17,11 +17,16 @@
  * itself would (resolve's allocations are the loader's). The check bypass_in_libc says the function
  * found lies in libc.so.6.
  *
- * usage: robust_stackinfo first THREADS [dlvsym|libc] */
+ * With "thrd", the threads are made with C11's thrd_create (which reaches glibc's pthread_create
+ * from inside the C library) and so get the default stack; the check c11_returned counts the
+ * threads whose int result thrd_join gave back as returned.
+ *
+ * usage: robust_stackinfo first THREADS [dlvsym|libc|direct] [thrd] */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "robust.h"
 
@@ -71,6 +76,8 @@ SITE static int resolve(const char *how)
 	void *f = NULL;
 	if (strcmp(how, "dlvsym") == 0) {
 		f = dlvsym(RTLD_NEXT, "pthread_getattr_np", "GLIBC_2.2.5");
+	} else if (strcmp(how, "direct") == 0) {
+		return 0; /* the program's own pthread_getattr_np, as without an argument */
 	} else if (strcmp(how, "libc") == 0) {
 		void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_NOW);
 		if (libc)
@@ -141,12 +148,36 @@ static void *first_thing(void *arg)
 	return NULL;
 }
 
-/* pthread_create with a stack size; the runtime's allocations for the thread are made here. */
-SITE static int spawn_sized(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *))
+static int use_thrd, c11_returned;
+
+static int first_thing_c11(void *arg)
 {
-	int r = pthread_create(t, attr, fn, NULL);
+	first_thing(arg);
+	return 0x5a5a;
+}
+
+_Static_assert(sizeof(thrd_t) == sizeof(pthread_t), "glibc's thrd_t is a pthread_t");
+
+/* pthread_create with a stack size, or thrd_create; the runtime's allocations for the thread are
+ * made here. */
+SITE static int spawn_sized(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                            thrd_start_t c11, void *arg)
+{
+	int r = use_thrd ? (thrd_create((thrd_t *)t, c11, arg) == thrd_success ? 0 : -1)
+	                 : pthread_create(t, attr, fn, arg);
 	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
 	return r;
+}
+
+static void join(pthread_t t, int want)
+{
+	if (use_thrd) {
+		int res = 0;
+		if (thrd_join((thrd_t)t, &res) == thrd_success && res == want)
+			__atomic_add_fetch(&c11_returned, 1, __ATOMIC_RELAXED);
+	} else {
+		pthread_join(t, NULL);
+	}
 }
 
 struct pair {
@@ -170,6 +201,12 @@ static void *ask_other(void *arg)
 	return NULL;
 }
 
+static int ask_other_c11(void *arg)
+{
+	ask_other(arg);
+	return -3; /* negative: comes back whole through the int */
+}
+
 static int run_first(int threads)
 {
 	/* The main thread, before it allocates anything. */
@@ -179,9 +216,9 @@ static int run_first(int threads)
 		return 5;
 	for (int i = 0; i < threads; i++) {
 		pthread_t t;
-		if (spawn_sized(&t, &attr, first_thing) != 0)
+		if (spawn_sized(&t, &attr, first_thing, first_thing_c11, NULL) != 0)
 			return 6;
-		pthread_join(t, NULL);
+		join(t, 0x5a5a);
 	}
 	pthread_attr_destroy(&attr);
 	allocate(S_site_main, 20);
@@ -190,14 +227,16 @@ static int run_first(int threads)
 		pthread_t a, b;
 		struct pair pa = {0, 0}, pb = {0, 0};
 		pthread_barrier_init(&pair_start, NULL, 2);
-		if (spawn(&a, ask_other, &pa) != 0 || spawn(&b, ask_other, &pb) != 0)
+		if (use_thrd ? spawn_sized(&a, NULL, ask_other, ask_other_c11, &pa) != 0 ||
+		                   spawn_sized(&b, NULL, ask_other, ask_other_c11, &pb) != 0
+		             : spawn(&a, ask_other, &pa) != 0 || spawn(&b, ask_other, &pb) != 0)
 			return 6;
 		pa.other = b;
 		pb.other = a;
 		__atomic_store_n(&pa.ready, 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&pb.ready, 1, __ATOMIC_RELEASE);
-		pthread_join(a, NULL);
-		pthread_join(b, NULL);
+		join(a, -3);
+		join(b, -3);
 		pthread_barrier_destroy(&pair_start);
 	}
 	check_val("threads_inside", inside);
@@ -205,6 +244,8 @@ static int run_first(int threads)
 	check_val("asked_other", asked_other);
 	if (bypassing)
 		check_val("bypass_in_libc", bypass_in_libc);
+	if (use_thrd)
+		check_val("c11_returned", c11_returned);
 	truth_print("first", sites, NSITES);
 	return 0;
 }
@@ -213,6 +254,7 @@ int main(int argc, char **argv)
 {
 	for (int i = 0; i < NSITES; i++)
 		sites[i].name = names[i];
+	use_thrd = argc >= 5 && strcmp(argv[4], "thrd") == 0;
 	if (argc >= 4 && resolve(argv[3]) != 0)
 		return 7;
 	if (argc >= 3 && strcmp(argv[1], "first") == 0)
