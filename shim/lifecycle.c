@@ -98,6 +98,31 @@ static int parse_signal(const char *s)
 	return -1;
 }
 
+/* MAPPROF_END_SIGNALS: a comma-separated list of signals (names or
+ * numbers); one that cannot be listed is named and left out. */
+static void read_end_signals(const char *s)
+{
+	char buf[256];
+	if (strlen(s) >= sizeof(buf)) {
+		mp_log("MAPPROF_END_SIGNALS is too long; ignored");
+		return;
+	}
+	strcpy(buf, s);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		int sig = parse_signal(tok);
+		if (sig <= 0 || !mp_end_signal_ok(sig))
+			mp_log("MAPPROF_END_SIGNALS: %s is not a signal that ends a program by "
+			       "default "
+			       "and can be caught (such as INT, TERM, HUP); left out",
+			       tok);
+		else if (sig == mp.dump_signal)
+			mp_log("MAPPROF_END_SIGNALS: %s is MAPPROF_SIGNAL's; left out", tok);
+		else
+			mp.end_signals |= 1ull << sig;
+	}
+}
+
 static void read_settings(void)
 {
 	uint64_t v;
@@ -151,6 +176,9 @@ static void read_settings(void)
 		else
 			mp.dump_signal = sig;
 	}
+	s = getenv("MAPPROF_END_SIGNALS");
+	if (s && *s)
+		read_end_signals(s);
 	s = getenv("MAPPROF_INTERVAL");
 	if (s && *s) {
 		if (parse_u64(s, 86400 * 365, &v) && v > 0)
@@ -279,6 +307,8 @@ static void resolve_real(void)
 	mp_real.getattr_np = next_sym("pthread_getattr_np");
 	mp_real.create = next_sym("pthread_create");
 	mp_real.thrd_create = next_sym("thrd_create");
+	mp_real.sigaction = next_sym("sigaction");
+	mp_real.signal = next_sym("signal");
 }
 
 /* A fork from a signal handler that interrupted this thread inside the shim
@@ -435,8 +465,10 @@ bool mp_ready_slow(void)
 
 __attribute__((constructor)) static void mp_constructor(void)
 {
-	if (mp_ready() && mp_enabled())
+	if (mp_ready() && mp_enabled()) {
 		start_dump_thread();
+		mp_end_signals_install();
+	}
 }
 
 /* ---- the end of a process image ---- */

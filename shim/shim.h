@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,8 @@ struct mp_real {
 	int (*getattr_np)(pthread_t, pthread_attr_t *);
 	int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 	int (*thrd_create)(thrd_t *, thrd_start_t, void *);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	void (*(*signal)(int, void (*)(int)))(int);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
@@ -175,6 +178,7 @@ struct mp_state {
 	uint32_t sequence;           /* on-demand dumps written so far */
 	int dump_signal;             /* MAPPROF_SIGNAL, or 0 */
 	unsigned interval;           /* MAPPROF_INTERVAL seconds, or 0 */
+	uint64_t end_signals;        /* MAPPROF_END_SIGNALS: bit n for signal n (endsig.c) */
 	uint32_t wake;               /* futex: the dump signal's count (lifecycle.c) */
 	bool dump_thread_started;    /* on-demand dumps: a dump thread was started */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
@@ -358,6 +362,11 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
 /* Write a dump (sequence 0: the final one); the path written goes to path_out. */
 int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size);
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* endsig.c: MAPPROF_END_SIGNALS. Signals 1 to MP_END_SIGNALS - 1 can be listed. */
+#define MP_END_SIGNALS 64
+bool mp_end_signal_ok(int sig);
+void mp_end_signals_install(void);
 
 uint64_t mp_now_ns(void);
 

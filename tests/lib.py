@@ -104,9 +104,11 @@ def need_lib():
         raise AssertionError("%s is not built (make build/libmapprof.so)" % LIB)
 
 
-def run(argv, env=None, cwd=None, preload=None, timeout=TIMEOUT, user=None, stdin=None):
+def run(argv, env=None, cwd=None, preload=None, timeout=TIMEOUT, user=None, stdin=None,
+        preexec_fn=None):
     """Runs ARGV as a real child process (with LD_PRELOAD=PRELOAD when given, a list of paths or
-    one string). Returns (CompletedProcess with text stdout/stderr, pid)."""
+    one string; PREEXEC_FN runs in the child before the exec). Returns (CompletedProcess with text
+    stdout/stderr, pid)."""
     e = dict(os.environ)
     for k in list(e):
         if k.startswith("MAPPROF_") and not k.startswith("MAPPROF_TEST"):
@@ -121,7 +123,8 @@ def run(argv, env=None, cwd=None, preload=None, timeout=TIMEOUT, user=None, stdi
         kw["group"] = user if user != "nobody" else "nogroup"
         kw["extra_groups"] = []
     p = subprocess.Popen(argv, env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL if stdin is None else stdin, **kw)
+                         stdin=subprocess.DEVNULL if stdin is None else stdin,
+                         preexec_fn=preexec_fn, **kw)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -131,7 +134,8 @@ def run(argv, env=None, cwd=None, preload=None, timeout=TIMEOUT, user=None, stdi
     return subprocess.CompletedProcess(argv, p.returncode, _text(out), _text(err)), p.pid
 
 
-def run_profiled(argv, env=None, cwd=None, out=None, preload=None, timeout=TIMEOUT):
+def run_profiled(argv, env=None, cwd=None, out=None, preload=None, timeout=TIMEOUT,
+                 preexec_fn=None):
     """Runs ARGV under LD_PRELOAD=libmapprof.so (PRELOAD: the full preload list instead).
     OUT is the MAPPROF_OUT template (default: a fresh directory's %e.%p.dump). Returns
     (completed_process, path of the process's dump), the path expanded from the child's pid;
@@ -141,7 +145,8 @@ def run_profiled(argv, env=None, cwd=None, out=None, preload=None, timeout=TIMEO
         out = os.path.join(tmpdir(), "%e.%p.dump")
     env = dict(env or {})
     env.setdefault("MAPPROF_OUT", out)
-    cp, pid = run(argv, env=env, cwd=cwd, preload=preload or [LIB], timeout=timeout)
+    cp, pid = run(argv, env=env, cwd=cwd, preload=preload or [LIB], timeout=timeout,
+                  preexec_fn=preexec_fn)
     path = expand_out(env["MAPPROF_OUT"], pid, argv[0])
     if not os.path.isabs(path):
         path = os.path.join(cwd or os.getcwd(), path)

@@ -1,0 +1,259 @@
+/* robust_endsig.c: programs that a signal ends (Ctrl-C, kill), for MAPPROF_END_SIGNALS.
+ *
+ *   self SIG           allocates at site_keep (some kept) and site_churn, prints its truth, then
+ *                      sends SIG to itself (process-directed, from the only thread) and waits.
+ *                      Without a handler of its own the signal ends it.
+ *   busy SIG THREADS FILE
+ *                      THREADS threads allocate and free at site_busy without end; the main
+ *                      thread, which blocks SIG so that a busy thread gets it, waits until they
+ *                      have made 20,000 allocations, then sends SIG to the process. FILE (made by
+ *                      the caller, 4 KiB) is shared memory: the threads count their allocations
+ *                      there after each malloc returns (the truth up to the end), and the main
+ *                      thread writes there the count it saw just before it sent SIG.
+ *   transparent        asks about and sets the actions of SIGTERM, SIGINT and SIGHUP as programs
+ *                      do, and checks what it is told (self-checks, the same with and without
+ *                      the profiler); then allocates, prints its truth and exits 0.
+ *   ignored            SIGTERM is ignored when the program starts (the caller sets it, as nohup
+ *                      and `trap '' TERM` do): it sends itself SIGTERM, goes on, and exits 0.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "robust.h"
+
+#define SITES(X)                                                                                   \
+	X(site_keep)                                                                               \
+	X(site_churn)                                                                              \
+	X(site_busy)
+
+enum { SITES(ROBUST_ENUM) NSITES };
+static struct truth_site sites[NSITES] = {SITES(ROBUST_NAME)};
+
+SITE void *site_keep(size_t n)
+{
+	void *p = malloc(n);
+	if (p)
+		truth_alloc(&sites[S_site_keep], n);
+	return p;
+}
+
+SITE void *site_churn(size_t n)
+{
+	void *p = malloc(n);
+	if (p)
+		truth_alloc(&sites[S_site_churn], n);
+	return p;
+}
+
+/* The busy threads count in shared memory (struct shared), not in sites[]. */
+SITE void *site_busy(size_t n)
+{
+	void *p = malloc(n);
+	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+	return p;
+}
+
+static void free_at(int site, void *p, size_t n)
+{
+	free(p);
+	truth_free(&sites[site], n);
+}
+
+static void allocate(void)
+{
+	for (int i = 0; i < 20; i++)
+		if (!site_keep(48 + (size_t)i))
+			_exit(4);
+	for (int i = 0; i < 300; i++) {
+		size_t n = 16 + (size_t)(i % 7) * 24;
+		void *volatile p = site_churn(n);
+		if (!p)
+			_exit(4);
+		free_at(S_site_churn, p, n);
+	}
+}
+
+static int parse_sig(const char *s)
+{
+	if (strcmp(s, "TERM") == 0)
+		return SIGTERM;
+	if (strcmp(s, "INT") == 0)
+		return SIGINT;
+	if (strcmp(s, "HUP") == 0)
+		return SIGHUP;
+	if (strcmp(s, "QUIT") == 0)
+		return SIGQUIT;
+	if (strcmp(s, "PIPE") == 0)
+		return SIGPIPE;
+	return atoi(s);
+}
+
+static __attribute__((noreturn)) void run_self(int sig)
+{
+	allocate();
+	truth_print("self", sites, NSITES);
+	kill(getpid(), sig);
+	for (;;)
+		pause();
+}
+
+struct shared {
+	unsigned long long objects, bytes; /* the busy threads' allocations, counted after each */
+	unsigned long long objects_at_kill, bytes_at_kill;
+};
+static struct shared *shared;
+
+static void *busy(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	for (;;) {
+		seed = seed * 1103515245u + 12345u;
+		size_t n = 16 + (seed >> 16) % 200;
+		void *volatile p = site_busy(n);
+		if (!p)
+			_exit(4);
+		/* objects last: a reader that sees the count sees the bytes too */
+		__atomic_add_fetch(&shared->bytes, n, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&shared->objects, 1, __ATOMIC_RELEASE);
+		free(p);
+	}
+	return NULL;
+}
+
+static int run_busy(int sig, int threads, const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 5;
+	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (shared == MAP_FAILED)
+		return 5;
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_BLOCK, &one, NULL); /* the threads are made with it unblocked below */
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+		sigset_t old;
+		pthread_sigmask(SIG_UNBLOCK, &one, &old);
+		int r = spawn(&t, busy, (void *)(uintptr_t)(i + 1));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r != 0)
+			return 6;
+	}
+	pthread_sigmask(SIG_BLOCK, &one, NULL);
+	while (__atomic_load_n(&shared->objects, __ATOMIC_ACQUIRE) < 20000)
+		robust_sleep_us(1000);
+	unsigned long long o = __atomic_load_n(&shared->objects, __ATOMIC_ACQUIRE);
+	shared->bytes_at_kill = __atomic_load_n(&shared->bytes, __ATOMIC_RELAXED);
+	shared->objects_at_kill = o;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	kill(getpid(), sig);
+	for (;;)
+		pause(); /* SIG is blocked here: a busy thread takes it */
+}
+
+static volatile sig_atomic_t own_ran;
+
+static void own_handler(int sig)
+{
+	(void)sig;
+	own_ran++;
+}
+
+static int is_default(int sig)
+{
+	struct sigaction o;
+	if (sigaction(sig, NULL, &o) != 0)
+		return -1;
+	return !(o.sa_flags & SA_SIGINFO) && o.sa_handler == SIG_DFL && o.sa_flags == 0 &&
+	       sigisemptyset(&o.sa_mask);
+}
+
+static int run_transparent(void)
+{
+	check_val("term_default", is_default(SIGTERM));
+	check_val("hup_default", is_default(SIGHUP));
+	/* signal() tells the action it replaces */
+	void (*was)(int) = signal(SIGTERM, own_handler);
+	check_val("signal_was_default", was == SIG_DFL);
+	raise(SIGTERM);
+	check_val("own_ran_signal", own_ran);
+	was = signal(SIGTERM, SIG_DFL);
+	check_val("signal_gave_own", was == own_handler);
+	check_val("term_default_again", is_default(SIGTERM));
+	struct sigaction flags;
+	sigaction(SIGTERM, NULL, &flags);
+	check_val("term_flags", flags.sa_flags);
+	/* sigaction, with a mask and flags of the program's */
+	struct sigaction act, old;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = own_handler;
+	sigemptyset(&act.sa_mask);
+	sigaddset(&act.sa_mask, SIGUSR1);
+	act.sa_flags = SA_RESTART | SA_NODEFER;
+	check_val("sigaction_ok", sigaction(SIGHUP, &act, &old) == 0);
+	check_val("sigaction_old_default", old.sa_handler == SIG_DFL && old.sa_flags == 0);
+	raise(SIGHUP);
+	check_val("own_ran_sigaction", own_ran);
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaddset(&dfl.sa_mask, SIGUSR2);
+	sigaction(SIGHUP, &dfl, &old);
+	check_val("sigaction_gave_own",
+	          old.sa_handler == own_handler &&
+	              (old.sa_flags & (SA_RESTART | SA_NODEFER)) == (SA_RESTART | SA_NODEFER) &&
+	              sigismember(&old.sa_mask, SIGUSR1) == 1);
+	/* the default action as the program set it, its mask included */
+	struct sigaction now;
+	sigaction(SIGHUP, NULL, &now);
+	check_val("hup_default_as_set",
+	          now.sa_handler == SIG_DFL && sigismember(&now.sa_mask, SIGUSR2) == 1);
+	/* ignored: the signal does nothing */
+	signal(SIGINT, SIG_IGN);
+	raise(SIGINT);
+	check_val("survived_ignored_int", 1);
+	struct sigaction ign;
+	sigaction(SIGINT, NULL, &ign);
+	check_val("int_ignored", ign.sa_handler == SIG_IGN);
+	/* bad arguments fail as they would */
+	errno = 0;
+	check_val("signal_err_einval", signal(SIGTERM, SIG_ERR) == SIG_ERR && errno == EINVAL);
+	errno = 0;
+	check_val("sigaction_kill_einval", sigaction(SIGKILL, &act, NULL) == -1 && errno == EINVAL);
+	allocate();
+	truth_print("transparent", sites, NSITES);
+	return 0;
+}
+
+static int run_ignored(void)
+{
+	struct sigaction o;
+	sigaction(SIGTERM, NULL, &o);
+	check_val("term_ignored", o.sa_handler == SIG_IGN);
+	allocate();
+	kill(getpid(), SIGTERM);
+	check_val("survived", 1);
+	truth_print("ignored", sites, NSITES);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "self") == 0)
+		run_self(parse_sig(argv[2]));
+	if (argc >= 5 && strcmp(argv[1], "busy") == 0)
+		return run_busy(parse_sig(argv[2]), atoi(argv[3]), argv[4]);
+	if (argc >= 2 && strcmp(argv[1], "transparent") == 0)
+		return run_transparent();
+	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
+		return run_ignored();
+	return 2;
+}

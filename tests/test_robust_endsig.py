@@ -1,0 +1,227 @@
+"""test_robust_endsig.py: MAPPROF_END_SIGNALS. A program that a signal ends (Ctrl-C, kill,
+a closed pipe) and that has no handler of its own for it leaves a dump, and still ends by that
+signal: the parent sees the same wait status as without mapprof. Signals that land while a thread
+is inside the shim are taken again 1 ms later. The program never sees mapprof's handler: what
+sigaction and signal tell it, and what it sets, are as without mapprof; a program whose signal is
+ignored from the start is left alone; a real Python still gets its KeyboardInterrupt. Without
+the setting, nothing changes (a killed program leaves no dump)."""
+import os
+import signal
+import struct
+import sys
+
+import lib
+import robust
+
+MODES = {"libunwind": {}, "fp": {"MAPPROF_UNWIND": "fp"}, "frees_off": {"MAPPROF_INUSE": "0"}}
+LISTED = "INT,TERM,HUP,PIPE"
+END_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)
+
+
+def prog():
+    return robust.build("robust_endsig", flags=("-O2", "-fno-omit-frame-pointer", "-pthread"))
+
+
+def default_actions():
+    """In the child: the end signals at their default action, whatever the test runner
+    inherited (a background job's SIGINT is ignored)."""
+    for s in END_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+
+
+def term_ignored():
+    default_actions()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def as_recorded(t, mode):
+    """The truth T as the dump holds it: with frees not tracked, nothing is live."""
+    if mode == "frees_off":
+        for c in list(t["sites"].values()) + [t["total"]]:
+            c["live_objects"] = c["live_bytes"] = 0
+    return t
+
+
+def run_self(sig, mode="libunwind"):
+    p = prog()
+    args = [p, "self", sig]
+    native, _ = lib.run(args, preexec_fn=default_actions)
+    signum = getattr(signal, "SIG" + sig)
+    assert native.returncode == -signum, native
+    env = dict(MODES[mode], MAPPROF_END_SIGNALS=LISTED)
+    cp, dump = lib.run_profiled(args, env=env, preexec_fn=default_actions, timeout=30)
+    assert cp.returncode == -signum, "%s: ended with %d, without mapprof %d: %s" % (
+        mode, cp.returncode, native.returncode, cp.stderr[-500:])
+    robust.no_shim_lines(cp, mode)
+    assert os.path.exists(dump), "%s: no dump after SIG%s" % (mode, sig)
+    t = as_recorded(lib.truth(cp, "self"), mode)
+    d = lib.read_dump(dump)
+    assert d["info"]["not_recorded"] == 0, d["info"]
+    robust.check_process(d, p, t, "%s SIG%s" % (mode, sig))
+
+
+def test_end_signal_term():
+    run_self("TERM")
+
+
+def test_end_signal_int():
+    run_self("INT")
+
+
+def test_end_signal_hup():
+    run_self("HUP")
+
+
+def test_end_signal_pipe():
+    run_self("PIPE")
+
+
+def test_end_signal_term_fp():
+    run_self("TERM", "fp")
+
+
+def test_end_signal_term_frees_off():
+    run_self("TERM", "frees_off")
+
+
+def test_end_signal_off_by_default():
+    """Without MAPPROF_END_SIGNALS a killed program leaves no dump, as documented, and its
+    signal's action is the default one."""
+    p = prog()
+    cp, dump = lib.run_profiled([p, "self", "TERM"], preexec_fn=default_actions, timeout=30)
+    assert cp.returncode == -signal.SIGTERM, cp
+    assert not os.path.exists(dump), "a dump without MAPPROF_END_SIGNALS"
+
+
+def read_shared(path):
+    with open(path, "rb") as f:
+        return struct.unpack("4Q", f.read(32))
+
+
+def run_busy(mode, threads=2, rounds=4):
+    """THREADS threads allocate without end; the signal goes to one of them, most often while
+    it is inside the shim (then mapprof takes it again 1 ms later). The dump holds at least
+    what the threads had counted when the signal was sent, and at most what they had counted
+    when the process ended, plus one allocation each made but not yet counted."""
+    p = prog()
+    shared = os.path.join(lib.tmpdir(), "shared")
+    for r in range(rounds):
+        with open(shared, "wb") as f:
+            f.write(b"\0" * 4096)
+        args = [p, "busy", "TERM", str(threads), shared]
+        env = dict(MODES[mode], MAPPROF_END_SIGNALS=LISTED)
+        cp, dump = lib.run_profiled(args, env=env, preexec_fn=default_actions, timeout=30)
+        what = "%s round %d" % (mode, r)
+        assert cp.returncode == -signal.SIGTERM, "%s: ended with %d: %s" % (
+            what, cp.returncode, cp.stderr[-500:])
+        robust.no_shim_lines(cp, what)
+        objects, nbytes, objects_at_kill, bytes_at_kill = read_shared(shared)
+        assert objects_at_kill >= 20000, (objects_at_kill, objects)
+        assert os.path.exists(dump), "%s: no dump" % what
+        d = lib.read_dump(dump)
+        sites, _ = lib.by_site(d, p)
+        busy = sites.get("site_busy", {"alloc_objects": 0, "alloc_space": 0})
+        assert objects_at_kill <= busy["alloc_objects"] <= objects + threads, (
+            "%s: %d allocations in the dump; %d counted when the signal was sent, %d at the end" %
+            (what, busy["alloc_objects"], objects_at_kill, objects))
+        assert bytes_at_kill <= busy["alloc_space"] <= nbytes + threads * 216, (
+            what, busy["alloc_space"], bytes_at_kill, nbytes)
+
+
+def test_end_signal_busy_threads():
+    run_busy("libunwind")
+
+
+def test_end_signal_busy_threads_fp():
+    run_busy("fp")
+
+
+def test_end_signal_transparent():
+    """What the program asks and sets about the listed signals' actions goes as without
+    mapprof: the default action reported with its mask and flags, its own handlers installed
+    and run, ignored signals ignored, bad arguments refused with EINVAL."""
+    p = prog()
+    native, _ = lib.run([p, "transparent"], preexec_fn=default_actions)
+    assert native.returncode == 0, native.stderr
+    want = lib.truth(native, "transparent")["checks"]
+    assert want["signal_was_default"] == 1 and want["sigaction_gave_own"] == 1, want
+    for mode in MODES:
+        env = dict(MODES[mode], MAPPROF_END_SIGNALS=LISTED)
+        cp, dump = lib.run_profiled([p, "transparent"], env=env, preexec_fn=default_actions)
+        assert cp.returncode == 0, "%s: exit %d: %s" % (mode, cp.returncode, cp.stderr[-500:])
+        robust.no_shim_lines(cp, mode)
+        t = as_recorded(lib.truth(cp, "transparent"), mode)
+        assert t["checks"] == want, "%s: told %s, without mapprof %s" % (mode, t["checks"], want)
+        robust.check_process(lib.read_dump(dump), p, t, mode)
+
+
+def test_end_signal_ignored_from_the_start():
+    """SIGTERM ignored when the program starts (nohup, trap '' TERM): mapprof leaves it so, and
+    the program, which sends itself SIGTERM, goes on to its end."""
+    p = prog()
+    native, _ = lib.run([p, "ignored"], preexec_fn=term_ignored)
+    assert native.returncode == 0, native
+    want = lib.truth(native, "ignored")["checks"]
+    assert want == {"term_ignored": 1, "survived": 1}, want
+    cp, dump = lib.run_profiled([p, "ignored"], env={"MAPPROF_END_SIGNALS": LISTED},
+                                preexec_fn=term_ignored)
+    assert cp.returncode == 0, cp
+    t = lib.truth(cp, "ignored")
+    assert t["checks"] == want, t["checks"]
+    robust.check_process(lib.read_dump(dump), p, t, "ignored")
+
+
+PY_INT = """
+import os, signal, time
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    print("no interrupt")
+except KeyboardInterrupt:
+    d = {str(i): [i] * 3 for i in range(20000)}
+    print("KeyboardInterrupt", len(d))
+"""
+
+PY_TERM = """
+import os, signal, time
+d = {str(i): [i] * 3 for i in range(20000)}
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+print("not ended")
+"""
+
+
+def test_end_signal_python_keeps_its_keyboard_interrupt():
+    """Python installs its SIGINT handler (KeyboardInterrupt) only where it finds the default
+    action: under mapprof it still finds it, so Ctrl-C is still Python's. SIGTERM, which Python
+    leaves at its default, ends it with a dump of its allocations."""
+    py = os.path.realpath(sys.executable)  # the dump is named after the executable itself
+    env = {"MAPPROF_END_SIGNALS": LISTED, "PYTHONMALLOC": "malloc"}  # every object a malloc
+    native, _ = lib.run([py, "-c", PY_INT], preexec_fn=default_actions)
+    assert native.returncode == 0 and native.stdout.strip() == "KeyboardInterrupt 20000", native
+    cp, dump = lib.run_profiled([py, "-c", PY_INT], env=env, preexec_fn=default_actions)
+    assert cp.returncode == 0 and cp.stdout == native.stdout, cp
+    assert os.path.exists(dump), "no dump of Python's"
+    native, _ = lib.run([py, "-c", PY_TERM], preexec_fn=default_actions)
+    assert native.returncode == -signal.SIGTERM, native
+    cp, dump = lib.run_profiled([py, "-c", PY_TERM], env=env, preexec_fn=default_actions)
+    assert cp.returncode == -signal.SIGTERM and cp.stdout == "", cp
+    robust.no_shim_lines(cp, "python SIGTERM")
+    d = lib.read_dump(dump)
+    assert d["totals"]["alloc_objects"] >= 20000, d["totals"]
+
+
+def test_end_signal_settings():
+    """A signal that cannot be listed (a fault's, an uncatchable one, MAPPROF_SIGNAL's, not a
+    signal) is named on one line and left out; the rest of the list works."""
+    p = prog()
+    env = {"MAPPROF_END_SIGNALS": "SEGV,kill,bogus,usr2,sigterm", "MAPPROF_SIGNAL": "USR2"}
+    cp, dump = lib.run_profiled([p, "self", "TERM"], env=env, preexec_fn=default_actions,
+                                timeout=30)
+    assert cp.returncode == -signal.SIGTERM, cp
+    lines = lib.shim_lines(cp.stderr)
+    assert len(lines) == 4, lines
+    for name, line in zip(("SEGV", "kill", "bogus", "usr2"), lines):
+        assert "MAPPROF_END_SIGNALS" in line and name in line, (name, line)
+    assert "MAPPROF_SIGNAL" in lines[3], lines[3]
+    assert os.path.exists(dump), "SIGTERM was listed (as sigterm): no dump"
