@@ -17,9 +17,8 @@
  * The handler writes the dump on the thread the signal came to, as an exit
  * from a signal handler does, unless that thread was inside the shim itself
  * (perhaps holding its locks, or in the middle of a table): then it arms a
- * one-shot timer that sends the same signal to the same thread 1 ms later,
- * when it has left the shim, and returns. */
-#include <linux/futex.h>
+ * one-shot timer that sends the same signal to the process 1 ms later, when
+ * that thread has left the shim, and returns. */
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -83,15 +82,15 @@ static __attribute__((noreturn)) void die_by(int sig)
 	}
 }
 
-/* The thread was inside the shim: try again in 1 ms, with the same signal
- * to the same thread. False if no timer could be made. */
+/* The thread was inside the shim: the same signal again in 1 ms, to the
+ * process (a thread that exits meanwhile does not take it with it). False if
+ * no timer could be made. */
 static bool retry_later(int sig)
 {
 	struct sigevent ev;
 	memset(&ev, 0, sizeof(ev));
-	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_notify = SIGEV_SIGNAL;
 	ev.sigev_signo = sig;
-	ev._sigev_un._tid = gettid();
 	int id;
 	if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) != 0)
 		return false;
@@ -113,20 +112,22 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	int saved = errno;
 	if (getpid() != mp.pid)
 		die_by(sig); /* a vfork child, which shares our memory: no dump of its own */
+	/* Another thread writes the dump and ends the process: this one goes on
+	 * meanwhile, as it may hold a lock the dump needs (the shim's, the
+	 * loader's). */
+	if (__atomic_load_n(&ending, __ATOMIC_ACQUIRE))
+		goto back;
 	int timer = __atomic_exchange_n(&retry_timer, -1, __ATOMIC_ACQ_REL);
 	if (timer >= 0)
 		syscall(SYS_timer_delete, timer);
-	if (mp_tl.in_hook && !__atomic_load_n(&ending, __ATOMIC_ACQUIRE) && retry_later(sig)) {
-		errno = saved;
-		return;
-	}
-	if (__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL)) {
-		/* Another thread is writing the dump and will end the process. */
-		for (;;)
-			syscall(SYS_futex, &ending, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
-	}
+	if (mp_tl.in_hook && retry_later(sig))
+		goto back;
+	if (__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL))
+		goto back;
 	mp_dump_final(); /* inside the shim still (no timer): says why there is none */
 	die_by(sig);
+back:
+	errno = saved;
 }
 
 /* Puts the shim's handler where the program has the default action of a
