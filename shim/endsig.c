@@ -148,6 +148,15 @@ void mp_end_signals_install(void)
 	}
 }
 
+/* A fork child, made perhaps while a signal ended the parent: its own
+ * signals end it as they would (its handlers are the parent's, its timers
+ * none). */
+void mp_end_signals_forked(void)
+{
+	__atomic_store_n(&ending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&retry_timer, -1, __ATOMIC_RELAXED);
+}
+
 /* Whether sig may be listed: caught, and ending the process by default, but
  * not one a fault raises (SIGSEGV and the like: the program is broken then)
  * nor SIGABRT (abort writes its dump already). */

@@ -361,6 +361,7 @@ void mp_thread_watch(void *tc)
 
 static void on_fork_child(void)
 {
+	mp_end_signals_forked();
 	if (fork_in_shim) {
 		fork_in_shim = false;
 		mp.pid = getpid();

@@ -367,6 +367,7 @@ void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define MP_END_SIGNALS 64
 bool mp_end_signal_ok(int sig);
 void mp_end_signals_install(void);
+void mp_end_signals_forked(void);
 
 uint64_t mp_now_ns(void);
 

@@ -93,6 +93,26 @@ def test_end_signal_off_by_default():
     assert not os.path.exists(dump), "a dump without MAPPROF_END_SIGNALS"
 
 
+def test_end_signal_fork_child():
+    """A fork child inherits the handler: ended by SIGTERM, it leaves its own dump of what it
+    allocated, and its parent sees it ended by SIGTERM."""
+    p = prog()
+    native, _ = lib.run([p, "forkchild"], preexec_fn=default_actions)
+    assert native.returncode == 0, native
+    assert lib.truth(native, "parent")["checks"] == {"child_ended_by_term": 1}, native.stdout
+    out = os.path.join(lib.tmpdir(), "%e.%p.dump")
+    cp, dump = lib.run_profiled([p, "forkchild"], env={"MAPPROF_END_SIGNALS": LISTED}, out=out,
+                                preexec_fn=default_actions)
+    assert cp.returncode == 0, cp
+    robust.no_shim_lines(cp, "fork child")
+    parent, child = lib.truth(cp, "parent"), lib.truth(cp, "child")
+    assert parent["checks"] == {"child_ended_by_term": 1}, parent
+    robust.check_process(lib.read_dump(dump), p, parent, "parent")
+    child_dump = lib.expand_out(out, child["pid"], p)
+    assert os.path.exists(child_dump), "the child ended by SIGTERM left no dump"
+    robust.check_process(lib.read_dump(child_dump), p, child, "child")
+
+
 def read_shared(path):
     with open(path, "rb") as f:
         return struct.unpack("4Q", f.read(32))

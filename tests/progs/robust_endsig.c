@@ -13,6 +13,9 @@
  *   transparent        asks about and sets the actions of SIGTERM, SIGINT and SIGHUP as programs
  *                      do, and checks what it is told (self-checks, the same with and without
  *                      the profiler); then allocates, prints its truth and exits 0.
+ *   forkchild          allocates, then forks a child that allocates, prints its truth and sends
+ *                      itself SIGTERM; the parent checks that the child ended by it, prints its
+ *                      own truth and exits 0.
  *   ignored            SIGTERM is ignored when the program starts (the caller sets it, as nohup
  *                      and `trap '' TERM` do): it sends itself SIGTERM, goes on, and exits 0.
  */
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "robust.h"
 
@@ -233,6 +237,31 @@ static int run_transparent(void)
 	return 0;
 }
 
+static int run_forkchild(void)
+{
+	allocate();
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 5;
+	if (pid == 0) {
+		for (int i = 0; i < NSITES; i++)
+			sites[i].objects = sites[i].bytes = sites[i].live_objects =
+			    sites[i].live_bytes = 0;
+		allocate();
+		truth_print("child", sites, NSITES);
+		kill(getpid(), SIGTERM);
+		for (;;)
+			pause();
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	check_val("child_ended_by_term", WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+	truth_print("parent", sites, NSITES);
+	return 0;
+}
+
 static int run_ignored(void)
 {
 	struct sigaction o;
@@ -253,6 +282,8 @@ int main(int argc, char **argv)
 		return run_busy(parse_sig(argv[2]), atoi(argv[3]), argv[4]);
 	if (argc >= 2 && strcmp(argv[1], "transparent") == 0)
 		return run_transparent();
+	if (argc >= 2 && strcmp(argv[1], "forkchild") == 0)
+		return run_forkchild();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
 		return run_ignored();
 	return 2;
