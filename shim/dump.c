@@ -475,7 +475,10 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	int err = 0;
 	const char *what = "";
 
-	mp_modules_refresh(); /* before mp.lock: see modules.c for the lock order */
+	/* Before mp.lock: see modules.c for the lock order. Not when a signal
+	 * ends the process: the threads it stopped may hold the loader's lock. */
+	if (!mp.end_dump)
+		mp_modules_refresh();
 	pthread_mutex_lock(&mp.lock);
 	bool unnamed;
 	w.fd = dump_open(path, tmp, &unnamed);

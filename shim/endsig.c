@@ -3,46 +3,65 @@
  * A program stopped with Ctrl-C or kill, which has no handler of its own for
  * the signal, dies without running its exit path, and so without a dump. With
  * MAPPROF_END_SIGNALS=INT,TERM the shim puts its own handler where the
- * program has the default action, writes the dump when the signal comes, and
- * then ends the process by the same signal, with the default action: the
- * parent sees the same wait status (and a core for SIGQUIT where the program
- * would have left one).
+ * program has the default action. When the signal comes, the shim's dump
+ * thread (lifecycle.c, which blocks every signal and has a stack of its own)
+ * writes the dump and then ends the process by the same signal with the
+ * default action: the parent sees the same wait status (and a core for
+ * SIGQUIT where the program would have left one).
  *
- * The program does not see the handler: the shim's sigaction and signal
- * report the default action where it stands in for it, and a program that
- * sets the default action gets the shim's handler again. So a runtime that
- * installs its own handler only where it finds the default one (Python's
- * KeyboardInterrupt) still does, and then the signal is the program's.
+ * The handler only marks the process as ending and wakes the dump thread. A
+ * thread the signal found outside the shim then waits in the handler until
+ * the process ends, as it would have ended at once without the shim: none of
+ * its calls returns EINTR, and it cannot exit with a status of its own. A
+ * thread found inside the shim (its hooks, a fork, its thread-exit hook, a
+ * dump at exit) returns to let go of the shim's locks, which the dump needs;
+ * an exit or exec that comes meanwhile waits (lifecycle.c), and a dump at
+ * exit already under way is finished and the process then ended by the
+ * signal.
  *
- * The handler writes the dump on the thread the signal came to, as an exit
- * from a signal handler does, unless that thread was inside the shim itself
- * (perhaps holding its locks, or in the middle of a table): then it arms a
- * one-shot timer that sends the same signal to the process 1 ms later, when
- * that thread has left the shim, and returns. */
+ * The program does not see the handler: the shim's sigaction, signal,
+ * bsd_signal, sysv_signal (what signal is in a strict ISO C build) and sigset
+ * report the default action where the shim's stands in for it, as the C
+ * library would report it; a program that sets the default action gets the
+ * shim's handler again. So a runtime that installs its own handler only where
+ * it finds the default one (Python's KeyboardInterrupt) still does, and then
+ * the signal is the program's. */
+#include <dlfcn.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
 
 /* The C library's own, for calls before the shim has looked its next ones up. */
 extern int __sigaction(int, const struct sigaction *, struct sigaction *);
-extern void (*bsd_signal(int, void (*)(int)))(int);
 
 /* What the program believes is installed where the shim's handler stands in
- * for the default action: the default action, with the mask and flags the
- * program gave it. */
+ * for the default action: the default action, as the C library reports it
+ * (flags, restorer, and the mask the kernel keeps). */
 static struct sigaction apparent[MP_END_SIGNALS];
-static int ending;           /* the process is being ended by a signal */
-static int retry_timer = -1; /* the timer of a handler that found the shim running */
 
 static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	int (*real)(int, const struct sigaction *, struct sigaction *) =
 	    __atomic_load_n(&mp_real.sigaction, __ATOMIC_RELAXED);
 	return (real ? real : __sigaction)(sig, act, old);
+}
+
+/* The next definition of name (the C library's), for a call the shim only
+ * forwards. */
+static void *next_fn(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (!f) {
+		int saved = errno;
+		f = dlsym(RTLD_NEXT, name);
+		errno = saved;
+		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
+	}
+	return f;
 }
 
 static inline bool watched(int sig)
@@ -65,8 +84,17 @@ static void our_action(struct sigaction *sa)
 	sigfillset(&sa->sa_mask); /* nothing else runs on this thread meanwhile */
 }
 
-/* Ends the process by sig with the default action, from its handler. */
-static __attribute__((noreturn)) void die_by(int sig)
+/* Into a program's struct sigaction, as the C library fills one: the mask's
+ * first 64 bits (the kernel's), the rest of the program's buffer as it was. */
+static void report(struct sigaction *out, const struct sigaction *a)
+{
+	out->sa_sigaction = a->sa_sigaction;
+	out->sa_flags = a->sa_flags;
+	out->sa_restorer = a->sa_restorer;
+	memcpy(&out->sa_mask, &a->sa_mask, _NSIG / 8);
+}
+
+void mp_end_signals_die(int sig)
 {
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
@@ -76,33 +104,17 @@ static __attribute__((noreturn)) void die_by(int sig)
 	sigemptyset(&one);
 	sigaddset(&one, sig);
 	for (;;) {
-		/* Pending on this thread (the handler blocks it), then let in. */
+		/* Pending on this thread, then let in: the default action. */
 		syscall(SYS_tgkill, getpid(), gettid(), sig);
 		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
 	}
 }
 
-/* The thread was inside the shim: the same signal again in 1 ms, to the
- * process (a thread that exits meanwhile does not take it with it). False if
- * no timer could be made. */
-static bool retry_later(int sig)
+static void wait_for_the_end(void)
 {
-	struct sigevent ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.sigev_notify = SIGEV_SIGNAL;
-	ev.sigev_signo = sig;
-	int id;
-	if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) != 0)
-		return false;
-	struct itimerspec when = {{0, 0}, {0, 1000000}};
-	if (syscall(SYS_timer_settime, id, 0, &when, NULL) != 0) {
-		syscall(SYS_timer_delete, id);
-		return false;
-	}
-	int old = __atomic_exchange_n(&retry_timer, id, __ATOMIC_ACQ_REL);
-	if (old >= 0)
-		syscall(SYS_timer_delete, old);
-	return true;
+	static int never;
+	for (;;)
+		syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 }
 
 static void on_end_signal(int sig, siginfo_t *info, void *ctx)
@@ -110,34 +122,36 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	(void)info;
 	(void)ctx;
 	int saved = errno;
-	if (getpid() != mp.pid)
-		die_by(sig); /* a vfork child, which shares our memory: no dump of its own */
-	/* Another thread writes the dump and ends the process: this one goes on
-	 * meanwhile, as it may hold a lock the dump needs (the shim's, the
-	 * loader's). */
-	if (__atomic_load_n(&ending, __ATOMIC_ACQUIRE))
-		goto back;
-	int timer = __atomic_exchange_n(&retry_timer, -1, __ATOMIC_ACQ_REL);
-	if (timer >= 0)
-		syscall(SYS_timer_delete, timer);
-	if (mp_tl.in_hook && retry_later(sig))
-		goto back;
-	if (__atomic_exchange_n(&ending, 1, __ATOMIC_ACQ_REL))
-		goto back;
-	mp_dump_final(); /* inside the shim still (no timer): says why there is none */
-	die_by(sig);
-back:
+	/* A vfork child shares our memory and not our dump thread; a process
+	 * whose dump thread could not be started has none. */
+	if (getpid() != mp.pid || !__atomic_load_n(&mp.dump_thread_started, __ATOMIC_ACQUIRE))
+		mp_end_signals_die(sig);
+	int none = 0;
+	__atomic_compare_exchange_n(&mp.end_signal, &none, sig, false, __ATOMIC_ACQ_REL,
+	                            __ATOMIC_ACQUIRE);
+	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (!mp_tl.in_hook)
+		wait_for_the_end();
 	errno = saved;
 }
 
+void mp_end_signals_wait(void)
+{
+	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE))
+		wait_for_the_end();
+}
+
 /* Puts the shim's handler where the program has the default action of a
- * signal of MAPPROF_END_SIGNALS; run once, at start. */
+ * signal of MAPPROF_END_SIGNALS; run once, at start, once the dump thread
+ * runs. */
 void mp_end_signals_install(void)
 {
 	for (int sig = 1; sig < MP_END_SIGNALS; sig++) {
 		if (!watched(sig))
 			continue;
 		struct sigaction old, ours;
+		memset(&old, 0, sizeof(old));
 		if (real_sigaction(sig, NULL, &old) != 0)
 			continue;
 		if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
@@ -148,13 +162,10 @@ void mp_end_signals_install(void)
 	}
 }
 
-/* A fork child, made perhaps while a signal ended the parent: its own
- * signals end it as they would (its handlers are the parent's, its timers
- * none). */
+/* A fork child: its own signals end it as they would. */
 void mp_end_signals_forked(void)
 {
-	__atomic_store_n(&ending, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&retry_timer, -1, __ATOMIC_RELAXED);
+	__atomic_store_n(&mp.end_signal, 0, __ATOMIC_RELAXED);
 }
 
 /* Whether sig may be listed: caught, and ending the process by default, but
@@ -188,42 +199,40 @@ MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 {
 	if (likely(!watched(sig)))
 		return real_sigaction(sig, act, old);
-	struct sigaction ours, was;
-	const struct sigaction *put = act;
-	if (act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL) {
-		our_action(&ours);
-		put = &ours;
+	struct sigaction want, was;
+	if (act)
+		want = *act; /* act and old may be the same struct */
+	memset(&was, 0, sizeof(was));
+	bool own = getpid() == mp.pid; /* not a vfork child, whose memory is ours */
+	if (!own || !act || (want.sa_flags & SA_SIGINFO) || want.sa_handler != SIG_DFL) {
+		int r = real_sigaction(sig, act ? &want : NULL, &was);
+		if (r == 0 && old)
+			report(old, is_ours(&was) ? &apparent[sig] : &was);
+		return r;
 	}
-	int r = real_sigaction(sig, put, &was);
+	/* The default action: set as asked, so that it is read back as the C
+	 * library keeps it, then the shim's in its place. A signal in between
+	 * takes the default action, as it would without the shim. */
+	struct sigaction seen, ours;
+	memset(&seen, 0, sizeof(seen));
+	int r = real_sigaction(sig, &want, &was);
 	if (r != 0)
 		return r;
+	real_sigaction(sig, NULL, &seen);
+	apparent[sig] = seen;
+	our_action(&ours);
+	real_sigaction(sig, &ours, NULL);
 	if (old)
-		*old = is_ours(&was) ? apparent[sig] : was;
-	if (put == &ours) {
-		/* As the C library would tell it: with the flags it adds (glibc's
-		 * SA_RESTORER) and its restorer. */
-		struct sigaction now;
-		struct sigaction seen = *act;
-		if (real_sigaction(sig, NULL, &now) == 0) {
-			seen.sa_flags |= now.sa_flags & ~ours.sa_flags;
-			seen.sa_restorer = now.sa_restorer;
-		}
-		apparent[sig] = seen;
-	}
+		report(old, is_ours(&was) ? &apparent[sig] : &was);
 	return 0;
 }
 
-/* glibc's signal (BSD semantics) sets its action with the C library's own
- * sigaction, which the one above does not see. */
-MP_EXPORT void (*signal(int sig, void (*handler)(int)))(int)
+typedef void (*handler_fn)(int);
+
+/* signal and its variants, through the sigaction above, with the C
+ * library's flags for each. */
+static handler_fn set_action(int sig, handler_fn handler, int flags, bool mask_self)
 {
-	if (likely(!watched(sig))) {
-		void (*(*real)(int, void (*)(int)))(int) =
-		    __atomic_load_n(&mp_real.signal, __ATOMIC_RELAXED);
-		if (!real)
-			real = bsd_signal;
-		return real(sig, handler);
-	}
 	if (handler == SIG_ERR) {
 		errno = EINVAL;
 		return SIG_ERR;
@@ -232,9 +241,73 @@ MP_EXPORT void (*signal(int sig, void (*handler)(int)))(int)
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = handler;
 	sigemptyset(&act.sa_mask);
-	sigaddset(&act.sa_mask, sig);
-	act.sa_flags = SA_RESTART;
+	if (mask_self)
+		sigaddset(&act.sa_mask, sig);
+	act.sa_flags = flags;
 	if (sigaction(sig, &act, &old) != 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+static struct {
+	void *signal, *bsd_signal, *sysv_signal, *__sysv_signal, *sigset;
+} next;
+
+/* BSD semantics (glibc's signal): the handler stays, the signal is blocked
+ * while it runs, interrupted calls restart. */
+MP_EXPORT handler_fn signal(int sig, handler_fn handler)
+{
+	if (likely(!watched(sig)))
+		return ((handler_fn(*)(int, handler_fn))next_fn(&next.signal, "signal"))(sig,
+		                                                                         handler);
+	return set_action(sig, handler, SA_RESTART, true);
+}
+
+MP_EXPORT handler_fn bsd_signal(int sig, handler_fn handler)
+{
+	if (likely(!watched(sig)))
+		return ((handler_fn(*)(int, handler_fn))next_fn(&next.bsd_signal, "bsd_signal"))(
+		    sig, handler);
+	return set_action(sig, handler, SA_RESTART, true);
+}
+
+/* System V semantics: the handler is reset when it runs, the signal not
+ * blocked, interrupted calls not restarted. */
+MP_EXPORT handler_fn sysv_signal(int sig, handler_fn handler)
+{
+	if (likely(!watched(sig)))
+		return ((handler_fn(*)(int, handler_fn))next_fn(&next.sysv_signal, "sysv_signal"))(
+		    sig, handler);
+	return set_action(sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+MP_EXPORT handler_fn __sysv_signal(int sig, handler_fn handler)
+{
+	if (likely(!watched(sig)))
+		return ((handler_fn(*)(int, handler_fn))next_fn(&next.__sysv_signal,
+		                                                "__sysv_signal"))(sig, handler);
+	return set_action(sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+/* System V's sigset: SIG_HOLD blocks the signal; anything else is set with
+ * an empty mask and no flags, and unblocks it. Returns SIG_HOLD if the signal
+ * was blocked, else the action it replaced. */
+MP_EXPORT handler_fn sigset(int sig, handler_fn disp)
+{
+	if (likely(!watched(sig)))
+		return ((handler_fn(*)(int, handler_fn))next_fn(&next.sigset, "sigset"))(sig, disp);
+	sigset_t one, was_blocked;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	struct sigaction old;
+	if (disp == SIG_HOLD) {
+		if (sigaction(sig, NULL, &old) != 0 ||
+		    pthread_sigmask(SIG_BLOCK, &one, &was_blocked) != 0)
+			return SIG_ERR;
+		return sigismember(&was_blocked, sig) ? SIG_HOLD : old.sa_handler;
+	}
+	handler_fn prev = set_action(sig, disp, 0, false);
+	if (prev == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &was_blocked) != 0)
+		return SIG_ERR;
+	return sigismember(&was_blocked, sig) ? SIG_HOLD : prev;
 }

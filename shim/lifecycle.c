@@ -222,11 +222,36 @@ static void on_dump_signal(int sig)
 	errno = saved;
 }
 
+static bool dump_final_to(char *path, size_t size);
+
+/* The dump thread's last work, when a signal of MAPPROF_END_SIGNALS ends the
+ * process (endsig.c): the final dump, unless an exit or exec is writing it
+ * (that one then ends the process by the signal), then the end. The threads
+ * the signal found outside the shim wait meanwhile, perhaps inside the
+ * loader: the dump does not ask it for the modules unloaded since. */
+static __thread bool end_runner; /* this thread is the dump thread in end_process */
+
+static __attribute__((noreturn)) void end_process(int sig)
+{
+	end_runner = true;
+	mp.end_dump = true; /* read by the dump (no module refresh) */
+	mp_tl.in_hook--;
+	dump_final_to(NULL, 0);
+	mp_tl.in_hook++;
+	/* An exit's dump under way: give it a minute to finish and end us. */
+	for (int i = 0; i < 60000 && __atomic_load_n(&mp.final_writing, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	mp_end_signals_die(sig);
+}
+
 static void *dump_thread(void *arg)
 {
 	uint32_t handled = (uint32_t)(uintptr_t)arg; /* the count when the thread was made */
 	mp_tl.in_hook++; /* this thread's own allocations are not the program's */
 	for (;;) {
+		int end = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
+		if (end)
+			end_process(end);
 		uint32_t now = __atomic_load_n(&mp.wake, __ATOMIC_ACQUIRE);
 		bool due = now != handled; /* a signal came since the last look */
 		if (!due) {
@@ -238,7 +263,7 @@ static void *dump_thread(void *arg)
 				continue; /* woken: look again */
 		}
 		handled = now;
-		if (!mp_enabled() || mp.dumped)
+		if (!mp_enabled() || mp.dumped || __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE))
 			continue;
 		uint32_t seq = __atomic_add_fetch(&mp.sequence, 1, __ATOMIC_RELAXED);
 		mp_dump_write(seq, NULL, 0);
@@ -248,7 +273,8 @@ static void *dump_thread(void *arg)
 
 static void start_dump_thread(void)
 {
-	if (!mp.dump_signal && !mp.interval)
+	mp.dump_thread_started = false; /* a fork child has none yet */
+	if (!mp.dump_signal && !mp.interval && !mp.end_signals)
 		return;
 	mp_tl.in_hook++; /* pthread_create's allocations are ours, not the program's */
 	/* The thread blocks every signal so the program's signals go where they went. */
@@ -265,10 +291,11 @@ static void start_dump_thread(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	mp_tl.in_hook--;
 	if (err) {
-		mp_log("cannot start on-demand dumps: %s", strerror(err));
+		mp_log("cannot start the dump thread (%s): no dumps on demand%s", strerror(err),
+		       mp.end_signals ? " nor when a signal ends the program" : "");
 		return;
 	}
-	mp.dump_thread_started = true;
+	__atomic_store_n(&mp.dump_thread_started, true, __ATOMIC_RELEASE);
 	if (mp.dump_signal) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
@@ -308,7 +335,6 @@ static void resolve_real(void)
 	mp_real.create = next_sym("pthread_create");
 	mp_real.thrd_create = next_sym("thrd_create");
 	mp_real.sigaction = next_sym("sigaction");
-	mp_real.signal = next_sym("signal");
 }
 
 /* A fork from a signal handler that interrupted this thread inside the shim
@@ -320,14 +346,20 @@ static __thread bool fork_in_shim;
 static void on_fork_prepare(void)
 {
 	fork_in_shim = mp_tl.in_hook != 0;
-	if (!fork_in_shim)
+	if (!fork_in_shim) {
+		/* Inside the shim from here, holding its locks, until the fork
+		 * returns (a signal of MAPPROF_END_SIGNALS must not wait here). */
+		mp_tl.in_hook++;
 		mp_fork_prepare();
+	}
 }
 
 static void on_fork_parent(void)
 {
-	if (!fork_in_shim)
+	if (!fork_in_shim) {
 		mp_fork_parent();
+		mp_tl.in_hook--;
+	}
 	fork_in_shim = false;
 }
 
@@ -370,6 +402,7 @@ static void on_fork_child(void)
 		return;
 	}
 	mp_fork_child();
+	mp_tl.in_hook--; /* raised in on_fork_prepare */
 	mp.pid = getpid();
 	mp.ppid = getppid();
 	mp.start_ns = mp_now_ns();
@@ -468,7 +501,8 @@ __attribute__((constructor)) static void mp_constructor(void)
 {
 	if (mp_ready() && mp_enabled()) {
 		start_dump_thread();
-		mp_end_signals_install();
+		if (mp.dump_thread_started)
+			mp_end_signals_install();
 	}
 }
 
@@ -487,7 +521,13 @@ static bool dump_final_to(char *path, size_t size)
 			       "the profiler");
 		return false;
 	}
-	if (!mp_ready() || !mp_enabled() || mp.dumped || getpid() != mp.pid)
+	if (!mp_ready() || getpid() != mp.pid)
+		return false;
+	/* A signal of MAPPROF_END_SIGNALS is ending the process: its end, not
+	 * this one, which waits (the dump thread writes the dump). */
+	if (!end_runner)
+		mp_end_signals_wait();
+	if (!mp_enabled() || mp.dumped)
 		return false;
 	int saved = errno;
 	mp_tl.in_hook++; /* from here on, a handler that ends the process finds us inside */
@@ -496,11 +536,18 @@ static bool dump_final_to(char *path, size_t size)
 	 * first fork of a daemon) has nothing to say: no dump. */
 	if (!(mp.info_flags & MP_INFO_FORKED) || mp_counts_any() ||
 	    __atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&mp.final_writing, true, __ATOMIC_RELEASE);
 		mp.dumped = true;
 		mp_set_enabled(false);
 		ok = mp_dump_write(0, path, size) == 0;
+		__atomic_store_n(&mp.final_writing, false, __ATOMIC_RELEASE);
 	}
 	mp_tl.in_hook--;
+	/* A listed signal came while this exit or exec wrote the dump: it ends
+	 * the process now, as it would have without the shim. */
+	int end = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
+	if (end && !end_runner)
+		mp_end_signals_die(end);
 	errno = saved;
 	return ok;
 }

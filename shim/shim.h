@@ -53,7 +53,6 @@ struct mp_real {
 	int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 	int (*thrd_create)(thrd_t *, thrd_start_t, void *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
-	void (*(*signal)(int, void (*)(int)))(int);
 	void *(*malloc)(size_t);
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
@@ -171,16 +170,19 @@ struct mp_state {
 	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
 	bool dumped;    /* the exit dump is written; stop recording */
 	uint32_t max_depth;
-	uint32_t unwinder;           /* MP_UNWIND_* */
-	uint64_t sample_period;      /* MAPPROF_SAMPLE; 0 = record every call */
-	bool frees_off;              /* MAPPROF_INUSE=0: no live-block map, frees only forwarded */
-	uint32_t info_flags;         /* MP_INFO_* */
-	uint32_t sequence;           /* on-demand dumps written so far */
-	int dump_signal;             /* MAPPROF_SIGNAL, or 0 */
-	unsigned interval;           /* MAPPROF_INTERVAL seconds, or 0 */
-	uint64_t end_signals;        /* MAPPROF_END_SIGNALS: bit n for signal n (endsig.c) */
-	uint32_t wake;               /* futex: the dump signal's count (lifecycle.c) */
-	bool dump_thread_started;    /* on-demand dumps: a dump thread was started */
+	uint32_t unwinder;        /* MP_UNWIND_* */
+	uint64_t sample_period;   /* MAPPROF_SAMPLE; 0 = record every call */
+	bool frees_off;           /* MAPPROF_INUSE=0: no live-block map, frees only forwarded */
+	uint32_t info_flags;      /* MP_INFO_* */
+	uint32_t sequence;        /* on-demand dumps written so far */
+	int dump_signal;          /* MAPPROF_SIGNAL, or 0 */
+	unsigned interval;        /* MAPPROF_INTERVAL seconds, or 0 */
+	uint64_t end_signals;     /* MAPPROF_END_SIGNALS: bit n for signal n (endsig.c) */
+	int end_signal;           /* atomic: the listed signal that is ending the process, or 0 */
+	bool end_dump;            /* the dump thread writes the dump of a process a signal ends */
+	bool final_writing;       /* atomic: the final dump is being written */
+	uint32_t wake;            /* futex: the dump signal's count (lifecycle.c) */
+	bool dump_thread_started; /* on-demand dumps: a dump thread was started */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
 	char out_template[MP_PATH_MAX];
 	pid_t pid;
@@ -368,6 +370,10 @@ void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool mp_end_signal_ok(int sig);
 void mp_end_signals_install(void);
 void mp_end_signals_forked(void);
+/* Ends the process by sig with the default action; never returns. */
+void mp_end_signals_die(int sig) __attribute__((noreturn));
+/* An exit or exec while a listed signal ends the process: waits for the end. */
+void mp_end_signals_wait(void);
 
 uint64_t mp_now_ns(void);
 

@@ -547,6 +547,7 @@ static inline struct mp_tcache *tcache_get(void)
 void mp_thread_exit(void *arg)
 {
 	struct mp_tcache *tc = arg;
+	mp_tl.in_hook++; /* holding the shim's lock (see endsig.c) */
 	pthread_mutex_lock(&mp.lock);
 	mp_unwind_registered = false;
 	tcache_flush_locked(tc);
@@ -560,6 +561,7 @@ void mp_thread_exit(void *arg)
 	tls_tc = NULL;
 	tls_dead = true;
 	tcache_free(tc);
+	mp_tl.in_hook--;
 }
 
 static inline void count(uint64_t *objects, uint64_t *bytes, uint64_t *min, uint64_t *max,

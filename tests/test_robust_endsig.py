@@ -1,14 +1,17 @@
 """test_robust_endsig.py: MAPPROF_END_SIGNALS. A program that a signal ends (Ctrl-C, kill,
 a closed pipe) and that has no handler of its own for it leaves a dump, and still ends by that
-signal: the parent sees the same wait status as without mapprof. Signals that land while a thread
-is inside the shim are taken again 1 ms later. The program never sees mapprof's handler: what
+signal: the parent sees the same wait status as without mapprof. The dump thread writes the dump;
+a thread the signal found inside the shim (its hooks, a fork, a thread's exit, the dump before an
+exec) goes on, one outside waits for the end. The program never sees mapprof's handler: what
 sigaction and signal tell it, and what it sets, are as without mapprof; a program whose signal is
 ignored from the start is left alone; a real Python still gets its KeyboardInterrupt. Without
 the setting, nothing changes (a killed program leaves no dump)."""
 import os
 import signal
 import struct
+import subprocess
 import sys
+import time
 
 import lib
 import robust
@@ -120,7 +123,7 @@ def read_shared(path):
 
 def run_busy(mode, threads=2, rounds=4):
     """THREADS threads allocate without end; the signal goes to one of them, most often while
-    it is inside the shim (then mapprof takes it again 1 ms later). The dump holds at least
+    it is inside the shim (which then goes on while the dump thread writes). The dump holds at least
     what the threads had counted when the signal was sent, and at most what they had counted
     when the process ended, plus one allocation each made but not yet counted."""
     p = prog()
@@ -245,3 +248,92 @@ def test_end_signal_settings():
         assert "MAPPROF_END_SIGNALS" in line and name in line, (name, line)
     assert "MAPPROF_SIGNAL" in lines[3], lines[3]
     assert os.path.exists(dump), "SIGTERM was listed (as sigterm): no dump"
+
+
+def signal_when_ready(args, sigs=(signal.SIGTERM,), gap=0.02, profiled=True, timeout=60):
+    """Starts ARGS (under mapprof with the listed signals when PROFILED), waits for its "ready"
+    line, sends it SIGS GAP seconds apart (none: it has itself signalled), and waits for its
+    end. Returns (status as
+    subprocess gives it, the dump path, stderr); a process still there after TIMEOUT seconds is
+    killed and fails the test (it hung)."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("MAPPROF_") and not k.startswith("MAPPROF_TEST"))}
+    env.pop("LD_PRELOAD", None)
+    out = os.path.join(lib.tmpdir(), "%e.%p.dump")
+    if profiled:
+        lib.need_lib()
+        env.update(LD_PRELOAD=lib.LIB, MAPPROF_OUT=out, MAPPROF_END_SIGNALS=LISTED)
+    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, preexec_fn=default_actions)
+    try:
+        line = p.stdout.readline()
+        assert line == b"ready\n", "%s: %r" % (" ".join(args), line)
+        for i, sig in enumerate(sigs):
+            if i:
+                time.sleep(gap)
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise AssertionError("%s: still running %ds after the signal (hung)" % (
+            " ".join(args), timeout))
+    return p.returncode, lib.expand_out(out, p.pid, args[0]), err.decode(errors="replace")
+
+
+def ended_by_term(args, rounds=1, **kw):
+    for r in range(rounds):
+        rc, dump, err = signal_when_ready(args, **kw)
+        what = "%s, round %d" % (" ".join(args[1:]), r)
+        assert rc == -signal.SIGTERM, "%s: ended with %d, not by SIGTERM: %s" % (what, rc, err)
+        assert not lib.shim_lines(err), "%s: %s" % (what, lib.shim_lines(err))
+        assert os.path.exists(dump), "%s: no dump" % what
+        lib.read_dump(dump)
+
+
+def test_end_signal_during_fork():
+    """The signal lands while the process forks, where the shim holds its locks across the
+    system call: it hung there (the dump waited on them on the same thread)."""
+    ended_by_term([prog(), "forkloop", "128"], rounds=5, gap=0)
+
+
+def test_end_signal_during_thread_exit():
+    """The signal lands in a thread inside the shim's thread-exit hook, which holds the
+    shim's lock: it hung there."""
+    ended_by_term([prog(), "threads_exit"], rounds=8)
+
+
+def test_end_signal_twice_during_a_long_dump():
+    """A second signal while the dump of 131,072 chains is written: the sleeping thread it
+    lands in must not see EINTR (its program would exit with status 3, and the dump be lost)."""
+    args = [prog(), "sleeper", "17"]
+    rc, _, _ = signal_when_ready(args, sigs=(signal.SIGTERM,) * 2, profiled=False)
+    assert rc == -signal.SIGTERM, rc
+    ended_by_term(args, sigs=(signal.SIGTERM,) * 2)
+
+
+def test_end_signal_small_thread_stack():
+    """The signal goes to a thread with a 16 KiB stack: the dump is written on the dump
+    thread's stack, not on that one (it died by SIGSEGV)."""
+    args = [prog(), "smallstack", "16384"]
+    rc, _, _ = signal_when_ready(args, profiled=False)
+    assert rc == -signal.SIGTERM, rc
+    ended_by_term(args, rounds=3)
+
+
+def test_end_signal_during_the_dump_before_exec():
+    """SIGTERM comes while the dump written before an exec is under way (65,536 chains): the
+    process ends by it, with that dump, instead of running the new program (sleep 5) to its
+    end."""
+    args = [prog(), "execdump", "16", "20000"]
+    rc, _, _ = signal_when_ready(args, sigs=(), profiled=False)
+    assert rc == -signal.SIGTERM, rc
+    for r in range(2):
+        t0 = time.monotonic()
+        rc, dump, err = signal_when_ready(args, sigs=())
+        assert rc == -signal.SIGTERM and time.monotonic() - t0 < 4.5, (
+            "round %d: ended with %d after %.1f s: %s" % (r, rc, time.monotonic() - t0, err))
+        assert os.path.exists(dump), "round %d: no dump" % r

@@ -16,6 +16,20 @@
  *   forkchild          allocates, then forks a child that allocates, prints its truth and sends
  *                      itself SIGTERM; the parent checks that the child ended by it, prints its
  *                      own truth and exits 0.
+ *   The modes below print "ready" and wait for the caller's signals (programs of a review, which
+ *   hung, lost the signal or ended with another status before the shim handed the dump to its
+ *   dump thread):
+ *   forkloop MB        touches MB MiB, then forks children that exit at once, without end (a
+ *                      signal that lands inside fork, where the shim holds its locks).
+ *   threads_exit       the main thread blocks SIGTERM and makes threads that allocate from many
+ *                      chains and exit, one after another (a signal inside a thread's exit).
+ *   sleeper BITS       allocates from 2^BITS chains (a dump that takes a while), then a thread
+ *                      sleeps in nanosleep and exits with status 3 if it is interrupted (EINTR).
+ *   smallstack BYTES   the main thread blocks SIGTERM; a thread with a stack of BYTES allocates
+ *                      once and waits for it (the dump must not be written on that stack).
+ *   execdump BITS US   allocates from 2^BITS chains, forks a child that sends SIGTERM US
+ *                      microseconds after the parent starts exec of sleep 5 (a signal during
+ *                      the dump written before an exec).
  *   ignored            SIGTERM is ignored when the program starts (the caller sets it, as nohup
  *                      and `trap '' TERM` do): it sends itself SIGTERM, goes on, and exits 0.
  */
@@ -262,6 +276,169 @@ static int run_forkchild(void)
 	return 0;
 }
 
+static void *volatile sink;
+__attribute__((noinline)) static void chain1(unsigned bits, int d);
+__attribute__((noinline)) static void chain0(unsigned bits, int d)
+{
+	if (!d) {
+		sink = malloc(16 + (bits & 7) * 64);
+		free(sink);
+		return;
+	}
+	if (bits & 1)
+		chain1(bits >> 1, d - 1);
+	else
+		chain0(bits >> 1, d - 1);
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void chain1(unsigned bits, int d)
+{
+	if (!d) {
+		sink = malloc(32 + (bits & 7) * 64);
+		free(sink);
+		return;
+	}
+	if (bits & 1)
+		chain1(bits >> 1, d - 1);
+	else
+		chain0(bits >> 1, d - 1);
+	__asm__ volatile("" ::: "memory");
+}
+
+static void many_chains(int bits)
+{
+	for (unsigned i = 0; i < (1u << bits); i++)
+		chain0(i, bits);
+}
+
+static void ready(void)
+{
+	static const char line[] = "ready\n";
+	if (write(1, line, sizeof(line) - 1) < 0)
+		_exit(5);
+}
+
+static void block_term(int how)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	pthread_sigmask(how, &s, NULL);
+}
+
+static int run_forkloop(size_t mb)
+{
+	char *p = malloc(mb << 20);
+	if (!p)
+		return 4;
+	memset(p, 1, mb << 20);
+	ready();
+	for (;;) {
+		pid_t c = fork();
+		if (c == 0)
+			_exit(0);
+		if (c > 0)
+			waitpid(c, NULL, 0);
+	}
+}
+
+static void *exiting_thread(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	many_chains(12); /* 4,096 chains to fold into the process's counts at its exit */
+	return NULL;
+}
+
+static int run_threads_exit(void)
+{
+	block_term(SIG_BLOCK);
+	ready();
+	for (;;) {
+		pthread_t t;
+		if (spawn(&t, exiting_thread, NULL) != 0)
+			return 6;
+		pthread_join(t, NULL);
+	}
+}
+
+static void *sleeping_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct timespec ts = {10, 0};
+		if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+			exit(3); /* cannot happen without the profiler: the signal ends the process
+			          */
+	}
+	return NULL;
+}
+
+static int run_sleeper(int bits)
+{
+	many_chains(bits);
+	pthread_t t;
+	if (spawn(&t, sleeping_thread, NULL) != 0)
+		return 6;
+	robust_sleep_us(10000);
+	ready();
+	for (;;)
+		pause();
+}
+
+static void *small_thread(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	void *volatile p = malloc(10);
+	free(p);
+	ready();
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int run_smallstack(size_t bytes)
+{
+	block_term(SIG_BLOCK); /* only the thread takes it */
+	pthread_attr_t attr;
+	pthread_t t;
+	if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, bytes) != 0 ||
+	    pthread_create(&t, &attr, small_thread, NULL) != 0)
+		return 6;
+	for (;;)
+		pause();
+}
+
+static int run_execdump(int bits, long us)
+{
+	many_chains(bits);
+	int fds[2];
+	if (pipe(fds) != 0)
+		return 5;
+	pid_t parent = getpid();
+	pid_t killer = fork();
+	if (killer < 0)
+		return 5;
+	if (killer == 0) {
+		char c;
+		close(fds[1]);
+		close(1); /* the caller waits for the end of the parent's output, not ours */
+		close(2);
+		if (read(fds[0], &c, 1) == 1) {
+			robust_sleep_us(us);
+			kill(parent, SIGTERM);
+		}
+		_exit(0);
+	}
+	ready();
+	if (write(fds[1], "x", 1) != 1)
+		return 5;
+	execl("/bin/sleep", "sleep", "5", (char *)NULL);
+	return 7;
+}
+
 static int run_ignored(void)
 {
 	struct sigaction o;
@@ -282,6 +459,16 @@ int main(int argc, char **argv)
 		return run_busy(parse_sig(argv[2]), atoi(argv[3]), argv[4]);
 	if (argc >= 2 && strcmp(argv[1], "transparent") == 0)
 		return run_transparent();
+	if (argc >= 3 && strcmp(argv[1], "forkloop") == 0)
+		return run_forkloop((size_t)atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "threads_exit") == 0)
+		return run_threads_exit();
+	if (argc >= 3 && strcmp(argv[1], "sleeper") == 0)
+		return run_sleeper(atoi(argv[2]));
+	if (argc >= 3 && strcmp(argv[1], "smallstack") == 0)
+		return run_smallstack((size_t)atoi(argv[2]));
+	if (argc >= 4 && strcmp(argv[1], "execdump") == 0)
+		return run_execdump(atoi(argv[2]), atol(argv[3]));
 	if (argc >= 2 && strcmp(argv[1], "forkchild") == 0)
 		return run_forkchild();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
