@@ -325,6 +325,7 @@ static void resolve_real(void)
 	mp_real.memalign = next_sym("memalign");
 	mp_real.valloc = next_sym("valloc");
 	mp_real.pvalloc = next_sym("pvalloc");
+	mp_real.exit = next_sym("exit");
 	mp_real.exit_ = next_sym("_exit");
 	mp_real.Exit_ = next_sym("_Exit");
 	mp_real.abort = next_sym("abort");
@@ -562,6 +563,21 @@ void mp_dump_final(void)
 __attribute__((destructor)) static void mp_destructor(void)
 {
 	mp_dump_final();
+}
+
+/* exit writes its dump from the shim's destructor, after the program's
+ * atexit handlers; while a signal of MAPPROF_END_SIGNALS ends the process it
+ * waits before them, as the process would already be gone without the shim. */
+MP_EXPORT void exit(int status)
+{
+	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
+		mp_end_signals_wait();
+	if (unlikely(!mp_real.exit)) {
+		mp_ready();
+		if (!mp_real.exit)
+			*(void **)&mp_real.exit = dlsym(RTLD_NEXT, "exit");
+	}
+	mp_real.exit(status);
 }
 
 MP_EXPORT void _exit(int status)

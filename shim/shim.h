@@ -43,6 +43,7 @@ void mp_uthash_free(void *p, size_t size);
 /* The next allocator in the lookup order (glibc, or jemalloc/tcmalloc
  * preloaded after us), found with dlsym(RTLD_NEXT, ...). */
 struct mp_real {
+	void (*exit)(int) __attribute__((noreturn));
 	void (*exit_)(int) __attribute__((noreturn));
 	void (*Exit_)(int) __attribute__((noreturn));
 	void (*abort)(void) __attribute__((noreturn));

@@ -254,7 +254,7 @@ def signal_when_ready(args, sigs=(signal.SIGTERM,), gap=0.02, profiled=True, tim
     """Starts ARGS (under mapprof with the listed signals when PROFILED), waits for its "ready"
     line, sends it SIGS GAP seconds apart (none: it has itself signalled), and waits for its
     end. Returns (status as
-    subprocess gives it, the dump path, stderr); a process still there after TIMEOUT seconds is
+    subprocess gives it, the dump path, stderr, stdout after "ready"); a process still there after TIMEOUT seconds is
     killed and fails the test (it hung)."""
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("MAPPROF_") and not k.startswith("MAPPROF_TEST"))}
@@ -275,18 +275,19 @@ def signal_when_ready(args, sigs=(signal.SIGTERM,), gap=0.02, profiled=True, tim
                 os.kill(p.pid, sig)
             except ProcessLookupError:
                 pass
-        _, err = p.communicate(timeout=timeout)
+        rest, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
         raise AssertionError("%s: still running %ds after the signal (hung)" % (
             " ".join(args), timeout))
-    return p.returncode, lib.expand_out(out, p.pid, args[0]), err.decode(errors="replace")
+    return (p.returncode, lib.expand_out(out, p.pid, args[0]), err.decode(errors="replace"),
+            rest.decode(errors="replace"))
 
 
 def ended_by_term(args, rounds=1, **kw):
     for r in range(rounds):
-        rc, dump, err = signal_when_ready(args, **kw)
+        rc, dump, err, _ = signal_when_ready(args, **kw)
         what = "%s, round %d" % (" ".join(args[1:]), r)
         assert rc == -signal.SIGTERM, "%s: ended with %d, not by SIGTERM: %s" % (what, rc, err)
         assert not lib.shim_lines(err), "%s: %s" % (what, lib.shim_lines(err))
@@ -310,7 +311,7 @@ def test_end_signal_twice_during_a_long_dump():
     """A second signal while the dump of 131,072 chains is written: the sleeping thread it
     lands in must not see EINTR (its program would exit with status 3, and the dump be lost)."""
     args = [prog(), "sleeper", "17"]
-    rc, _, _ = signal_when_ready(args, sigs=(signal.SIGTERM,) * 2, profiled=False)
+    rc, _, _, _ = signal_when_ready(args, sigs=(signal.SIGTERM,) * 2, profiled=False)
     assert rc == -signal.SIGTERM, rc
     ended_by_term(args, sigs=(signal.SIGTERM,) * 2)
 
@@ -319,7 +320,7 @@ def test_end_signal_small_thread_stack():
     """The signal goes to a thread with a 16 KiB stack: the dump is written on the dump
     thread's stack, not on that one (it died by SIGSEGV)."""
     args = [prog(), "smallstack", "16384"]
-    rc, _, _ = signal_when_ready(args, profiled=False)
+    rc, _, _, _ = signal_when_ready(args, profiled=False)
     assert rc == -signal.SIGTERM, rc
     ended_by_term(args, rounds=3)
 
@@ -329,11 +330,23 @@ def test_end_signal_during_the_dump_before_exec():
     process ends by it, with that dump, instead of running the new program (sleep 5) to its
     end."""
     args = [prog(), "execdump", "16", "20000"]
-    rc, _, _ = signal_when_ready(args, sigs=(), profiled=False)
+    rc, _, _, _ = signal_when_ready(args, sigs=(), profiled=False)
     assert rc == -signal.SIGTERM, rc
     for r in range(2):
         t0 = time.monotonic()
-        rc, dump, err = signal_when_ready(args, sigs=())
+        rc, dump, err, _ = signal_when_ready(args, sigs=())
         assert rc == -signal.SIGTERM and time.monotonic() - t0 < 4.5, (
             "round %d: ended with %d after %.1f s: %s" % (r, rc, time.monotonic() - t0, err))
         assert os.path.exists(dump), "round %d: no dump" % r
+
+
+def test_end_signal_exit_during_the_dump():
+    """Another thread calls exit while the dump thread writes: the exit waits before the
+    program's atexit handlers run, as the signal would have ended the process first."""
+    args = [prog(), "exit_during", "17"]
+    rc, _, _, out = signal_when_ready(args, profiled=False)
+    assert rc == -signal.SIGTERM and out == "", (rc, out)
+    rc, dump, err, out = signal_when_ready(args)
+    assert rc == -signal.SIGTERM, (rc, err)
+    assert out == "", "the program's atexit handler ran: %r" % out
+    assert os.path.exists(dump), "no dump"

@@ -30,6 +30,10 @@
  *   execdump BITS US   allocates from 2^BITS chains, forks a child that sends SIGTERM US
  *                      microseconds after the parent starts exec of sleep 5 (a signal during
  *                      the dump written before an exec).
+ *   exit_during BITS   allocates from 2^BITS chains; a thread waits for SIGTERM (the main thread
+ *                      blocks it), and the main thread calls exit(4) 50 ms after "ready", with an
+ *                      atexit handler that prints "atexit ran" (the signal ends the process first
+ *                      without the profiler; with it, the exit must wait for the dump thread).
  *   ignored            SIGTERM is ignored when the program starts (the caller sets it, as nohup
  *                      and `trap '' TERM` do): it sends itself SIGTERM, goes on, and exits 0.
  */
@@ -439,6 +443,35 @@ static int run_execdump(int bits, long us)
 	return 7;
 }
 
+static void *term_thread(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void said_atexit(void)
+{
+	static const char line[] = "atexit ran\n";
+	if (write(1, line, sizeof(line) - 1) < 0)
+		_exit(5);
+}
+
+static int run_exit_during(int bits)
+{
+	many_chains(bits);
+	block_term(SIG_BLOCK);
+	pthread_t t;
+	if (spawn(&t, term_thread, NULL) != 0 || atexit(said_atexit) != 0)
+		return 6;
+	robust_sleep_us(10000);
+	ready();
+	robust_sleep_us(50000);
+	exit(4);
+}
+
 static int run_ignored(void)
 {
 	struct sigaction o;
@@ -469,6 +502,8 @@ int main(int argc, char **argv)
 		return run_smallstack((size_t)atoi(argv[2]));
 	if (argc >= 4 && strcmp(argv[1], "execdump") == 0)
 		return run_execdump(atoi(argv[2]), atol(argv[3]));
+	if (argc >= 3 && strcmp(argv[1], "exit_during") == 0)
+		return run_exit_during(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "forkchild") == 0)
 		return run_forkchild();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
