@@ -26,7 +26,6 @@
  * shim's handler again. So a runtime that installs its own handler only where
  * it finds the default one (Python's KeyboardInterrupt) still does, and then
  * the signal is the program's. */
-#include <dlfcn.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
@@ -48,20 +47,6 @@ static int real_sigaction(int sig, const struct sigaction *act, struct sigaction
 	int (*real)(int, const struct sigaction *, struct sigaction *) =
 	    __atomic_load_n(&mp_real.sigaction, __ATOMIC_RELAXED);
 	return (real ? real : __sigaction)(sig, act, old);
-}
-
-/* The next definition of name (the C library's), for a call the shim only
- * forwards. */
-static void *next_fn(void **slot, const char *name)
-{
-	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
-	if (!f) {
-		int saved = errno;
-		f = dlsym(RTLD_NEXT, name);
-		errno = saved;
-		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
-	}
-	return f;
 }
 
 static inline bool watched(int sig)
@@ -258,16 +243,16 @@ static struct {
 MP_EXPORT handler_fn signal(int sig, handler_fn handler)
 {
 	if (likely(!watched(sig)))
-		return ((handler_fn(*)(int, handler_fn))next_fn(&next.signal, "signal"))(sig,
-		                                                                         handler);
+		return ((handler_fn(*)(int, handler_fn))mp_next_sym(&next.signal, "signal"))(
+		    sig, handler);
 	return set_action(sig, handler, SA_RESTART, true);
 }
 
 MP_EXPORT handler_fn bsd_signal(int sig, handler_fn handler)
 {
 	if (likely(!watched(sig)))
-		return ((handler_fn(*)(int, handler_fn))next_fn(&next.bsd_signal, "bsd_signal"))(
-		    sig, handler);
+		return ((handler_fn(*)(int, handler_fn))mp_next_sym(&next.bsd_signal,
+		                                                    "bsd_signal"))(sig, handler);
 	return set_action(sig, handler, SA_RESTART, true);
 }
 
@@ -276,16 +261,16 @@ MP_EXPORT handler_fn bsd_signal(int sig, handler_fn handler)
 MP_EXPORT handler_fn sysv_signal(int sig, handler_fn handler)
 {
 	if (likely(!watched(sig)))
-		return ((handler_fn(*)(int, handler_fn))next_fn(&next.sysv_signal, "sysv_signal"))(
-		    sig, handler);
+		return ((handler_fn(*)(int, handler_fn))mp_next_sym(&next.sysv_signal,
+		                                                    "sysv_signal"))(sig, handler);
 	return set_action(sig, handler, SA_RESETHAND | SA_NODEFER, false);
 }
 
 MP_EXPORT handler_fn __sysv_signal(int sig, handler_fn handler)
 {
 	if (likely(!watched(sig)))
-		return ((handler_fn(*)(int, handler_fn))next_fn(&next.__sysv_signal,
-		                                                "__sysv_signal"))(sig, handler);
+		return ((handler_fn(*)(int, handler_fn))mp_next_sym(&next.__sysv_signal,
+		                                                    "__sysv_signal"))(sig, handler);
 	return set_action(sig, handler, SA_RESETHAND | SA_NODEFER, false);
 }
 
@@ -295,7 +280,8 @@ MP_EXPORT handler_fn __sysv_signal(int sig, handler_fn handler)
 MP_EXPORT handler_fn sigset(int sig, handler_fn disp)
 {
 	if (likely(!watched(sig)))
-		return ((handler_fn(*)(int, handler_fn))next_fn(&next.sigset, "sigset"))(sig, disp);
+		return ((handler_fn(*)(int, handler_fn))mp_next_sym(&next.sigset, "sigset"))(sig,
+		                                                                             disp);
 	sigset_t one, was_blocked;
 	sigemptyset(&one);
 	sigaddset(&one, sig);

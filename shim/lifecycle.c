@@ -313,6 +313,18 @@ static void *next_sym(const char *name)
 	return dlsym(RTLD_NEXT, name);
 }
 
+void *mp_next_sym(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (!f) {
+		int saved = errno;
+		f = dlsym(RTLD_NEXT, name);
+		errno = saved;
+		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
+	}
+	return f;
+}
+
 static void resolve_real(void)
 {
 	mp_real.malloc = next_sym("malloc");
@@ -397,6 +409,9 @@ static void on_fork_child(void)
 	mp_end_signals_forked();
 	if (fork_in_shim) {
 		fork_in_shim = false;
+		/* Not profiled, and without a dump thread: a listed signal ends it
+		 * at once (endsig.c). */
+		mp.dump_thread_started = false;
 		mp.pid = getpid();
 		mp.dumped = true;
 		mp_set_enabled(false);
@@ -572,12 +587,8 @@ MP_EXPORT void exit(int status)
 {
 	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
 		mp_end_signals_wait();
-	if (unlikely(!mp_real.exit)) {
-		mp_ready();
-		if (!mp_real.exit)
-			*(void **)&mp_real.exit = dlsym(RTLD_NEXT, "exit");
-	}
-	mp_real.exit(status);
+	((void (*)(int))mp_next_sym((void **)&mp_real.exit, "exit"))(status);
+	__builtin_unreachable();
 }
 
 MP_EXPORT void _exit(int status)

@@ -183,7 +183,7 @@ struct mp_state {
 	bool end_dump;            /* the dump thread writes the dump of a process a signal ends */
 	bool final_writing;       /* atomic: the final dump is being written */
 	uint32_t wake;            /* futex: the dump signal's count (lifecycle.c) */
-	bool dump_thread_started; /* on-demand dumps: a dump thread was started */
+	bool dump_thread_started; /* the dump thread (on-demand and end-signal dumps) runs */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
 	char out_template[MP_PATH_MAX];
 	pid_t pid;
@@ -365,6 +365,10 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
 /* Write a dump (sequence 0: the final one); the path written goes to path_out. */
 int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size);
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The next definition of name (dlsym(RTLD_NEXT, ...), errno kept), looked up
+ * once into *slot: for wrappers called before init or only forwarding. */
+void *mp_next_sym(void **slot, const char *name);
 
 /* endsig.c: MAPPROF_END_SIGNALS. Signals 1 to MP_END_SIGNALS - 1 can be listed. */
 #define MP_END_SIGNALS 64

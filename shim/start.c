@@ -16,7 +16,6 @@
  * gone. C11's thrd_create, which calls glibc's pthread_create from inside
  * the C library, is wrapped the same way. Threads made some other way (a
  * bare clone) keep the lazy path. */
-#include <dlfcn.h>
 #include <errno.h>
 
 #include "shim.h"
@@ -168,14 +167,9 @@ void *mp_thread_start(void *s)
  * an allocation would. */
 static bool next_create(void **slot, const char *name)
 {
-	if (likely(__atomic_load_n(slot, __ATOMIC_RELAXED)))
-		return true;
-	if (!mp_ready() || !__atomic_load_n(slot, __ATOMIC_RELAXED)) {
-		int saved = errno;
-		__atomic_store_n(slot, dlsym(RTLD_NEXT, name), __ATOMIC_RELAXED);
-		errno = saved;
-	}
-	return __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL;
+	if (unlikely(!__atomic_load_n(slot, __ATOMIC_RELAXED)))
+		mp_ready();
+	return mp_next_sym(slot, name) != NULL;
 }
 
 /* A slot for a thread about to start through the trampoline, holding its
