@@ -78,6 +78,7 @@ static void w_flush(void)
 			break;
 		}
 		ssize_t n = write(w.fd, w.buf + off, w.len - off);
+		__atomic_add_fetch(&mp.dump_progress, 1, __ATOMIC_RELAXED);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -480,6 +481,7 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	if (!mp.end_dump)
 		mp_modules_refresh();
 	pthread_mutex_lock(&mp.lock);
+	__atomic_add_fetch(&mp.dump_progress, 1, __ATOMIC_RELAXED);
 	bool unnamed;
 	w.fd = dump_open(path, tmp, &unnamed);
 	if (w.fd < 0) {
@@ -497,6 +499,7 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	struct mp_counts *snap = NULL;
 	size_t snap_bytes = 0;
 	long cap = mp_counts_snapshot(&snap, &snap_bytes);
+	__atomic_add_fetch(&mp.dump_progress, 1, __ATOMIC_RELAXED);
 	size_t live_size = ((size_t)mp.nchains + 1) * 2 * sizeof(uint64_t);
 	uint64_t *live = mp_map_filled(live_size);
 	struct by_chain groups = {0};

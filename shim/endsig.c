@@ -17,7 +17,8 @@
  * dump at exit) returns to let go of the shim's locks, which the dump needs;
  * an exit or exec that comes meanwhile waits (lifecycle.c), and a dump at
  * exit already under way is finished and the process then ended by the
- * signal.
+ * signal. Every wait of the end is bounded: a dump that stands still (a
+ * stopped thread holds a lock it needs) gives way to the signal.
  *
  * The program does not see the handler: the shim's sigaction, signal,
  * bsd_signal, sysv_signal (what signal is in a strict ISO C build) and sigset
@@ -30,6 +31,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -95,11 +97,43 @@ void mp_end_signals_die(int sig)
 	}
 }
 
-static void wait_for_the_end(void)
+/* How long the end may stand still. A thread the signal stopped may hold a
+ * lock that the dump needs, directly or through another thread: the C
+ * library's (a malloc arena, the stdio list, which a fork takes while the
+ * shim's fork hook holds the shim's lock) or the loader's (which an on-demand
+ * dump under way waits for). Such a dump never ends; the process then ends by
+ * the signal without it, as it would have without the shim. */
+#define STALL_NS (5 * 1000000000ll)
+
+static long long monotonic_ns(void)
 {
-	static int never;
-	for (;;)
-		syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+void mp_end_signals_wait_while(int sig, const int *busy)
+{
+	uint32_t seen = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
+	long long since = monotonic_ns();
+	while (!busy || __atomic_load_n(busy, __ATOMIC_ACQUIRE)) {
+		nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+		uint32_t now = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
+		long long t = monotonic_ns();
+		if (now != seen) {
+			seen = now;
+			since = t;
+		} else if (t - since >= STALL_NS) {
+			static int told;
+			if (!__atomic_exchange_n(&told, 1, __ATOMIC_ACQ_REL))
+				mp_log("no dump: it made no progress for %lld s after SIG%s (a "
+				       "thread the "
+				       "signal stopped holds a lock it needs); ending the process",
+				       STALL_NS / 1000000000,
+				       sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+			mp_end_signals_die(sig);
+		}
+	}
 }
 
 static void on_end_signal(int sig, siginfo_t *info, void *ctx)
@@ -117,14 +151,15 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	if (!mp_tl.in_hook)
-		wait_for_the_end();
+		mp_end_signals_wait_while(sig, NULL);
 	errno = saved;
 }
 
 void mp_end_signals_wait(void)
 {
-	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE))
-		wait_for_the_end();
+	int sig = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
+	if (sig)
+		mp_end_signals_wait_while(sig, NULL);
 }
 
 /* Puts the shim's handler where the program has the default action of a

@@ -238,9 +238,8 @@ static __attribute__((noreturn)) void end_process(int sig)
 	mp_tl.in_hook--;
 	dump_final_to(NULL, 0);
 	mp_tl.in_hook++;
-	/* An exit's dump under way: give it a minute to finish and end us. */
-	for (int i = 0; i < 60000 && __atomic_load_n(&mp.final_writing, __ATOMIC_ACQUIRE); i++)
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	/* An exit's or exec's dump under way: it ends the process when done. */
+	mp_end_signals_wait_while(sig, &mp.final_writing);
 	mp_end_signals_die(sig);
 }
 
@@ -406,12 +405,14 @@ void mp_thread_watch(void *tc)
 
 static void on_fork_child(void)
 {
+	/* The parent's dump thread is not in the child: until this child has
+	 * its own, a listed signal ends it at once (endsig.c). */
+	bool had_dump_thread = mp.dump_thread_started;
+	mp.dump_thread_started = false;
 	mp_end_signals_forked();
 	if (fork_in_shim) {
 		fork_in_shim = false;
-		/* Not profiled, and without a dump thread: a listed signal ends it
-		 * at once (endsig.c). */
-		mp.dump_thread_started = false;
+		/* Not profiled, and without a dump thread. */
 		mp.pid = getpid();
 		mp.dumped = true;
 		mp_set_enabled(false);
@@ -426,8 +427,7 @@ static void on_fork_child(void)
 	mp.sequence = 0;
 	mp.dumped = false;
 	mp_set_enabled(!mp.secure);
-	/* The parent's dump thread is not in the child. */
-	if (mp.dump_thread_started && mp_enabled())
+	if (had_dump_thread && mp_enabled())
 		start_dump_thread();
 }
 
@@ -531,7 +531,13 @@ static bool dump_final_to(char *path, size_t size)
 	if (mp_tl.in_hook) {
 		/* A signal handler ends the process (_exit, abort, exec) while
 		 * this thread is inside the shim, perhaps holding its locks or in
-		 * the middle of a table: no dump rather than a hang. */
+		 * the middle of a table: no dump rather than a hang. If a listed
+		 * signal is ending the process (the handler raised it and found
+		 * this thread inside the shim), that signal ends it, as it would
+		 * have at once without the shim. */
+		int end = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
+		if (end && !end_runner && getpid() == mp.pid)
+			mp_end_signals_die(end);
 		if (mp_enabled() && !mp.dumped && getpid() == mp.pid)
 			mp_log("no dump: the process ended from a signal handler that interrupted "
 			       "the profiler");
@@ -552,11 +558,14 @@ static bool dump_final_to(char *path, size_t size)
 	 * first fork of a daemon) has nothing to say: no dump. */
 	if (!(mp.info_flags & MP_INFO_FORKED) || mp_counts_any() ||
 	    __atomic_load_n(&mp.not_recorded, __ATOMIC_RELAXED)) {
-		__atomic_store_n(&mp.final_writing, true, __ATOMIC_RELEASE);
-		mp.dumped = true;
-		mp_set_enabled(false);
-		ok = mp_dump_write(0, path, size) == 0;
-		__atomic_store_n(&mp.final_writing, false, __ATOMIC_RELEASE);
+		/* Counted before the claim, so that the dump thread ending the
+		 * process never sees the dump claimed and not under way. */
+		__atomic_add_fetch(&mp.final_writing, 1, __ATOMIC_ACQ_REL);
+		if (!__atomic_exchange_n(&mp.dumped, true, __ATOMIC_ACQ_REL)) {
+			mp_set_enabled(false);
+			ok = mp_dump_write(0, path, size) == 0;
+		}
+		__atomic_sub_fetch(&mp.final_writing, 1, __ATOMIC_ACQ_REL);
 	}
 	mp_tl.in_hook--;
 	/* A listed signal came while this exit or exec wrote the dump: it ends

@@ -181,7 +181,8 @@ struct mp_state {
 	uint64_t end_signals;     /* MAPPROF_END_SIGNALS: bit n for signal n (endsig.c) */
 	int end_signal;           /* atomic: the listed signal that is ending the process, or 0 */
 	bool end_dump;            /* the dump thread writes the dump of a process a signal ends */
-	bool final_writing;       /* atomic: the final dump is being written */
+	int final_writing;        /* atomic: final dumps being written (lifecycle.c) */
+	uint32_t dump_progress;   /* atomic: bumped as a dump goes on (endsig.c's deadline) */
 	uint32_t wake;            /* futex: the dump signal's count (lifecycle.c) */
 	bool dump_thread_started; /* the dump thread (on-demand and end-signal dumps) runs */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
@@ -379,6 +380,9 @@ void mp_end_signals_forked(void);
 void mp_end_signals_die(int sig) __attribute__((noreturn));
 /* An exit or exec while a listed signal ends the process: waits for the end. */
 void mp_end_signals_wait(void);
+/* Waits while *busy is not 0 (forever if busy is NULL), as long as the dumps
+ * go on; if they make no progress for a while, ends the process by sig. */
+void mp_end_signals_wait_while(int sig, const int *busy);
 
 uint64_t mp_now_ns(void);
 

@@ -34,10 +34,29 @@
  *                      blocks it), and the main thread calls exit(4) 50 ms after "ready", with an
  *                      atexit handler that prints "atexit ran" (the signal ends the process first
  *                      without the profiler; with it, the exit must wait for the dump thread).
+ *   forkflush STREAMS  a thread that alone takes SIGTERM flushes STREAMS buffered streams
+ *                      without end (fflush(NULL) holds the C library's list of streams), while
+ *                      another forks children that exit at once (fork takes that list after
+ *                      the shim's fork hook has taken the shim's lock): the dump cannot be
+ *                      written, and the process must still end by the signal.
+ *   phdrloop           a thread that alone takes SIGTERM walks the loaded modules with
+ *                      dl_iterate_phdr without end, slowly (it holds the loader's lock, as an
+ *                      unwinder does), while the caller asks for on-demand dumps
+ *                      (MAPPROF_SIGNAL, whose dump lists the modules through the loader).
+ *   forkkill N         forks N children one after another, each waiting for its end, and sends
+ *                      each SIGTERM as soon as fork returns (the signal lands in the child
+ *                      while it comes out of fork, before the shim has its dump thread
+ *                      again); checks that each ended by it, prints "ok" and exits 0.
+ *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
+ *                      _exit(3); the main thread allocates and frees without end, so the
+ *                      handler often interrupts the shim. Without the profiler, the raise ends
+ *                      the process.
  *   ignored            SIGTERM is ignored when the program starts (the caller sets it, as nohup
  *                      and `trap '' TERM` do): it sends itself SIGTERM, goes on, and exits 0.
  */
+#include <link.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -347,6 +366,110 @@ static int run_forkloop(size_t mb)
 	}
 }
 
+static void *flusher(void *arg)
+{
+	int n = *(int *)arg;
+	block_term(SIG_UNBLOCK);
+	FILE **files = calloc((size_t)n, sizeof(*files));
+	if (!files)
+		_exit(6);
+	for (int i = 0; i < n; i++) {
+		files[i] = fopen("/dev/null", "w");
+		if (!files[i])
+			_exit(6);
+	}
+	for (;;) {
+		/* Every stream has something to write, so the list is held for a
+		 * system call per stream. */
+		for (int i = 0; i < n; i++)
+			putc('x', files[i]);
+		fflush(NULL);
+	}
+	return NULL;
+}
+
+static int run_forkflush(int streams)
+{
+	block_term(SIG_BLOCK);
+	pthread_t t;
+	if (pthread_create(&t, NULL, flusher, &streams) != 0)
+		return 4;
+	robust_sleep_us(100000);
+	ready();
+	for (;;) {
+		pid_t c = fork();
+		if (c == 0)
+			_exit(0);
+		if (c > 0)
+			waitpid(c, NULL, 0);
+	}
+}
+
+static int slow_look(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	volatile unsigned *sum = arg;
+	for (int i = 0; i < 20000; i++)
+		*sum += info->dlpi_phnum;
+	return 0;
+}
+
+static void *module_walker(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	volatile unsigned sum = 0;
+	for (;;)
+		dl_iterate_phdr(slow_look, (void *)&sum);
+	return NULL;
+}
+
+static int run_phdrloop(void)
+{
+	block_term(SIG_BLOCK);
+	many_chains(12); /* something to dump */
+	pthread_t t;
+	if (pthread_create(&t, NULL, module_walker, NULL) != 0)
+		return 4;
+	ready();
+	for (;;)
+		pause();
+}
+
+static int run_forkkill(int n)
+{
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+		if (c < 0)
+			return 4;
+		if (c == 0)
+			for (;;)
+				pause();
+		kill(c, SIGTERM);
+		int st;
+		if (waitpid(c, &st, 0) != c || !WIFSIGNALED(st) || WTERMSIG(st) != SIGTERM)
+			return 5;
+	}
+	static const char ok[] = "ok\n";
+	return write(1, ok, sizeof(ok) - 1) == sizeof(ok) - 1 ? 0 : 6;
+}
+
+static void raise_then_exit(int sig)
+{
+	(void)sig;
+	raise(SIGTERM);
+	_exit(3);
+}
+
+static int run_raise_exit(void)
+{
+	signal(SIGUSR1, raise_then_exit);
+	ready();
+	for (volatile int forever = 1; forever;)
+		free(site_churn(48));
+	return 0;
+}
+
 static void *exiting_thread(void *arg)
 {
 	(void)arg;
@@ -506,6 +629,14 @@ int main(int argc, char **argv)
 		return run_exit_during(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "forkchild") == 0)
 		return run_forkchild();
+	if (argc >= 3 && strcmp(argv[1], "forkflush") == 0)
+		return run_forkflush(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "phdrloop") == 0)
+		return run_phdrloop();
+	if (argc >= 3 && strcmp(argv[1], "forkkill") == 0)
+		return run_forkkill(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
+		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
 		return run_ignored();
 	return 2;
