@@ -7,7 +7,9 @@
  * thread (lifecycle.c, which blocks every signal and has a stack of its own)
  * writes the dump and then ends the process by the same signal with the
  * default action: the parent sees the same wait status (and a core for
- * SIGQUIT where the program would have left one).
+ * SIGQUIT where the program would have left one). The thread the signal came
+ * to raises it again itself when it waits in the handler, so that a core
+ * shows that thread first, not the dump thread.
  *
  * The handler only marks the process as ending and wakes the dump thread. A
  * thread the signal found outside the shim then waits in the handler until
@@ -112,12 +114,14 @@ static long long monotonic_ns(void)
 	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-void mp_end_signals_wait_while(int sig, const int *busy)
+static void wait_end(int sig, const int *busy, bool receiver)
 {
 	uint32_t seen = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
 	long long since = monotonic_ns();
 	while (!busy || __atomic_load_n(busy, __ATOMIC_ACQUIRE)) {
 		nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+		if (receiver && __atomic_load_n(&mp.end_done, __ATOMIC_ACQUIRE))
+			mp_end_signals_die(__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE));
 		uint32_t now = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
 		long long t = monotonic_ns();
 		if (now != seen) {
@@ -136,6 +140,20 @@ void mp_end_signals_wait_while(int sig, const int *busy)
 	}
 }
 
+void mp_end_signals_wait_while(int sig, const int *busy)
+{
+	wait_end(sig, busy, false);
+}
+
+void mp_end_signals_finish(int sig)
+{
+	__atomic_store_n(&mp.end_done, true, __ATOMIC_RELEASE);
+	/* A thread waiting in the handler sees it within one of its naps. */
+	for (int i = 0; i < 50 && __atomic_load_n(&mp.end_parked, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
+	mp_end_signals_die(sig);
+}
+
 static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 {
 	(void)info;
@@ -150,8 +168,10 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	                            __ATOMIC_ACQUIRE);
 	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	if (!mp_tl.in_hook)
-		mp_end_signals_wait_while(sig, NULL);
+	if (!mp_tl.in_hook) {
+		__atomic_add_fetch(&mp.end_parked, 1, __ATOMIC_ACQ_REL);
+		wait_end(sig, NULL, true);
+	}
 	errno = saved;
 }
 
@@ -186,6 +206,8 @@ void mp_end_signals_install(void)
 void mp_end_signals_forked(void)
 {
 	__atomic_store_n(&mp.end_signal, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&mp.end_parked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&mp.end_done, false, __ATOMIC_RELAXED);
 }
 
 /* Whether sig may be listed: caught, and ending the process by default, but

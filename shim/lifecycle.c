@@ -240,7 +240,7 @@ static __attribute__((noreturn)) void end_process(int sig)
 	mp_tl.in_hook++;
 	/* An exit's or exec's dump under way: it ends the process when done. */
 	mp_end_signals_wait_while(sig, &mp.final_writing);
-	mp_end_signals_die(sig);
+	mp_end_signals_finish(sig);
 }
 
 static void *dump_thread(void *arg)

@@ -183,6 +183,8 @@ struct mp_state {
 	bool end_dump;            /* the dump thread writes the dump of a process a signal ends */
 	int final_writing;        /* atomic: final dumps being written (lifecycle.c) */
 	uint32_t dump_progress;   /* atomic: bumped as a dump goes on (endsig.c's deadline) */
+	int end_parked;           /* atomic: threads waiting in the end signal's handler */
+	bool end_done;            /* atomic: the end's dump is over; the signal ends the process */
 	uint32_t wake;            /* futex: the dump signal's count (lifecycle.c) */
 	bool dump_thread_started; /* the dump thread (on-demand and end-signal dumps) runs */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
@@ -383,6 +385,9 @@ void mp_end_signals_wait(void);
 /* Waits while *busy is not 0 (forever if busy is NULL), as long as the dumps
  * go on; if they make no progress for a while, ends the process by sig. */
 void mp_end_signals_wait_while(int sig, const int *busy);
+/* The dump thread, its dump over: the signal ends the process, on a thread
+ * it came to if one waits in the handler (a core then shows that thread). */
+void mp_end_signals_finish(int sig) __attribute__((noreturn));
 
 uint64_t mp_now_ns(void);
 

@@ -430,3 +430,85 @@ def test_end_signal_in_a_fork_child_coming_out_of_fork():
                              preexec_fn=default_actions, timeout=60)
     assert cp.returncode == 0 and cp.stdout == "ok\n", cp
     robust.no_shim_lines(cp, "forkkill")
+
+
+def first_prstatus_tid(core):
+    """The thread id in the first NT_PRSTATUS note of an ELF core file: the thread that the
+    signal which dumped the core was delivered to (the kernel writes it first)."""
+    with open(core, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2, "%s: not a 64-bit ELF core" % core
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        ptype, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        if ptype != 4:  # PT_NOTE
+            continue
+        off, = struct.unpack_from("<Q", data, phoff + i * phentsize + 8)
+        size, = struct.unpack_from("<Q", data, phoff + i * phentsize + 32)
+        pos = off
+        while pos + 12 <= off + size:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            desc = pos + 12 + ((namesz + 3) & ~3)
+            if ntype == 1:  # NT_PRSTATUS: pr_pid after signo, code, errno, cursig, sigpend, sighold
+                return struct.unpack_from("<i", data, desc + 32)[0]
+            pos = desc + ((descsz + 3) & ~3)
+    raise AssertionError("%s: no NT_PRSTATUS note" % core)
+
+
+def quit_with_core(profiled):
+    """Runs the quitter in a directory of its own with cores allowed, sends it SIGQUIT, and
+    returns (status, the thread id it printed, the core's path or None, the dump path,
+    stderr)."""
+    import resource
+    d = os.path.join(lib.tmpdir(), "core-%s" % ("mapprof" if profiled else "native"))
+    os.makedirs(d, exist_ok=True)
+
+    def allow_core():
+        default_actions()
+        resource.setrlimit(resource.RLIMIT_CORE, (256 << 20, 256 << 20))
+        os.chdir(d)
+
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("MAPPROF_") and not k.startswith("MAPPROF_TEST"))}
+    env.pop("LD_PRELOAD", None)
+    out = os.path.join(lib.tmpdir(), "quit.%p.dump")
+    if profiled:
+        lib.need_lib()
+        env.update(LD_PRELOAD=lib.LIB, MAPPROF_OUT=out, MAPPROF_END_SIGNALS="QUIT,TERM")
+    p = subprocess.Popen([prog(), "quitter"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=allow_core)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        tid = int(p.stdout.readline())
+        os.kill(p.pid, signal.SIGQUIT)
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise AssertionError("quitter: still running 60 s after SIGQUIT (hung)")
+    cores = [os.path.join(d, n) for n in os.listdir(d) if n == "core" or
+             n == "core.%d" % p.pid]
+    return (p.returncode, tid, cores[0] if cores else None, lib.expand_out(out, p.pid, prog()),
+            err.decode(errors="replace"))
+
+
+def test_end_signal_quit_core_names_the_thread_it_came_to():
+    """SIGQUIT, listed, leaves a core as without mapprof, and the core's first thread (the one
+    gdb shows, which took the signal) is the program's thread that the signal came to, not
+    mapprof's dump thread, which writes the dump and used to raise the signal on itself."""
+    rc, tid, core, _, _ = quit_with_core(profiled=False)
+    assert rc == -signal.SIGQUIT, rc
+    if core is None:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pattern = f.read().strip()
+        raise lib.Skip("this machine writes no core file in the working directory "
+                 "(kernel.core_pattern is %r)" % pattern)
+    assert first_prstatus_tid(core) == tid, "native: the core's first thread is not the taker"
+    rc, tid, core, dump, err = quit_with_core(profiled=True)
+    assert rc == -signal.SIGQUIT, (rc, err)
+    assert core, "no core with mapprof, where there is one without it"
+    assert os.path.exists(dump), "no dump"
+    lib.read_dump(dump)
+    got = first_prstatus_tid(core)
+    assert got == tid, "the core names thread %d, not %d, the thread SIGQUIT came to" % (got, tid)

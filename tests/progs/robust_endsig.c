@@ -47,6 +47,9 @@
  *                      each SIGTERM as soon as fork returns (the signal lands in the child
  *                      while it comes out of fork, before the shim has its dump thread
  *                      again); checks that each ended by it, prints "ok" and exits 0.
+ *   quitter            allocates; the main thread blocks SIGQUIT and a thread, the only one that
+ *                      can take it, prints "ready" and its thread id, then waits for it (where
+ *                      SIGQUIT leaves a core, the core must name that thread).
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -436,6 +439,36 @@ static int run_phdrloop(void)
 		pause();
 }
 
+static void *quit_taker(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGQUIT);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	char line[64];
+	int n = snprintf(line, sizeof(line), "ready\n%d\n", (int)gettid());
+	if (write(1, line, (size_t)n) != n)
+		_exit(5);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int run_quitter(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &s, NULL);
+	allocate();
+	pthread_t t;
+	if (pthread_create(&t, NULL, quit_taker, NULL) != 0)
+		return 4;
+	pthread_join(t, NULL);
+	return 0;
+}
+
 static int run_forkkill(int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -633,6 +666,8 @@ int main(int argc, char **argv)
 		return run_forkflush(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "phdrloop") == 0)
 		return run_phdrloop();
+	if (argc >= 2 && strcmp(argv[1], "quitter") == 0)
+		return run_quitter();
 	if (argc >= 3 && strcmp(argv[1], "forkkill") == 0)
 		return run_forkkill(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
