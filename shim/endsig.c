@@ -163,15 +163,18 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	 * whose dump thread could not be started has none. */
 	if (getpid() != mp.pid || !__atomic_load_n(&mp.dump_thread_started, __ATOMIC_ACQUIRE))
 		mp_end_signals_die(sig);
+	/* Counted before the dump thread is woken: it ends the process on this
+	 * thread, which it then waits for. */
+	bool park = !mp_tl.in_hook;
+	if (park)
+		__atomic_add_fetch(&mp.end_parked, 1, __ATOMIC_ACQ_REL);
 	int none = 0;
 	__atomic_compare_exchange_n(&mp.end_signal, &none, sig, false, __ATOMIC_ACQ_REL,
 	                            __ATOMIC_ACQUIRE);
 	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	if (!mp_tl.in_hook) {
-		__atomic_add_fetch(&mp.end_parked, 1, __ATOMIC_ACQ_REL);
+	if (park)
 		wait_end(sig, NULL, true);
-	}
 	errno = saved;
 }
 

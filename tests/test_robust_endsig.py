@@ -466,6 +466,7 @@ def quit_with_core(profiled):
 
     def allow_core():
         default_actions()
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)  # a background job's is ignored
         resource.setrlimit(resource.RLIMIT_CORE, (256 << 20, 256 << 20))
         os.chdir(d)
 
