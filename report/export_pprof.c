@@ -229,7 +229,8 @@ void export_pprof(struct profile *p, const struct options *o)
 	for (size_t i = 0; i < st.n; i++)
 		field_bytes(&pb, 6, st.v[i], strlen(st.v[i]));
 	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(1))
-		die_usage("export --format pprof writes gzip'd protobuf: give -o FILE.pb.gz");
+		die_usage("export --format pprof writes gzip'd protobuf, and stdout is a terminal: "
+		          "give -o FILE.pb.gz or redirect it");
 	gzip_write(&pb, o->output);
 	sb_release(&pb);
 	sb_release(&m);

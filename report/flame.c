@@ -3,6 +3,7 @@
  * chains `mapprof growth` reports highlighted. With two dumps, a diff flame graph: widths by the
  * larger side, red where NEW grew, blue where it shrank. It reads only the profile. */
 #include <string.h>
+#include <unistd.h>
 
 #include "trie.h"
 #include "usage.h"
@@ -232,8 +233,9 @@ static const char script[] =
 int cmd_flame(struct options *o)
 {
 	need_args(o, 1, 2, "DUMP, or BASE and NEW for a diff flame graph");
-	if (!o->output)
-		die_usage("flame: needs -o FILE.svg");
+	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(STDOUT_FILENO))
+		die_usage("flame writes an SVG file, and stdout is a terminal: give -o FILE.svg or "
+		          "redirect it");
 	bool diff = o->nargs == 2;
 	struct profile p;
 	if (diff) {

@@ -46,14 +46,15 @@ static const struct command commands[] = {
      "Per-function and per-chain differences NEW - BASE of the chosen sample, largest change\n"
      "first, with totals. Chains match by symbols (function, file:line), not addresses, so a\n"
      "rebuilt binary diffs. --fail-if-increase PCT exits 3 when the total grew by more."},
-    {"merge", cmd_merge, "mapprof merge [OPTIONS] DUMP... -o OUT", "merge dumps into one dump file",
+    {"merge", cmd_merge, "mapprof merge [OPTIONS] DUMP... [-o OUT]",
+     "merge dumps into one dump file",
      "Merges dumps (e.g. a forking server's workers) into one dump file in the same format;\n"
      "chains merge by symbols. See docs/cli.md for how frames are represented."},
     {"export", cmd_export, "mapprof export --format json|collapsed|pprof [OPTIONS] DUMP... [-o F]",
      "write the profile as JSON, collapsed stacks or pprof protobuf",
      "The profile as JSON (the whole symbolized profile), collapsed stacks (flamegraph.pl,\n"
      "inferno, speedscope) or a gzip'd pprof profile.proto (go tool pprof, Pyroscope, Parca)."},
-    {"flame", cmd_flame, "mapprof flame [OPTIONS] DUMP [NEW] -o FILE.svg",
+    {"flame", cmd_flame, "mapprof flame [OPTIONS] DUMP [NEW] [-o FILE.svg]",
      "write an SVG flame graph (or a diff flame graph)",
      "A self-contained SVG flame graph (hover, click to zoom, search); growth chains are\n"
      "highlighted. With two dumps, a diff flame graph (growth red, shrink blue)."},
@@ -125,6 +126,7 @@ int main(int argc, char **argv)
 	struct options o;
 	memset(&o, 0, sizeof(o));
 	o.cmd = c->name;
+	usage_for(c->name);
 	parse_options(&o, argc - 2, argv + 2);
 	if (o.help) {
 		command_help(c);

@@ -193,11 +193,9 @@ static void merge_write(struct profile *p, const struct options *o)
 
 int cmd_merge(struct options *o)
 {
-	if (!o->output)
-		die_usage("merge: needs -o OUT");
-	if (strcmp(o->output, "-") == 0 && isatty(STDOUT_FILENO))
-		die_usage("merge: -o - writes a binary dump to stdout, which is a terminal; "
-		          "redirect it or give -o FILE");
+	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(STDOUT_FILENO))
+		die_usage("merge writes a binary dump, and stdout is a terminal: give -o FILE or "
+		          "redirect it");
 	struct profile p;
 	load_profile(&p, o, 0);
 	merge_write(&p, o);

@@ -23,38 +23,42 @@ struct option_spec {
 	size_t field; /* offsetof(struct options, ...) */
 	const char *arg;
 	const char *help;
+	const char *only; /* the commands it means something to (space-separated), or NULL: all */
 };
 
 #define F(x) offsetof(struct options, x)
 
 static const struct option_spec specs[] = {
     {"sample", 0, OPT_SAMPLE, F(sample), "INDEX",
-     "alloc_objects (default), alloc_space, inuse_objects or inuse_space"},
-    {"lines", 0, OPT_BOOL, F(lines), NULL, "per source line instead of per function"},
-    {"nodecount", 'n', OPT_LONG, F(nodecount), "N", "show at most N rows (0: all)"},
-    {"focus", 0, OPT_STRING, F(focus), "RE", "keep only chains through a function matching RE"},
-    {"ignore", 0, OPT_STRING, F(ignore), "RE", "drop chains through a function matching RE"},
+     "alloc_objects (default), alloc_space, inuse_objects or inuse_space", NULL},
+    {"lines", 0, OPT_BOOL, F(lines), NULL, "per source line instead of per function", NULL},
+    {"nodecount", 'n', OPT_LONG, F(nodecount), "N", "show at most N rows (0: all)", NULL},
+    {"focus", 0, OPT_STRING, F(focus), "RE", "keep only chains through a function matching RE",
+     NULL},
+    {"ignore", 0, OPT_STRING, F(ignore), "RE", "drop chains through a function matching RE", NULL},
     {"growth-fn", 0, OPT_STRING, F(growth_fn), "RE",
-     "growth: also treat functions matching RE as map growth functions"},
-    {"json", 0, OPT_BOOL, F(json), NULL, "print JSON instead of text"},
-    {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout (-: stdout)"},
-    {"format", 0, OPT_STRING, F(format), "FMT", "export: json, collapsed or pprof"},
+     "growth, flame: also treat functions matching RE as map growth functions", "growth flame"},
+    {"json", 0, OPT_BOOL, F(json), NULL, "views, export: print JSON instead of text",
+     "top tree peek growth diff export"},
+    {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout (-: stdout)",
+     NULL},
+    {"format", 0, OPT_STRING, F(format), "FMT", "export: json, collapsed or pprof", "export"},
     {"fail-if-increase", 0, OPT_DOUBLE, F(fail_if_increase), "PCT",
-     "diff: exit 3 when the total grows by more than PCT percent"},
+     "diff: exit 3 when the total grows by more than PCT percent", "diff"},
     {"quiet", 'q', OPT_BOOL, F(quiet), NULL,
-     "no warnings about missing, rebuilt or stripped binaries"},
+     "no warnings about missing, rebuilt or stripped binaries", NULL},
     {"full-names", 0, OPT_BOOL, F(full_names), NULL,
-     "C++ names with template arguments and parameters (text views)"},
+     "C++ names with template arguments and parameters (text views)", NULL},
     {"debug-dir", 0, OPT_STRING, F(debug_dir), "DIRS",
-     "look for separate debug files in DIRS too (colon-separated)"},
+     "look for separate debug files in DIRS too (colon-separated)", NULL},
     {"stats", 0, OPT_BOOL, F(stats), NULL,
-     "print counts and timings of reading and symbolizing to stderr"},
-    {"help", 'h', OPT_BOOL, F(help), NULL, "show help for the command"},
+     "print counts and timings of reading and symbolizing to stderr", NULL},
+    {"help", 'h', OPT_BOOL, F(help), NULL, "show help for the command", NULL},
 };
 
 void print_option_help(FILE *f)
 {
-	fprintf(f, "Options (the same for every command):\n");
+	fprintf(f, "Options (for every command, but those that name theirs):\n");
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 		const struct option_spec *s = &specs[i];
 		char left[64];
@@ -151,6 +155,20 @@ static const struct option_spec *find_short(char c)
 	return NULL;
 }
 
+/* Whether cmd is one of the space-separated words of list. */
+static bool applies(const char *list, const char *cmd)
+{
+	size_t n = strlen(cmd);
+	for (const char *w = list; *w;) {
+		size_t k = strcspn(w, " ");
+		if (k == n && strncmp(w, cmd, n) == 0)
+			return true;
+		w += k;
+		w += *w == ' ';
+	}
+	return false;
+}
+
 void parse_options(struct options *o, int argc, char **argv)
 {
 	o->fail_if_increase = -1;
@@ -202,6 +220,8 @@ void parse_options(struct options *o, int argc, char **argv)
 				die_usage("option '--%s' needs a value (%s)", s->name, s->arg);
 			val = argv[++i];
 		}
+		if (s->only && !applies(s->only, o->cmd))
+			die_usage("option '--%s' is for %s only, not %s", s->name, s->only, o->cmd);
 		set(o, s, val);
 	}
 	if (o->focus)

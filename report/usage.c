@@ -24,13 +24,21 @@ void die(const char *fmt, ...)
 	exit(EXIT_BADINPUT);
 }
 
+static const char *usage_cmd;
+
+void usage_for(const char *cmd)
+{
+	usage_cmd = cmd;
+}
+
 void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	report("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "Run 'mapprof --help' for usage.\n");
+	fprintf(stderr, "Run 'mapprof %s%s--help' for usage.\n", usage_cmd ? usage_cmd : "",
+	        usage_cmd ? " " : "");
 	exit(EXIT_USAGE);
 }
 

@@ -14,6 +14,8 @@
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* Bad command line: "mapprof: MSG" and a hint to --help, exit 1. */
 void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* The command whose help die_usage points to (NULL: mapprof --help). */
+void usage_for(const char *cmd);
 /* A recoverable problem: prints "mapprof: MSG" and returns -1. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "mapprof: warning: MSG". */

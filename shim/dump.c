@@ -573,6 +573,21 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 			break;
 		err = unnamed ? link_unnamed(fd, path) : publish(tmp, path);
 	}
+	/* Any other name that is taken (a run before this one, a symbolic
+	 * link) is left alone, and this dump written next to it, <path>.<pid>,
+	 * rather than lost. */
+	char taken[MP_PATH_MAX];
+	taken[0] = 0;
+	if (err == EEXIST && strlen(path) < sizeof(taken)) {
+		strcpy(taken, path);
+		int k = snprintf(path, MP_PATH_MAX, "%s.%d", taken, (int)mp.pid);
+		if (k > 0 && k < MP_PATH_MAX)
+			err = unnamed ? link_unnamed(fd, path) : publish(tmp, path);
+		else
+			strcpy(path, taken);
+		if (err == EEXIST)
+			strcpy(path, taken);
+	}
 	if (unnamed && close(fd) != 0 && !err) {
 		/* Named already, but its last writes may not have made it. */
 		err = errno;
@@ -586,6 +601,8 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 		what = err == EEXIST ? "will not replace existing file" : "cannot create";
 		goto fail;
 	}
+	if (taken[0])
+		mp_log("%s exists: dump written to %s", taken, path);
 	if (path_out && path_size > strlen(path))
 		strcpy(path_out, path);
 	return 0;

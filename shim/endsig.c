@@ -213,10 +213,11 @@ void mp_end_signals_forked(void)
 	__atomic_store_n(&mp.end_done, false, __ATOMIC_RELAXED);
 }
 
-/* Whether sig may be listed: caught, and ending the process by default, but
- * not one a fault raises (SIGSEGV and the like: the program is broken then)
- * nor SIGABRT (abort writes its dump already). */
-bool mp_end_signal_ok(int sig)
+/* Why sig may not be listed, or NULL if it may: it must be caught, and end
+ * the process by default, but not be one a fault raises (SIGSEGV and the
+ * like: the program is broken then) nor SIGABRT (abort writes its dump
+ * already). */
+const char *mp_end_signal_refusal(int sig)
 {
 	switch (sig) {
 	case SIGHUP:
@@ -234,9 +235,23 @@ bool mp_end_signal_ok(int sig)
 	case SIGPROF:
 	case SIGIO:
 	case SIGPWR:
-		return true;
+		return NULL;
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGILL:
+	case SIGTRAP:
+	case SIGSYS:
+		return "is raised by faults (the program is broken then, and no dump is written)";
+	case SIGABRT:
+		return "is abort's, which writes the dump already";
+	case SIGKILL:
+	case SIGSTOP:
+		return "cannot be caught";
 	default:
-		return sig >= SIGRTMIN && sig <= SIGRTMAX && sig < MP_END_SIGNALS;
+		if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+			return sig < MP_END_SIGNALS ? NULL : "is above 63";
+		return "does not end a program by default";
 	}
 }
 

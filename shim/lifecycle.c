@@ -111,11 +111,13 @@ static void read_end_signals(const char *s)
 	char *save = NULL;
 	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		int sig = parse_signal(tok);
-		if (sig <= 0 || !mp_end_signal_ok(sig))
-			mp_log("MAPPROF_END_SIGNALS: %s is not a signal that ends a program by "
-			       "default "
-			       "and can be caught (such as INT, TERM, HUP); left out",
+		const char *why = sig > 0 ? mp_end_signal_refusal(sig) : NULL;
+		if (sig <= 0)
+			mp_log("MAPPROF_END_SIGNALS: %s is not a signal's name or number (such as "
+			       "INT, TERM, HUP); left out",
 			       tok);
+		else if (why)
+			mp_log("MAPPROF_END_SIGNALS: %s %s; left out", tok, why);
 		else if (sig == mp.dump_signal)
 			mp_log("MAPPROF_END_SIGNALS: %s is MAPPROF_SIGNAL's; left out", tok);
 		else
@@ -144,6 +146,13 @@ static void read_settings(void)
 			mp_log("MAPPROF_OUT is too long; using the default path");
 		else
 			strcpy(mp.out_template, s);
+		for (const char *t = strchr(s, '%'); t; t = strchr(t + 2, '%')) {
+			if (t[1] == 'p' || t[1] == 'e' || t[1] == '%')
+				continue;
+			mp_log("MAPPROF_OUT=%s: %%%s is not %%p, %%e or %%%%; kept as it is", s,
+			       t[1] ? (char[]){t[1], 0} : "");
+			break;
+		}
 	}
 	s = getenv("MAPPROF_UNWIND");
 	if (s && *s) {
@@ -171,8 +180,12 @@ static void read_settings(void)
 	s = getenv("MAPPROF_SIGNAL");
 	if (s && *s) {
 		int sig = parse_signal(s);
-		if (sig <= 0 || sig == SIGKILL || sig == SIGSTOP)
-			mp_log("MAPPROF_SIGNAL=%s is not a signal that can be caught; ignored", s);
+		if (sig <= 0)
+			mp_log("MAPPROF_SIGNAL=%s is not a signal's name or number (such as USR2); "
+			       "ignored",
+			       s);
+		else if (sig == SIGKILL || sig == SIGSTOP)
+			mp_log("MAPPROF_SIGNAL=%s cannot be caught; ignored", s);
 		else
 			mp.dump_signal = sig;
 	}
@@ -184,7 +197,9 @@ static void read_settings(void)
 		if (parse_u64(s, 86400 * 365, &v) && v > 0)
 			mp.interval = (unsigned)v;
 		else
-			mp_log("MAPPROF_INTERVAL=%s is not a number of seconds; ignored", s);
+			mp_log("MAPPROF_INTERVAL=%s is not a whole number of seconds from 1 to "
+			       "31536000; ignored",
+			       s);
 	}
 }
 

@@ -375,7 +375,7 @@ void *mp_next_sym(void **slot, const char *name);
 
 /* endsig.c: MAPPROF_END_SIGNALS. Signals 1 to MP_END_SIGNALS - 1 can be listed. */
 #define MP_END_SIGNALS 64
-bool mp_end_signal_ok(int sig);
+const char *mp_end_signal_refusal(int sig);
 void mp_end_signals_install(void);
 void mp_end_signals_forked(void);
 /* Ends the process by sig with the default action; never returns. */

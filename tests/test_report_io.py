@@ -148,6 +148,54 @@ def test_report_io_dash_is_stdout():
     one_error(cp, 1, "terminal")
 
 
+def test_report_io_binary_outputs_without_o():
+    """merge, flame and export --format pprof write their file to stdout without -o, when it
+    is not a terminal (flame > f.svg used to be refused with 'needs -o'); to a terminal they
+    refuse, naming it, and point to the command's own help."""
+    dump = sites_dump()
+    d = lib.tmpdir("mapprof-io-")
+    cp = run("merge", dump, cwd=d)
+    assert cp.returncode == 0, text(cp.stderr)
+    out = os.path.join(lib.tmpdir("mapprof-io-"), "merged.dump")
+    with open(out, "wb") as f:
+        f.write(cp.stdout)
+    assert totals(out) == totals(dump)
+    cp = run("flame", dump, cwd=d)
+    assert cp.returncode == 0 and cp.stdout.startswith(b"<?xml") and b"leaf_alpha" in \
+        cp.stdout, text(cp.stderr)
+    cp = run("export", "--format", "pprof", dump, cwd=d)
+    assert cp.returncode == 0 and cp.stdout[:2] == b"\x1f\x8b", text(cp.stderr)
+    assert os.listdir(d) == [], os.listdir(d)
+    for cmd in (("merge", dump), ("flame", dump), ("export", "--format", "pprof", dump)):
+        master, slave = pty.openpty()
+        try:
+            cp = run(*cmd, cwd=d, stdout=slave)
+        finally:
+            os.close(slave)
+            os.close(master)
+        one_error(cp, 1, "terminal")
+        assert "Run 'mapprof %s --help'" % cmd[0] in text(cp.stderr), text(cp.stderr)
+
+
+def test_report_io_options_of_other_commands_are_refused():
+    """An option that means something to other commands only is a usage error, not silently
+    ignored: a CI line `mapprof top --fail-if-increase 5` would never fail."""
+    dump = sites_dump()
+    for args, name, owners in ((("top", "--fail-if-increase", "5"), "fail-if-increase", "diff"),
+                               (("top", "--format", "pprof"), "format", "export"),
+                               (("tree", "--growth-fn", "x"), "growth-fn", "growth flame"),
+                               (("flame", "--json", "-o", "-"), "json", "top tree peek")):
+        cp = run(*(args + (dump,)))
+        line = one_error(cp, 1, "option '--%s' is for %s" % (name, owners), args[0])
+        assert not cp.stdout, (args, cp.stdout[:200])
+        assert "Run 'mapprof %s --help'" % args[0] in text(cp.stderr), (args, line)
+    for args in (("diff", "--fail-if-increase", "5", dump, dump), ("growth", "--growth-fn", "x",
+                                                                    dump),
+                 ("export", "--format", "collapsed", dump), ("growth", "--json", dump)):
+        cp = run(*args)
+        assert cp.returncode == 0, (args, text(cp.stderr))
+
+
 def test_report_io_failed_write_keeps_old_file():
     """Past a file size limit (ulimit -f: the write fails with EFBIG, as on a full disk) every
     command exits 2 naming the file, leaves the existing file exactly as it was and leaves no

@@ -2,7 +2,8 @@
 mapprof.<exe>.<pid>.dump in the working directory; and every way the path can be refused (a
 directory the process cannot write, a missing directory, an existing file, a symlink): the program
 still exits 0 with its own output intact, mapprof prints exactly one stderr line naming the path
-and the reason, and nothing at the path is overwritten or followed. And how it is written: unnamed
+and the reason, and nothing at the path is overwritten or followed (a taken name gets the dump
+written beside it, <path>.<pid>). And how it is written: unnamed
 until whole, so a process killed while writing leaves nothing; named through /proc, copied, or
 through a named temporary file where the system allows no better (failures made by a preloaded
 library, tests/progs/fs_faults.c)."""
@@ -106,16 +107,27 @@ def parents(p):
     return out
 
 
+def written_beside(cp, pid, path):
+    """The run found PATH taken: it left it alone, wrote its dump to PATH.<pid>, and said so
+    in one line. Returns the dump."""
+    beside = "%s.%d" % (path, pid)
+    one_line_about(cp, path, "exists: dump written to " + beside)
+    d = lib.read_dump(beside)
+    assert d["info"]["pid"] == pid, d["info"]
+    return d
+
+
 def test_out_existing_file_is_kept():
+    """A file at the path is never replaced; the dump is written beside it, not lost."""
     d = lib.tmpdir()
     path = os.path.join(d, "taken.dump")
     with open(path, "w") as f:
         f.write("precious\n")
-    cp, _ = run(path)
-    one_line_about(cp, path, "exist")
+    cp, pid = run(path)
+    written_beside(cp, pid, path)
     with open(path) as f:
         assert f.read() == "precious\n", "the existing file was overwritten"
-    no_leftovers(d, ["taken.dump"])
+    no_leftovers(d, ["taken.dump", "taken.dump.%d" % pid])
 
 
 def test_out_symlink_is_not_followed():
@@ -123,29 +135,30 @@ def test_out_symlink_is_not_followed():
     # A dangling symlink: following it would create the target.
     link, target = os.path.join(d, "link.dump"), os.path.join(d, "target")
     os.symlink(target, link)
-    cp, _ = run(link)
-    one_line_about(cp, link, "exist")
+    cp, pid1 = run(link)
+    written_beside(cp, pid1, link)
     assert os.path.islink(link) and os.readlink(link) == target
-    no_leftovers(d, ["link.dump"])
+    no_leftovers(d, ["link.dump", "link.dump.%d" % pid1])
     # A symlink to an existing file: following it would overwrite the file.
     with open(target, "w") as f:
         f.write("precious\n")
-    cp, _ = run(link)
-    one_line_about(cp, link, "exist")
+    cp, pid2 = run(link)
+    written_beside(cp, pid2, link)
     assert os.path.islink(link)
     with open(target) as f:
         assert f.read() == "precious\n", "the symlink's target was overwritten"
-    no_leftovers(d, ["link.dump", "target"])
+    no_leftovers(d, ["link.dump", "target", "link.dump.%d" % pid1, "link.dump.%d" % pid2])
 
 
 def test_out_second_run_same_path():
-    """Two runs with the same fixed path: the first dump stays, the second run says so."""
+    """Two runs with the same fixed path: the first dump stays, the second run's is written
+    beside it, <path>.<pid>, and the run says so; it was lost."""
     d = lib.tmpdir()
     path = os.path.join(d, "fixed.dump")
     run(path)
     first = lib.read_dump(path)
-    cp, _ = run(path)
-    one_line_about(cp, path, "exist")
+    cp, pid = run(path)
+    written_beside(cp, pid, path)
     assert lib.read_dump(path)["info"]["pid"] == first["info"]["pid"]
 
 
@@ -285,3 +298,32 @@ def test_out_each_descriptor_closed_once():
     assert "fs_faults" not in cp.stderr, cp.stderr
     names = sorted(f for f in os.listdir(d) if f.startswith("robust_exec."))
     assert names == ["robust_exec.%d-2.dump" % pid, "robust_exec.%d.dump" % pid], names
+
+
+def test_out_unknown_percent_is_kept_and_said():
+    """%x is not one of %p, %e, %%: the name keeps it as it is, and one line says so."""
+    d = lib.tmpdir()
+    for tmpl, bad in (("o.%x.dump", "%x"), ("o.%p.dump%", "%")):
+        out = os.path.join(d, tmpl)
+        cp, pid = lib.run([prog(), "50"], env={"MAPPROF_OUT": out}, preload=[lib.LIB])
+        assert cp.returncode == 0, cp
+        lines = lib.shim_lines(cp.stderr)
+        assert len(lines) == 1 and "MAPPROF_OUT=%s: %s is not %%p, %%e or %%%%" % (out, bad) \
+            in lines[0], lines
+        lib.read_dump(out.replace("%p", str(pid)))
+
+
+def test_on_demand_settings_not_understood():
+    """Bad MAPPROF_SIGNAL and MAPPROF_INTERVAL values are ignored with one line each that says
+    what is wrong with them."""
+    for env, said in (({"MAPPROF_SIGNAL": "bogus"}, "MAPPROF_SIGNAL=bogus is not a signal's "
+                       "name or number"),
+                      ({"MAPPROF_SIGNAL": "KILL"}, "MAPPROF_SIGNAL=KILL cannot be caught"),
+                      ({"MAPPROF_INTERVAL": "1.5"}, "MAPPROF_INTERVAL=1.5 is not a whole "
+                       "number of seconds")):
+        out = os.path.join(lib.tmpdir(), "x.dump")
+        cp, _ = lib.run([prog(), "50"], env=dict(env, MAPPROF_OUT=out), preload=[lib.LIB])
+        assert cp.returncode == 0, cp
+        lines = lib.shim_lines(cp.stderr)
+        assert len(lines) == 1 and said in lines[0], (env, lines)
+        lib.read_dump(out)
