@@ -47,12 +47,16 @@ void sym_set_debug_dirs(const char *dirs)
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		if (len) {
 			char *dir = xstrndup(p, len);
+			/* A directory that is not there (a CI job's artefacts that one
+			 * job lacks) is skipped, as gdb's debug-file-directory does. */
 			char *abs = realpath(dir, NULL);
-			if (!abs)
-				die("--debug-dir %s: %s", dir, strerror(errno));
-			sb_addch(&sb, ':');
-			sb_adds(&sb, abs);
-			free(abs);
+			if (!abs) {
+				warning("--debug-dir %s: %s; skipped", dir, strerror(errno));
+			} else {
+				sb_addch(&sb, ':');
+				sb_adds(&sb, abs);
+				free(abs);
+			}
 			free(dir);
 		}
 		p = end ? end + 1 : NULL;

@@ -548,3 +548,14 @@ def test_report_io_header_dumps_and_sampling():
     for view in ("tree", "growth"):
         cp = run(view, "-q", a, s)
         assert "1 of the 2 dumps sampled" in text(cp.stdout).splitlines()[0]
+
+
+def test_report_io_missing_debug_dir_is_skipped():
+    """A --debug-dir entry that does not exist is skipped with one warning (it ended the
+    command with exit 2 and no output); the others are still searched."""
+    dump = sites_dump()
+    cp = run("top", "--debug-dir", "/nonexistent-debug-dir:" + lib.tmpdir("mapprof-io-"), dump)
+    assert cp.returncode == 0 and b"leaf_alpha" in cp.stdout, text(cp.stderr)
+    err = text(cp.stderr).strip().splitlines()
+    assert err == ["mapprof: warning: --debug-dir /nonexistent-debug-dir: No such file or "
+                   "directory; skipped"], err
