@@ -140,7 +140,7 @@ static void emit_node(struct flame *fl, size_t at, double x, int depth)
 	sb_addf(sb, "<g class=\"f\" data-x=\"%.9f\" data-w=\"%.9f\" data-d=\"%d\"%s><title>", x, w,
 	        depth, n->growth ? " data-g=\"1\"" : "");
 	xml(sb, n->key);
-	sb_adds(sb, " (");
+	sb_adds(sb, n->frame && n->frame->inlined ? " (inlined) (" : " (");
 	if (fl->diff) {
 		format_value(sb, fl->s, n->base[fl->s]);
 		sb_adds(sb, " -> ");

@@ -38,6 +38,8 @@ static const struct option_spec specs[] = {
     {"ignore", 0, OPT_STRING, F(ignore), "RE", "drop chains through a function matching RE", NULL},
     {"growth-fn", 0, OPT_STRING, F(growth_fn), "RE",
      "growth, flame: also treat functions matching RE as map growth functions", "growth flame"},
+    {"nodefraction", 0, OPT_DOUBLE, F(nodefraction), "F",
+     "tree: fold nodes under F of the total (default 0.001; 0: none)", "tree"},
     {"json", 0, OPT_BOOL, F(json), NULL, "views, export: print JSON instead of text",
      "top tree peek growth diff export"},
     {"output", 'o', OPT_STRING, F(output), "FILE", "write to FILE instead of stdout (-: stdout)",
@@ -172,6 +174,7 @@ static bool applies(const char *list, const char *cmd)
 void parse_options(struct options *o, int argc, char **argv)
 {
 	o->fail_if_increase = -1;
+	o->nodefraction = -1;
 	o->nodecount = -1; /* no -n: each view's default (diff: 20 rows in text; others: all) */
 	o->args = xcalloc((size_t)argc + 1, sizeof(char *));
 	bool only_args = false;
@@ -224,6 +227,9 @@ void parse_options(struct options *o, int argc, char **argv)
 			die_usage("option '--%s' is for %s only, not %s", s->name, s->only, o->cmd);
 		set(o, s, val);
 	}
+	if (o->nodefraction > 1)
+		die_usage("--nodefraction wants a fraction of the total from 0 to 1, not %g",
+		          o->nodefraction);
 	if (o->focus)
 		compile(&o->focus_re, o->focus, "focus");
 	if (o->ignore)

@@ -27,6 +27,7 @@ struct options {
 	const char *output;      /* -o FILE */
 	const char *format;      /* --format json|collapsed|pprof */
 	double fail_if_increase; /* --fail-if-increase PCT; < 0 when not given */
+	double nodefraction;     /* --nodefraction F (tree); < 0 when not given */
 	bool quiet;              /* -q: no warnings about modules */
 	bool full_names;       /* --full-names: C++ names with template arguments and parameters */
 	const char *debug_dir; /* --debug-dir DIRS */

@@ -17,9 +17,17 @@ void trie_init(struct trie *t)
 
 const char trie_truncated[] = "(truncated)";
 
-static uint64_t child_hash(size_t parent, const char *key)
+/* A function inlined into its caller and the same function called from it are two children:
+ * the text marks the first "(inlined)", so that a function inlined into its namesake (glibc's
+ * aliases do this) does not read as recursion. */
+static bool inlined(const struct pframe *f)
 {
-	return mp_hash_mix(mp_hash_mix(0, parent), (uintptr_t)key);
+	return f && f->inlined;
+}
+
+static uint64_t child_hash(size_t parent, const char *key, bool inl)
+{
+	return mp_hash_mix(mp_hash_mix(inl, parent), (uintptr_t)key);
 }
 
 static void index_grow(struct trie *t)
@@ -30,7 +38,7 @@ static void index_grow(struct trie *t)
 	for (size_t p = 0; p < t->len; p++) {
 		for (size_t i = 0; i < t->n[p].nkids; i++) {
 			size_t c = t->n[p].kids[i];
-			size_t j = child_hash(p, t->n[c].key) & (cap - 1);
+			size_t j = child_hash(p, t->n[c].key, inlined(t->n[c].frame)) & (cap - 1);
 			while (ix[j] != SIZE_MAX)
 				j = (j + 1) & (cap - 1);
 			ix[j] = c;
@@ -45,10 +53,11 @@ size_t trie_child(struct trie *t, size_t at, const char *key, const struct pfram
 {
 	if (t->len * 2 >= t->cap)
 		index_grow(t);
-	size_t j = child_hash(at, key) & (t->cap - 1);
+	bool inl = inlined(f);
+	size_t j = child_hash(at, key, inl) & (t->cap - 1);
 	while (t->index[j] != SIZE_MAX) {
 		size_t c = t->index[j];
-		if (t->n[c].key == key && t->n[c].parent == at)
+		if (t->n[c].key == key && t->n[c].parent == at && inlined(t->n[c].frame) == inl)
 			return c;
 		j = (j + 1) & (t->cap - 1);
 	}
@@ -194,6 +203,8 @@ void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, e
 		 * the output of a very deep tree linear in its size) */
 		indent(sb, depth);
 		sb_adds(sb, k->key);
+		if (inlined(k->frame))
+			sb_adds(sb, " (inlined)");
 		if (k->self[s] && k->nkids) {
 			sb_adds(sb, "  (self ");
 			format_value(sb, s, k->self[s]);
@@ -218,6 +229,8 @@ void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_i
 	const struct tnode *nd = &t->n[at];
 	sb_adds(sb, "{\"name\":");
 	sb_json_str(sb, nd->key);
+	if (inlined(nd->frame))
+		sb_adds(sb, ",\"inlined\":true");
 	sb_addf(sb, ",\"value\":%llu,\"self\":%llu,\"children\":[", (unsigned long long)nd->v[s],
 	        (unsigned long long)nd->self[s]);
 	bool first = true;

@@ -1,6 +1,7 @@
 /* trie.h: call trees built from the profile's chains (outermost caller at the root), shared by
- * tree, peek and flame. Children are keyed by node_key() (function, or function file:line), so
- * the same function reached by two paths is two nodes. It never changes the profile. */
+ * tree, peek and flame. Children are keyed by node_key() (function, or function file:line) and
+ * whether the frame is inlined, so the same function reached by two paths is two nodes. It never
+ * changes the profile. */
 #ifndef MP_TRIE_H
 #define MP_TRIE_H
 
@@ -51,8 +52,9 @@ void trie_free(struct trie *t);
  * one "(N more)" line. With OUT, the text is written out as it grows (see out_flush). */
 void trie_print(struct strbuf *sb, const struct trie *t, size_t at, int depth, enum sample_index s,
                 uint64_t total, long nodecount, uint64_t min_value, struct output *out);
-/* The subtree under `at` as JSON: {"name":..,"value":..,"self":..,"children":[..]}, with the
- * children trie_print shows and its "(N more)" line as a last child {"name":"(N more)","value":..,
+/* The subtree under `at` as JSON:
+ * {"name":..,["inlined":true,]"value":..,"self":..,"children":[..]}, with the children trie_print
+ * shows and its "(N more)" line as a last child {"name":"(N more)","value":..,
  * "self":0,"folded":N,"children":[]}. */
 void trie_json(struct strbuf *sb, const struct trie *t, size_t at, enum sample_index s,
                long nodecount, uint64_t min_value, struct output *out);

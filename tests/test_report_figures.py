@@ -381,7 +381,8 @@ def text_tree(lines, depth0):
 def json_tree(node, depth=0):
     out = []
     for c in node["children"]:
-        out.append((depth, c["name"], c["value"]))
+        # the text marks an inlined frame, the JSON has "inlined": true
+        out.append((depth, c["name"] + (" (inlined)" if c.get("inlined") else ""), c["value"]))
         if c["name"].endswith(" more)"):
             assert c["folded"] == int(c["name"][1:].split()[0]) and not c["children"], c
         out += json_tree(c, depth + 1)
@@ -405,6 +406,10 @@ def test_figures_tree_peek_json_nodecount():
             assert any(name == "(1 more)" for _, name, _ in got), got
         if not opts:  # the stdout buffer's one allocation is under 0.1% of 2,571
             assert any(name.endswith(" more)") for _, name, _ in got), got
+        if opts in ((), ("-n", "0")):
+            # inner_gamma is inlined into outer_delta (report_sites.c): marked, not a call
+            assert any(name == "inner_gamma (inlined)" for _, name, _ in got), got
+            assert not any(name == "inner_gamma" for _, name, _ in got), got
     for opts in ((), ("-n", "1"), ("-n", "0")):
         text = clean_run("peek", *opts, "^main$", dump)[0].splitlines()
         i = text.index("  callees (down to the allocator):")
@@ -419,6 +424,32 @@ def test_figures_tree_peek_json_nodecount():
 # ---- 5. counts near 2^64 ----
 
 U64 = 2**64 - 1
+
+
+def test_figures_tree_nodefraction():
+    """--nodefraction F folds the nodes under F of the total (0.1% by default, as before);
+    0 folds none, so the one allocation of the stdout buffer (1 of 2,571) shows; above 1 is a
+    usage error, as is the option outside tree."""
+    sites = lib.build_prog("report_sites_O2", ["report_sites.c"], flags=["-O2", "-g"])
+    cp, dump = lib.run_profiled([sites, "10"])
+    assert cp.returncode == 0
+    default = json_tree(json.loads(clean_run("tree", "--json", dump)[0])["tree"])
+    assert json_tree(json.loads(clean_run("tree", "--json", "--nodefraction", "0.001",
+                                          dump)[0])["tree"]) == default
+    everything = json_tree(json.loads(clean_run("tree", "--json", "-nodefraction=0",
+                                                dump)[0])["tree"])
+    assert not any(name.endswith(" more)") for _, name, _ in everything), everything
+    assert sum(v for d, _, v in everything if d == 4) == 2571, everything
+    # at 30%, under main only mid_epsilon (1,500) and leaf_alpha (1,000) stay
+    big = json_tree(json.loads(clean_run("tree", "--json", "--nodefraction", ".3",
+                                         dump)[0])["tree"])
+    assert [(n, v) for d, n, v in big if d == 4] == [("mid_epsilon", 1500), ("leaf_alpha", 1000),
+                                                     ("(2 more)", 71)], big
+    text = clean_run("tree", "--nodefraction", "0", dump)[0]
+    assert "(callers above callees)" in text and "folded" not in text, text[:400]
+    for bad in (("tree", "--nodefraction", "2"), ("top", "--nodefraction", "0")):
+        cp = lib.mapprof(*bad, dump, check=False)
+        assert cp.returncode == 1 and "nodefraction" in cp.stderr, (bad, cp.stderr)
 
 
 def test_figures_diff_huge_values():
