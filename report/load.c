@@ -3,12 +3,14 @@
  * allocate more than a small multiple of the file size, whatever the file holds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "load.h"
 #include "strbuf.h"
@@ -531,6 +533,45 @@ static void read_records(struct reader *r)
 	}
 }
 
+/* A gzip'd dump (a CI artefact, say), read whole and inflated: every gzip member in turn, as
+ * gunzip does. Its data are then parsed as any dump's. */
+static unsigned char *gunzip(const char *path, const unsigned char *in, size_t len, size_t *size)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+		die("%s: zlib: inflateInit2 failed", path);
+	size_t alloc = len < (1 << 20) ? 1 << 20 : len * 4, n = 0;
+	unsigned char *out = xmalloc(alloc);
+	z.next_in = (unsigned char *)in;
+	for (;;) {
+		if (n == alloc) {
+			alloc *= 2;
+			out = xreallocarray(out, alloc, 1);
+		}
+		size_t in_left = len - (size_t)(z.next_in - in);
+		z.avail_in = in_left > UINT_MAX ? UINT_MAX : (unsigned)in_left;
+		z.next_out = out + n;
+		z.avail_out = alloc - n > UINT_MAX ? UINT_MAX : (unsigned)(alloc - n);
+		unsigned before = z.avail_out;
+		int r = inflate(&z, Z_NO_FLUSH);
+		n += before - z.avail_out;
+		if (r == Z_STREAM_END) {
+			if ((size_t)(z.next_in - in) == len)
+				break;
+			inflateReset(&z); /* the next member */
+			continue;
+		}
+		if (r == Z_BUF_ERROR && z.avail_in == 0 && z.avail_out != 0)
+			die("%s: truncated gzip data (%zu bytes inflated)", path, n);
+		if (r != Z_OK && r != Z_BUF_ERROR)
+			die("%s: corrupt gzip data: %s", path, z.msg ? z.msg : "inflate failed");
+	}
+	inflateEnd(&z);
+	*size = n;
+	return out;
+}
+
 static unsigned char *read_all(const char *path, size_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -549,6 +590,13 @@ static unsigned char *read_all(const char *path, size_t *size)
 	                   .fd = fd,
 	                   .regular = S_ISREG(st.st_mode) && st.st_size > 0,
 	                   .size = (uint64_t)st.st_size};
+	if (fill(&r, 2) && r.buf[0] == 0x1f && r.buf[1] == 0x8b) {
+		fill(&r, UINT64_MAX); /* compressed: all of it */
+		close(fd);
+		unsigned char *data = gunzip(path, r.buf, r.len, size);
+		free(r.buf);
+		return data;
+	}
 	read_records(&r);
 	close(fd);
 	*size = r.len;

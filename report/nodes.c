@@ -369,10 +369,14 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 			sb_addf(sb, " %llu", (unsigned long long)p->dumps[i]->info.pid);
 		sb_adds(sb, p->ndumps > 8 ? " ...)" : ")");
 	}
+	/* How many samples the estimates rest on: a count of n samples is off by about
+	 * 1/sqrt(n) (a Poisson count's relative error). */
 	if (sampled == p->ndumps)
-		sb_adds(sb, ", sampled (values scaled)");
+		sb_addf(sb, ", sampled (values scaled from %llu samples)",
+		        (unsigned long long)p->samples);
 	else if (sampled)
-		sb_addf(sb, ", %zu of the %zu dumps sampled (values scaled)", sampled, p->ndumps);
+		sb_addf(sb, ", %zu of the %zu dumps sampled (values scaled from %llu samples)",
+		        sampled, p->ndumps, (unsigned long long)p->samples);
 	sb_addch(sb, '\n');
 	sb_adds(sb, "Totals: ");
 	for (int s = 0; s < profile_nsamples(p); s++) {

@@ -349,6 +349,8 @@ void profile_add_dump(struct profile *p, struct dump *d)
 			cls[k] = (struct pclass){mc->log2, mc->objects, mc->bytes, mc->min_size,
 			                         mc->max_size};
 		}
+		if (period && !p->loading_base)
+			p->samples = sat_add(p->samples, dc->c.alloc_objects);
 		if (period) {
 			/* Scale per size class by its mean size, then the in-use part by its own.
 			 */

@@ -76,6 +76,7 @@ struct profile {
 	uint64_t shown[NSAMPLES]; /* over chains kept by --focus/--ignore */
 	uint64_t base_total[NSAMPLES], base_shown[NSAMPLES]; /* diff: the BASE side */
 	size_t raw_frames;  /* return addresses read from the dumps (for --stats) */
+	uint64_t samples;   /* allocations recorded by sampled dumps, before scaling */
 	bool loading_base;  /* profile_add_dump adds to the BASE side */
 	bool frees_tracked; /* every dump tracked frees */
 	bool full_names;    /* --full-names: no C++ name simplification in views */

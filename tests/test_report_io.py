@@ -529,7 +529,8 @@ def test_report_io_truncated_binary_notice():
 
 def test_report_io_header_dumps_and_sampling():
     """Several dumps: 'and 1 more dump', 'and 2 more dumps'; sampled dumps say so whether one
-    or several are shown ('1 of the 2 dumps sampled' when not all are)."""
+    or several are shown ('1 of the 2 dumps sampled' when not all are), and from how many
+    samples the values are scaled."""
     # Dumps of different processes (two of one process would be read once).
     a, a2, a3 = sites_dump(), sites_dump(scale=2), sites_dump(scale=3)
     s = sites_dump(env={"MAPPROF_SAMPLE": "256"})
@@ -542,9 +543,14 @@ def test_report_io_header_dumps_and_sampling():
     assert " and 1 more dump (pids " in head(a, a2)
     assert " and 2 more dumps (pids " in head(a, a2, a3)
     assert "sampled" not in head(a, a2)
-    assert head(s).endswith("), sampled (values scaled)"), head(s)
-    assert head(s, s2).endswith("), sampled (values scaled)"), head(s, s2)
-    assert head(a, s).endswith("), 1 of the 2 dumps sampled (values scaled)"), head(a, s)
+    # how many samples the estimates rest on: the dumps' own counts, before scaling
+    n, n2 = (sum(c["alloc_objects"] for c in lib.read_dump(d)["chains"]) for d in (s, s2))
+    assert n > 0 and n2 > 0
+    assert head(s).endswith("), sampled (values scaled from %d samples)" % n), head(s)
+    assert head(s, s2).endswith("), sampled (values scaled from %d samples)" % (n + n2)), \
+        head(s, s2)
+    assert head(a, s).endswith("), 1 of the 2 dumps sampled (values scaled from %d samples)"
+                               % n), head(a, s)
     for view in ("tree", "growth"):
         cp = run(view, "-q", a, s)
         assert "1 of the 2 dumps sampled" in text(cp.stdout).splitlines()[0]
@@ -559,3 +565,34 @@ def test_report_io_missing_debug_dir_is_skipped():
     err = text(cp.stderr).strip().splitlines()
     assert err == ["mapprof: warning: --debug-dir /nonexistent-debug-dir: No such file or "
                    "directory; skipped"], err
+
+
+def test_report_io_gzip_dump():
+    """A gzip'd dump reads as the dump itself, in one gzip member or several (gzip a; gzip b;
+    cat: gunzip reads that too); truncated or corrupt gzip data is bad input (exit 2) that says
+    so, never a crash."""
+    import gzip
+    dump = sites_dump()
+    with open(dump, "rb") as f:
+        raw = f.read()
+    d = lib.tmpdir("mapprof-io-")
+    whole, members, cut, bad = (os.path.join(d, n) for n in ("a.dump.gz", "m.dump.gz",
+                                                             "cut.dump.gz", "bad.dump.gz"))
+    with open(whole, "wb") as f:
+        f.write(gzip.compress(raw))
+    with open(members, "wb") as f:
+        f.write(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    with open(cut, "wb") as f:
+        f.write(gzip.compress(raw)[:-40])
+    z = bytearray(gzip.compress(raw))
+    z[len(z) // 2] ^= 0xff
+    with open(bad, "wb") as f:
+        f.write(bytes(z))
+    want = run("top", "--json", dump)
+    assert want.returncode == 0
+    for gz in (whole, members):
+        cp = run("top", "--json", gz)
+        assert cp.returncode == 0, text(cp.stderr)
+        assert json.loads(cp.stdout)["rows"] == json.loads(want.stdout)["rows"], gz
+    one_error(run("top", cut), 2, cut, "gzip")
+    one_error(run("top", bad), 2, bad, "gzip")
