@@ -17,9 +17,11 @@
  * its calls returns EINTR, and it cannot exit with a status of its own. A
  * thread found inside the shim (its hooks, a fork, its thread-exit hook, a
  * dump at exit) returns to let go of the shim's locks, which the dump needs;
- * an exit or exec that comes meanwhile waits (lifecycle.c), and a dump at
- * exit already under way is finished and the process then ended by the
- * signal. Every wait of the end is bounded: a dump that stands still (a
+ * an exit, quick_exit, fork or exec that comes meanwhile waits (lifecycle.c).
+ * A dump already under way before an exec is finished and the process then
+ * ended by the signal; one under way at an exit is finished and the exit goes
+ * on with its own status (the process would have been gone without the
+ * shim). Every wait of the end is bounded: a dump that stands still (a
  * stopped thread holds a lock it needs) gives way to the signal.
  *
  * The program does not see the handler: the shim's sigaction, signal,
@@ -55,7 +57,7 @@ static int real_sigaction(int sig, const struct sigaction *act, struct sigaction
 
 static inline bool watched(int sig)
 {
-	return sig > 0 && sig < MP_END_SIGNALS && (mp.end_signals >> sig & 1);
+	return sig > 0 && sig < MP_END_SIGNALS && (mp.end_signals >> (sig - 1) & 1);
 }
 
 static void on_end_signal(int sig, siginfo_t *info, void *ctx);
@@ -104,36 +106,57 @@ void mp_end_signals_die(int sig)
  * library's (a malloc arena, the stdio list, which a fork takes while the
  * shim's fork hook holds the shim's lock) or the loader's (which an on-demand
  * dump under way waits for). Such a dump never ends; the process then ends by
- * the signal without it, as it would have without the shim. */
-#define STALL_NS (5 * 1000000000ll)
+ * the signal without it, as it would have without the shim.
+ *
+ * Standing still is judged by the dump thread's CPU time and the dumps'
+ * progress count, over a number of naps rather than wall time: a dump thread
+ * starved of CPU by the program's busy threads still moves on, and a process
+ * stopped (SIGSTOP, a freezer) takes no naps meanwhile. */
+#define NAP_NS      (20 * 1000000)
+#define STALL_NAPS  250 /* 5 s of naps */
+#define UNPARK_NAPS 10  /* 200 ms: a fork waits for what a parked thread holds */
 
-static long long monotonic_ns(void)
+static uint64_t progress_mark(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+	uint64_t mark = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
+	struct timespec cpu;
+	if (mp.dump_thread_clocked && clock_gettime(mp.dump_thread_clock, &cpu) == 0)
+		mark += (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
+	return mark;
 }
 
+/* Returns when *busy is 0 (never if busy is NULL) or, for a thread the
+ * signal stopped in its handler (receiver), when a fork waits on it; ends the
+ * process by sig when the end stands still, or when it is over (receiver). */
 static void wait_end(int sig, const int *busy, bool receiver)
 {
-	uint32_t seen = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
-	long long since = monotonic_ns();
+	uint64_t seen = progress_mark();
+	int still = 0;
 	while (!busy || __atomic_load_n(busy, __ATOMIC_ACQUIRE)) {
-		nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+		nanosleep(&(struct timespec){0, NAP_NS}, NULL);
 		if (receiver && __atomic_load_n(&mp.end_done, __ATOMIC_ACQUIRE))
 			mp_end_signals_die(__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE));
-		uint32_t now = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
-		long long t = monotonic_ns();
+		uint64_t now = progress_mark();
 		if (now != seen) {
 			seen = now;
-			since = t;
-		} else if (t - since >= STALL_NS) {
+			still = 0;
+			continue;
+		}
+		still++;
+		/* Stopped inside the C library (a malloc arena's lock, say) while
+		 * another thread forks: the fork waits for that lock holding the
+		 * shim's, which the dump needs. This thread goes on instead, as the
+		 * program's other threads do, and lets go of the lock. */
+		if (receiver && still >= UNPARK_NAPS &&
+		    __atomic_load_n(&mp.forking, __ATOMIC_ACQUIRE))
+			return;
+		if (still >= STALL_NAPS) {
 			static int told;
 			if (!__atomic_exchange_n(&told, 1, __ATOMIC_ACQ_REL))
-				mp_log("no dump: it made no progress for %lld s after SIG%s (a "
+				mp_log("no dump: it made no progress for %d s after SIG%s (a "
 				       "thread the "
 				       "signal stopped holds a lock it needs); ending the process",
-				       STALL_NS / 1000000000,
+				       STALL_NAPS * (NAP_NS / 1000000) / 1000,
 				       sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 			mp_end_signals_die(sig);
 		}
@@ -173,8 +196,10 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 	                            __ATOMIC_ACQUIRE);
 	__atomic_add_fetch(&mp.wake, 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &mp.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	if (park)
+	if (park) {
 		wait_end(sig, NULL, true);
+		__atomic_sub_fetch(&mp.end_parked, 1, __ATOMIC_ACQ_REL);
+	}
 	errno = saved;
 }
 
@@ -250,7 +275,7 @@ const char *mp_end_signal_refusal(int sig)
 		return "cannot be caught";
 	default:
 		if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-			return sig < MP_END_SIGNALS ? NULL : "is above 63";
+			return sig < MP_END_SIGNALS ? NULL : "is above 64";
 		return "does not end a program by default";
 	}
 }

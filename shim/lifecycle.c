@@ -90,6 +90,17 @@ static int parse_signal(const char *s)
 		return n > 0 ? (int)n : -1;
 	if (strncasecmp(s, "SIG", 3) == 0)
 		s += 3;
+	/* RTMIN, RTMIN+n, RTMAX, RTMAX-n, as kill -l names them */
+	bool min = strncasecmp(s, "RTMIN", 5) == 0, max = strncasecmp(s, "RTMAX", 5) == 0;
+	if (min || max) {
+		int base = min ? SIGRTMIN : SIGRTMAX;
+		if (!s[5])
+			return base;
+		if (s[5] != (min ? '+' : '-') ||
+		    !parse_u64(s + 6, (uint64_t)(SIGRTMAX - SIGRTMIN), &n))
+			return -1;
+		return min ? base + (int)n : base - (int)n;
+	}
 	for (int sig = 1; sig < NSIG; sig++) {
 		const char *name = sigabbrev_np(sig);
 		if (name && strcasecmp(name, s) == 0)
@@ -121,7 +132,7 @@ static void read_end_signals(const char *s)
 		else if (sig == mp.dump_signal)
 			mp_log("MAPPROF_END_SIGNALS: %s is MAPPROF_SIGNAL's; left out", tok);
 		else
-			mp.end_signals |= 1ull << sig;
+			mp.end_signals |= 1ull << (sig - 1);
 	}
 }
 
@@ -253,8 +264,13 @@ static __attribute__((noreturn)) void end_process(int sig)
 	mp_tl.in_hook--;
 	dump_final_to(NULL, 0);
 	mp_tl.in_hook++;
-	/* An exit's or exec's dump under way: it ends the process when done. */
+	/* An exit's or exec's dump under way: it ends the process when done,
+	 * the exec's by this signal, the exit's with its own status (a few
+	 * seconds are left to it for that). */
 	mp_end_signals_wait_while(sig, &mp.final_writing);
+	if (__atomic_load_n(&mp.final_by_exit, __ATOMIC_ACQUIRE))
+		for (int i = 0; i < 500; i++)
+			nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
 	mp_end_signals_finish(sig);
 }
 
@@ -309,6 +325,7 @@ static void start_dump_thread(void)
 		       mp.end_signals ? " nor when a signal ends the program" : "");
 		return;
 	}
+	mp.dump_thread_clocked = pthread_getcpuclockid(t, &mp.dump_thread_clock) == 0;
 	__atomic_store_n(&mp.dump_thread_started, true, __ATOMIC_RELEASE);
 	if (mp.dump_signal) {
 		struct sigaction sa;
@@ -374,16 +391,24 @@ static void on_fork_prepare(void)
 {
 	fork_in_shim = mp_tl.in_hook != 0;
 	if (!fork_in_shim) {
+		/* A signal of MAPPROF_END_SIGNALS is ending the process: it would
+		 * be gone before this fork without the shim, and the fork would
+		 * wait, holding the shim's lock, for the C library's locks that the
+		 * threads the signal stopped may hold. */
+		if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
+			mp_end_signals_wait();
 		/* Inside the shim from here, holding its locks, until the fork
 		 * returns (a signal of MAPPROF_END_SIGNALS must not wait here). */
 		mp_tl.in_hook++;
 		mp_fork_prepare();
+		__atomic_add_fetch(&mp.forking, 1, __ATOMIC_ACQ_REL);
 	}
 }
 
 static void on_fork_parent(void)
 {
 	if (!fork_in_shim) {
+		__atomic_sub_fetch(&mp.forking, 1, __ATOMIC_ACQ_REL);
 		mp_fork_parent();
 		mp_tl.in_hook--;
 	}
@@ -424,6 +449,7 @@ static void on_fork_child(void)
 	 * its own, a listed signal ends it at once (endsig.c). */
 	bool had_dump_thread = mp.dump_thread_started;
 	mp.dump_thread_started = false;
+	mp.forking = 0;
 	mp_end_signals_forked();
 	if (fork_in_shim) {
 		fork_in_shim = false;
@@ -568,7 +594,7 @@ static bool dump_final_to(char *path, size_t size)
 		return false;
 	int saved = errno;
 	mp_tl.in_hook++; /* from here on, a handler that ends the process finds us inside */
-	bool ok = false;
+	bool ok = false, claimed = false;
 	/* A fork child that recorded nothing (fork then exec, or _exit, the
 	 * first fork of a daemon) has nothing to say: no dump. */
 	if (!(mp.info_flags & MP_INFO_FORKED) || mp_counts_any() ||
@@ -576,18 +602,29 @@ static bool dump_final_to(char *path, size_t size)
 		/* Counted before the claim, so that the dump thread ending the
 		 * process never sees the dump claimed and not under way. */
 		__atomic_add_fetch(&mp.final_writing, 1, __ATOMIC_ACQ_REL);
-		if (!__atomic_exchange_n(&mp.dumped, true, __ATOMIC_ACQ_REL)) {
+		claimed = !__atomic_exchange_n(&mp.dumped, true, __ATOMIC_ACQ_REL);
+		if (claimed) {
+			mp.final_by_exit = !path && !end_runner;
 			mp_set_enabled(false);
 			ok = mp_dump_write(0, path, size) == 0;
 		}
 		__atomic_sub_fetch(&mp.final_writing, 1, __ATOMIC_ACQ_REL);
 	}
 	mp_tl.in_hook--;
-	/* A listed signal came while this exit or exec wrote the dump: it ends
-	 * the process now, as it would have without the shim. */
 	int end = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
-	if (end && !end_runner)
-		mp_end_signals_die(end);
+	if (end && !end_runner) {
+		/* A listed signal came meanwhile. If the dump thread took the dump,
+		 * it ends the process when done: wait for that. If this exec wrote
+		 * it, the signal ends the process now, as it would have before the
+		 * exec without the shim (the new image would never see it). If
+		 * this exit wrote it, the exit goes on: without the shim the
+		 * process would have been gone, with its own status, before the
+		 * signal came. */
+		if (!claimed)
+			mp_end_signals_wait();
+		else if (path)
+			mp_end_signals_die(end);
+	}
 	errno = saved;
 	return ok;
 }
@@ -612,6 +649,18 @@ MP_EXPORT void exit(int status)
 	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
 		mp_end_signals_wait();
 	((void (*)(int))mp_next_sym((void **)&mp_real.exit, "exit"))(status);
+	__builtin_unreachable();
+}
+
+/* quick_exit runs the program's at_quick_exit handlers before the shim's
+ * (registered first): while a signal of MAPPROF_END_SIGNALS ends the
+ * process, it waits before them, as exit does. */
+MP_EXPORT void quick_exit(int status)
+{
+	static void *next;
+	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
+		mp_end_signals_wait();
+	((void (*)(int))mp_next_sym(&next, "quick_exit"))(status);
 	__builtin_unreachable();
 }
 

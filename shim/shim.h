@@ -178,7 +178,7 @@ struct mp_state {
 	uint32_t sequence;        /* on-demand dumps written so far */
 	int dump_signal;          /* MAPPROF_SIGNAL, or 0 */
 	unsigned interval;        /* MAPPROF_INTERVAL seconds, or 0 */
-	uint64_t end_signals;     /* MAPPROF_END_SIGNALS: bit n for signal n (endsig.c) */
+	uint64_t end_signals;     /* MAPPROF_END_SIGNALS: bit n - 1 for signal n (endsig.c) */
 	int end_signal;           /* atomic: the listed signal that is ending the process, or 0 */
 	bool end_dump;            /* the dump thread writes the dump of a process a signal ends */
 	int final_writing;        /* atomic: final dumps being written (lifecycle.c) */
@@ -187,6 +187,10 @@ struct mp_state {
 	bool end_done;            /* atomic: the end's dump is over; the signal ends the process */
 	uint32_t wake;            /* futex: the dump signal's count (lifecycle.c) */
 	bool dump_thread_started; /* the dump thread (on-demand and end-signal dumps) runs */
+	clockid_t dump_thread_clock; /* its CPU-time clock (endsig.c's deadline) */
+	bool dump_thread_clocked;    /* dump_thread_clock is set */
+	int forking;                 /* atomic: threads inside fork, past the shim's fork hook */
+	bool final_by_exit;          /* the final dump being written is an exit's, not an exec's */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */
 	char out_template[MP_PATH_MAX];
 	pid_t pid;
@@ -373,8 +377,9 @@ void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * once into *slot: for wrappers called before init or only forwarding. */
 void *mp_next_sym(void **slot, const char *name);
 
-/* endsig.c: MAPPROF_END_SIGNALS. Signals 1 to MP_END_SIGNALS - 1 can be listed. */
-#define MP_END_SIGNALS 64
+/* endsig.c: MAPPROF_END_SIGNALS. Signals 1 to MP_END_SIGNALS - 1 can be listed
+ * (SIGRTMAX is 64): signal n is bit n - 1 of mp.end_signals. */
+#define MP_END_SIGNALS 65
 const char *mp_end_signal_refusal(int sig);
 void mp_end_signals_install(void);
 void mp_end_signals_forked(void);

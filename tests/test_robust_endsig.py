@@ -515,3 +515,73 @@ def test_end_signal_quit_core_names_the_thread_it_came_to():
     lib.read_dump(dump)
     got = first_prstatus_tid(core)
     assert got == tid, "the core names thread %d, not %d, the thread SIGQUIT came to" % (got, tid)
+
+
+def test_end_signal_stops_malloc_while_another_thread_forks():
+    """Two threads allocate and free, a third forks without end. The signal often stops a
+    thread inside the C library's malloc, holding an arena's lock, which the fork waits for
+    while the shim's fork hook holds the shim's lock: the dump was lost and the process ended
+    only after 5 s without progress (3 runs in 14). Now a fork that comes after the signal
+    waits for the end before the hook takes the lock, and a stopped thread that a fork waits
+    for goes on (as the program's other threads do): a dump every time, at once."""
+    args = [prog(), "forkmalloc"]
+    rc, _, _, _ = signal_when_ready(args, profiled=False)
+    assert rc == -signal.SIGTERM, rc
+    for r in range(16):
+        t0 = time.monotonic()
+        rc, dump, err, _ = signal_when_ready(args, timeout=40)
+        took = time.monotonic() - t0
+        assert rc == -signal.SIGTERM, "round %d: ended with %d: %s" % (r, rc, err)
+        assert not lib.shim_lines(err), "round %d: %s" % (r, lib.shim_lines(err))
+        assert os.path.exists(dump) and took < 4, "round %d: dump %s after %.1f s" % (
+            r, os.path.exists(dump), took)
+        lib.read_dump(dump)
+
+
+def test_end_signal_during_the_exit_dump_keeps_the_exit_status():
+    """SIGTERM comes 20 ms after the main thread called _exit(3), while the shim writes the
+    exit's dump (65,536 chains). Without mapprof the process is gone by then, with status 3;
+    with it, the signal ended the process with 143. The exit now goes on with its status."""
+    args = [prog(), "exit_in_dump", "16"]
+    rc, _, _, _ = signal_when_ready(args, sigs=(), profiled=False)
+    assert rc == 3, rc
+    for r in range(3):
+        rc, dump, err, _ = signal_when_ready(args, sigs=())
+        assert rc == 3, "round %d: ended with %d, not 3: %s" % (r, rc, err)
+        assert not lib.shim_lines(err), lib.shim_lines(err)
+        lib.read_dump(dump)
+
+
+def test_end_signal_quick_exit_during_the_dump():
+    """A thread raises SIGTERM; 30 ms later, while the dump thread writes (65,536 chains), the
+    main thread calls quick_exit: it waits before the program's at_quick_exit handlers, which
+    ran before (the signal ends the process first without mapprof)."""
+    args = [prog(), "quick_during"]
+    rc, _, _, out = signal_when_ready(args, sigs=(), profiled=False)
+    assert rc == -signal.SIGTERM and out == "", (rc, out)
+    rc, dump, err, out = signal_when_ready(args, sigs=())
+    assert rc == -signal.SIGTERM, (rc, err)
+    assert out == "", "the program's at_quick_exit handler ran: %r" % out
+    assert os.path.exists(dump), "no dump"
+
+
+def test_end_signal_real_time_signals():
+    """Real-time signals end a program by default too: SIGRTMIN+3 and SIGRTMAX (64), listed by
+    number or as kill -l names them (RTMIN+3, RTMAX), leave a dump and end it with the same
+    status. SIGRTMAX could not be listed, and the names were refused."""
+    p = prog()
+    for num, listed in ((signal.SIGRTMIN + 3, "RTMIN+3"), (signal.SIGRTMAX, "SIGRTMAX"),
+                        (signal.SIGRTMAX - 1, "rtmax-1"), (signal.SIGRTMAX, "64")):
+        args = [p, "self", str(int(num))]
+        native, _ = lib.run(args, preexec_fn=default_actions)
+        assert native.returncode == -num, native
+        cp, dump = lib.run_profiled(args, env={"MAPPROF_END_SIGNALS": listed},
+                                    preexec_fn=default_actions, timeout=30)
+        assert cp.returncode == -num, (listed, cp.returncode, cp.stderr[-300:])
+        robust.no_shim_lines(cp, listed)
+        t = lib.truth(cp, "self")
+        robust.check_process(lib.read_dump(dump), p, t, listed)
+    cp, _ = lib.run_profiled([p, "self", "TERM"], env={"MAPPROF_END_SIGNALS": "RTMIN+99,TERM"},
+                             preexec_fn=default_actions, timeout=30)
+    lines = lib.shim_lines(cp.stderr)
+    assert len(lines) == 1 and "RTMIN+99 is not a signal's name or number" in lines[0], lines

@@ -50,6 +50,17 @@
  *   quitter            allocates; the main thread blocks SIGQUIT and a thread, the only one that
  *                      can take it, prints "ready" and its thread id, then waits for it (where
  *                      SIGQUIT leaves a core, the core must name that thread).
+ *   forkmalloc         two threads, the only ones that can take SIGTERM, allocate and free without
+ *                      end (so the signal often stops one inside the C library's malloc, holding
+ *                      an arena's lock), while another forks children that exit at once (fork
+ *                      takes every arena's lock after the shim's fork hook took the shim's).
+ *   exit_in_dump BITS  allocates from 2^BITS chains; a thread waits 20 ms, then raises SIGTERM,
+ *                      while the main thread calls _exit(3) at once: the signal comes while the
+ *                      exit's dump is written, when the process would be gone without the
+ *                      profiler (status 3).
+ *   quick_during       a thread raises SIGTERM; the main thread calls quick_exit(0) 30 ms later,
+ *                      with an at_quick_exit handler that prints "handler ran" (the signal ends
+ *                      the process first without the profiler).
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -487,6 +498,72 @@ static int run_forkkill(int n)
 	return write(1, ok, sizeof(ok) - 1) == sizeof(ok) - 1 ? 0 : 6;
 }
 
+static void *malloc_worker(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	for (;;) {
+		void *volatile p = malloc(64 + (size_t)(rand() & 1023));
+		free(p);
+	}
+	return NULL;
+}
+
+static int run_forkmalloc(void)
+{
+	block_term(SIG_BLOCK);
+	pthread_t t;
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t, NULL, malloc_worker, NULL) != 0)
+			return 4;
+	ready();
+	for (;;) {
+		pid_t c = fork();
+		if (c == 0)
+			_exit(0);
+		if (c > 0)
+			waitpid(c, NULL, 0);
+	}
+}
+
+static void *raise_later(void *arg)
+{
+	block_term(SIG_UNBLOCK);
+	robust_sleep_us((long)(intptr_t)arg);
+	raise(SIGTERM);
+	return NULL;
+}
+
+static int run_exit_in_dump(int bits)
+{
+	many_chains(bits);
+	pthread_t t;
+	if (pthread_create(&t, NULL, raise_later, (void *)(intptr_t)20000) != 0)
+		return 4;
+	ready();
+	_exit(3);
+}
+
+static void quick_handler(void)
+{
+	static const char line[] = "handler ran\n";
+	if (write(1, line, sizeof(line) - 1) < 0)
+		_exit(5);
+}
+
+static int run_quick_during(void)
+{
+	block_term(SIG_BLOCK);
+	at_quick_exit(quick_handler);
+	many_chains(16); /* a dump that takes a while */
+	pthread_t t;
+	if (pthread_create(&t, NULL, raise_later, (void *)(intptr_t)0) != 0)
+		return 4;
+	ready();
+	robust_sleep_us(30000);
+	quick_exit(0);
+}
+
 static void raise_then_exit(int sig)
 {
 	(void)sig;
@@ -670,6 +747,12 @@ int main(int argc, char **argv)
 		return run_quitter();
 	if (argc >= 3 && strcmp(argv[1], "forkkill") == 0)
 		return run_forkkill(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "forkmalloc") == 0)
+		return run_forkmalloc();
+	if (argc >= 3 && strcmp(argv[1], "exit_in_dump") == 0)
+		return run_exit_in_dump(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "quick_during") == 0)
+		return run_quick_during();
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
