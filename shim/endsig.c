@@ -33,6 +33,8 @@
  * the signal is the program's. */
 #include <linux/futex.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -396,4 +398,50 @@ MP_EXPORT handler_fn sigset(int sig, handler_fn disp)
 	if (prev == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &was_blocked) != 0)
 		return SIG_ERR;
 	return sigismember(&was_blocked, sig) ? SIG_HOLD : prev;
+}
+
+/* New processes: while a listed signal ends the process, a thread that
+ * starts one waits for the end, as fork and exec do (the process would be
+ * gone without the shim). posix_spawn and popen make their children without
+ * fork's handlers (CLONE_VM | CLONE_VFORK), and system through them. */
+static struct {
+	void *posix_spawn, *posix_spawnp, *system, *popen;
+} spawn_next;
+
+static inline void before_spawn(void)
+{
+	if (unlikely(__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE)) && getpid() == mp.pid)
+		mp_end_signals_wait();
+}
+
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+
+MP_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	before_spawn();
+	return ((spawn_fn)mp_next_sym(&spawn_next.posix_spawn, "posix_spawn"))(pid, path, fa, attr,
+	                                                                       argv, envp);
+}
+
+MP_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	before_spawn();
+	return ((spawn_fn)mp_next_sym(&spawn_next.posix_spawnp, "posix_spawnp"))(pid, file, fa,
+	                                                                         attr, argv, envp);
+}
+
+MP_EXPORT int system(const char *command)
+{
+	before_spawn();
+	return ((int (*)(const char *))mp_next_sym(&spawn_next.system, "system"))(command);
+}
+
+MP_EXPORT FILE *popen(const char *command, const char *type)
+{
+	before_spawn();
+	return ((FILE * (*)(const char *, const char *))
+	            mp_next_sym(&spawn_next.popen, "popen"))(command, type);
 }

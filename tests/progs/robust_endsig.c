@@ -61,6 +61,10 @@
  *   quick_during       a thread raises SIGTERM; the main thread calls quick_exit(0) 30 ms later,
  *                      with an at_quick_exit handler that prints "handler ran" (the signal ends
  *                      the process first without the profiler).
+ *   spawn_during HOW   allocates from 2^16 chains; a thread starts children without end, with HOW
+ *                      (posix_spawn, system or popen): /bin/true, or once a flag is set an echo
+ *                      of "started after the signal"; another thread sets the flag and raises
+ *                      SIGTERM (without the profiler the process ends first).
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -75,6 +79,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -564,6 +569,62 @@ static int run_quick_during(void)
 	quick_exit(0);
 }
 
+extern char **environ;
+static volatile int spawn_flag;
+
+static void *spawner(void *how)
+{
+	for (;;) {
+		int after = spawn_flag;
+		const char *msg = after ? "started after the signal" : "";
+		if (strcmp(how, "system") == 0) {
+			char cmd[64];
+			snprintf(cmd, sizeof(cmd), after ? "echo '%s'" : "true", msg);
+			if (system(cmd) < 0)
+				_exit(6);
+		} else if (strcmp(how, "popen") == 0) {
+			FILE *f = popen(after ? "echo 'started after the signal'" : "true", "r");
+			if (!f)
+				_exit(6);
+			char line[64];
+			while (fgets(line, sizeof(line), f))
+				if (write(1, line, strlen(line)) < 0)
+					_exit(5);
+			pclose(f);
+		} else {
+			char *argv[] = {after ? "/bin/echo" : "/bin/true", (char *)msg, NULL};
+			pid_t c;
+			if (posix_spawn(&c, argv[0], NULL, NULL, argv, environ) != 0)
+				_exit(6);
+			waitpid(c, NULL, 0);
+		}
+	}
+	return NULL;
+}
+
+static void *flag_then_raise(void *arg)
+{
+	(void)arg;
+	block_term(SIG_UNBLOCK);
+	robust_sleep_us(20000);
+	spawn_flag = 1;
+	raise(SIGTERM);
+	return NULL;
+}
+
+static int run_spawn_during(char *how)
+{
+	block_term(SIG_BLOCK);
+	many_chains(16);
+	pthread_t t;
+	if (pthread_create(&t, NULL, spawner, how) != 0 ||
+	    pthread_create(&t, NULL, flag_then_raise, NULL) != 0)
+		return 4;
+	ready();
+	for (;;)
+		pause();
+}
+
 static void raise_then_exit(int sig)
 {
 	(void)sig;
@@ -753,6 +814,8 @@ int main(int argc, char **argv)
 		return run_exit_in_dump(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "quick_during") == 0)
 		return run_quick_during();
+	if (argc >= 3 && strcmp(argv[1], "spawn_during") == 0)
+		return run_spawn_during(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
