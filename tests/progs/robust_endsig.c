@@ -369,13 +369,9 @@ static void block_term(int how)
 	pthread_sigmask(how, &s, NULL);
 }
 
-static int run_forkloop(size_t mb)
+/* Forks children that exit at once, one after another, without end. */
+static __attribute__((noreturn)) void fork_forever(void)
 {
-	char *p = malloc(mb << 20);
-	if (!p)
-		return 4;
-	memset(p, 1, mb << 20);
-	ready();
 	for (;;) {
 		pid_t c = fork();
 		if (c == 0)
@@ -383,6 +379,16 @@ static int run_forkloop(size_t mb)
 		if (c > 0)
 			waitpid(c, NULL, 0);
 	}
+}
+
+static int run_forkloop(size_t mb)
+{
+	char *p = malloc(mb << 20);
+	if (!p)
+		return 4;
+	memset(p, 1, mb << 20);
+	ready();
+	fork_forever();
 }
 
 static void *flusher(void *arg)
@@ -415,13 +421,7 @@ static int run_forkflush(int streams)
 		return 4;
 	robust_sleep_us(100000);
 	ready();
-	for (;;) {
-		pid_t c = fork();
-		if (c == 0)
-			_exit(0);
-		if (c > 0)
-			waitpid(c, NULL, 0);
-	}
+	fork_forever();
 }
 
 static int slow_look(struct dl_phdr_info *info, size_t size, void *arg)
@@ -522,13 +522,7 @@ static int run_forkmalloc(void)
 		if (pthread_create(&t, NULL, malloc_worker, NULL) != 0)
 			return 4;
 	ready();
-	for (;;) {
-		pid_t c = fork();
-		if (c == 0)
-			_exit(0);
-		if (c > 0)
-			waitpid(c, NULL, 0);
-	}
+	fork_forever();
 }
 
 static void *raise_later(void *arg)
