@@ -122,7 +122,10 @@ static uint64_t progress_mark(void)
 {
 	uint64_t mark = __atomic_load_n(&mp.dump_progress, __ATOMIC_RELAXED);
 	struct timespec cpu;
-	if (mp.dump_thread_clocked && clock_gettime(mp.dump_thread_clock, &cpu) == 0)
+	/* Not once the dump thread itself only waits (for an exit's dump, say):
+	 * its naps take CPU time too. */
+	if (mp.dump_thread_clocked && !__atomic_load_n(&mp.dump_thread_idle, __ATOMIC_ACQUIRE) &&
+	    clock_gettime(mp.dump_thread_clock, &cpu) == 0)
 		mark += (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
 	return mark;
 }

@@ -264,6 +264,7 @@ static __attribute__((noreturn)) void end_process(int sig)
 	mp_tl.in_hook--;
 	dump_final_to(NULL, 0);
 	mp_tl.in_hook++;
+	__atomic_store_n(&mp.dump_thread_idle, true, __ATOMIC_RELEASE);
 	/* An exit's or exec's dump under way: it ends the process when done,
 	 * the exec's by this signal, the exit's with its own status (a few
 	 * seconds are left to it for that). */
@@ -326,6 +327,7 @@ static void start_dump_thread(void)
 		return;
 	}
 	mp.dump_thread_clocked = pthread_getcpuclockid(t, &mp.dump_thread_clock) == 0;
+	mp.dump_thread_idle = false;
 	__atomic_store_n(&mp.dump_thread_started, true, __ATOMIC_RELEASE);
 	if (mp.dump_signal) {
 		struct sigaction sa;

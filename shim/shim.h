@@ -189,6 +189,7 @@ struct mp_state {
 	bool dump_thread_started; /* the dump thread (on-demand and end-signal dumps) runs */
 	clockid_t dump_thread_clock; /* its CPU-time clock (endsig.c's deadline) */
 	bool dump_thread_clocked;    /* dump_thread_clock is set */
+	bool dump_thread_idle;       /* atomic: it waits for the end, its CPU time is no progress */
 	int forking;                 /* atomic: threads inside fork, past the shim's fork hook */
 	bool final_by_exit;          /* the final dump being written is an exit's, not an exec's */
 	char last_dump[MP_PATH_MAX]; /* written before an exec, removed if it fails */

@@ -600,3 +600,25 @@ def test_end_signal_no_new_process_during_the_dump():
         assert "after the signal" not in out, "%s: %d children started after the signal" % (
             how, out.count("after the signal"))
         assert os.path.exists(dump), how
+
+
+def test_end_signal_exit_dump_stuck_on_a_stopped_thread():
+    """SIGTERM stops a thread inside dl_iterate_phdr (holding the loader's lock); the main
+    thread then calls _exit, whose dump waits for that lock to list the modules. The dump
+    thread, waiting for the exit's dump, took its own naps for progress and the process hung;
+    now it ends by the signal once nothing has moved for 5 s, with one line saying why."""
+    args = [prog(), "phdr_exit"]
+    stalled = 0
+    for r in range(4):
+        t0 = time.monotonic()
+        rc, dump, err, _ = signal_when_ready(args, timeout=40)
+        took = time.monotonic() - t0
+        # the exit (status 0) or the signal may come first, as without mapprof
+        assert rc in (0, -signal.SIGTERM), "round %d: ended with %d: %s" % (r, rc, err)
+        lines = lib.shim_lines(err)
+        if lines:
+            stalled += 1
+            assert rc == -signal.SIGTERM and len(lines) == 1 and "no progress for 5 s" in \
+                lines[0] and took < 20, (r, rc, lines, took)
+        else:
+            lib.read_dump(dump)

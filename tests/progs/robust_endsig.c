@@ -65,6 +65,9 @@
  *                      (posix_spawn, system or popen): /bin/true, or once a flag is set an echo
  *                      of "started after the signal"; another thread sets the flag and raises
  *                      SIGTERM (without the profiler the process ends first).
+ *   phdr_exit          as phdrloop, but without on-demand dumps: the main thread calls _exit(0)
+ *                      right after "ready"; its dump waits for the loader's lock to list the
+ *                      modules, and the caller's SIGTERM then stops the walker holding it.
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -619,6 +622,17 @@ static int run_spawn_during(char *how)
 		pause();
 }
 
+static int run_phdr_exit(void)
+{
+	block_term(SIG_BLOCK);
+	many_chains(12);
+	pthread_t t;
+	if (pthread_create(&t, NULL, module_walker, NULL) != 0)
+		return 4;
+	ready();
+	_exit(0);
+}
+
 static void raise_then_exit(int sig)
 {
 	(void)sig;
@@ -810,6 +824,8 @@ int main(int argc, char **argv)
 		return run_quick_during();
 	if (argc >= 3 && strcmp(argv[1], "spawn_during") == 0)
 		return run_spawn_during(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "phdr_exit") == 0)
+		return run_phdr_exit();
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
