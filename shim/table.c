@@ -508,6 +508,10 @@ static __attribute__((noinline)) struct mp_tcache *tcache_make(void)
 		errno = saved;
 		return NULL;
 	}
+	/* Whole before it is linked: a fork on another thread reads every
+	 * cache's unwinding flag under mp.lock (mp_tcaches_unwinding), and read
+	 * a NULL one when this was set after. */
+	tc->unwinding = &mp_unwinding;
 	pthread_mutex_lock(&mp.lock);
 	tc->next = mp.tcaches;
 	if (mp.tcaches)
@@ -515,7 +519,6 @@ static __attribute__((noinline)) struct mp_tcache *tcache_make(void)
 	mp.tcaches = tc;
 	pthread_mutex_unlock(&mp.lock);
 	__atomic_add_fetch(&mp.threads, 1, __ATOMIC_RELAXED);
-	tc->unwinding = &mp_unwinding;
 	tls_tc = tc;
 	mp_unwind_registered = true;
 	mp_thread_watch(tc);
