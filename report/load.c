@@ -572,9 +572,11 @@ static unsigned char *gunzip(const char *path, const unsigned char *in, size_t l
 	return out;
 }
 
-static unsigned char *read_all(const char *path, size_t *size)
+/* From standard input when STDIN (PATH names it in messages). */
+static unsigned char *read_all(const char *path, bool stdin_, size_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd =
+	    stdin_ ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		die("%s: cannot open: %s", path, strerror(errno));
 	struct stat st;
@@ -603,11 +605,14 @@ static unsigned char *read_all(const char *path, size_t *size)
 	return r.buf ? r.buf : xmalloc(1);
 }
 
-struct dump *dump_load(const char *path)
+struct dump *dump_load(const char *arg)
 {
+	/* "-" is standard input, as for -o; ./- names a file called "-" */
+	bool stdin_ = strcmp(arg, "-") == 0;
+	const char *path = stdin_ ? "stdin" : arg;
 	struct dump *d = xcalloc(1, sizeof(*d));
 	size_t size;
-	unsigned char *data = read_all(path, &size);
+	unsigned char *data = read_all(path, stdin_, &size);
 	char *err = NULL;
 	d->path = xstrdup(path);
 	if (dump_parse(d, data, size, &err))

@@ -596,3 +596,30 @@ def test_report_io_gzip_dump():
         assert json.loads(cp.stdout)["rows"] == json.loads(want.stdout)["rows"], gz
     one_error(run("top", cut), 2, cut, "gzip")
     one_error(run("top", bad), 2, bad, "gzip")
+
+
+def run_input(data, *args):
+    """The sanitized report tool with DATA on a pipe as its standard input."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return subprocess.run([lib.MAPPROF] + list(args), input=data, capture_output=True, env=env,
+                          timeout=60)
+
+
+def test_report_io_dash_is_stdin():
+    """- as a dump is standard input, as -o - is stdout: a dump piped in (plain or gzip'd)
+    reads as the file does, messages name it stdin, and ./- is still a file called '-'."""
+    import gzip
+    dump = sites_dump()
+    with open(dump, "rb") as f:
+        raw = f.read()
+    want = json.loads(run("top", "--json", dump).stdout)["rows"]
+    for data in (raw, gzip.compress(raw)):
+        cp = run_input(data, "top", "--json", "-")
+        assert cp.returncode == 0, text(cp.stderr)
+        assert json.loads(cp.stdout)["rows"] == want
+    one_error(run_input(b"", "top", "-"), 2, "stdin", "empty")
+    d = lib.tmpdir("mapprof-io-")
+    shutil.copy(dump, os.path.join(d, "-"))
+    cp = run("top", "--json", "./-", cwd=d)
+    assert cp.returncode == 0 and json.loads(cp.stdout)["rows"] == want, text(cp.stderr)
