@@ -285,6 +285,46 @@ const char *mp_end_signal_refusal(int sig)
 	}
 }
 
+/* A handler the program sets with SA_RESETHAND (what signal is in a strict
+ * ISO C build): the kernel would reset the action to the default itself when
+ * the signal comes, behind the shim's back, and a handler that cleans up and
+ * raises the signal again, as C programs do, would then end the process
+ * without a dump. So the shim installs it without SA_RESETHAND, through
+ * one_shot, which does the reset itself (to the shim's handler: the default
+ * action as the program sees it) and then calls the program's handler. */
+static struct sigaction one_shot_act[MP_END_SIGNALS];  /* the program's, as it set it */
+static struct sigaction one_shot_seen[MP_END_SIGNALS]; /* as the C library reports it */
+static int one_shot_armed[MP_END_SIGNALS];
+
+static void one_shot(int sig, siginfo_t *info, void *ctx)
+{
+	if (!__atomic_exchange_n(&one_shot_armed[sig], 0, __ATOMIC_ACQ_REL)) {
+		on_end_signal(sig, info, ctx); /* reset already: the default's turn */
+		return;
+	}
+	struct sigaction prog = one_shot_act[sig], ours;
+	/* As the kernel resets it: the handler only, flags and mask kept. */
+	apparent[sig] = one_shot_seen[sig];
+	apparent[sig].sa_handler = SIG_DFL;
+	our_action(&ours);
+	real_sigaction(sig, &ours, NULL);
+	if (prog.sa_flags & SA_SIGINFO)
+		prog.sa_sigaction(sig, info, ctx);
+	else
+		prog.sa_handler(sig);
+}
+
+static bool is_one_shot(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == one_shot;
+}
+
+/* What the program believes is installed, for a struct the kernel holds. */
+static const struct sigaction *believed(int sig, const struct sigaction *was)
+{
+	return is_ours(was) ? &apparent[sig] : is_one_shot(was) ? &one_shot_seen[sig] : was;
+}
+
 MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (likely(!watched(sig)))
@@ -294,10 +334,34 @@ MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 		want = *act; /* act and old may be the same struct */
 	memset(&was, 0, sizeof(was));
 	bool own = getpid() == mp.pid; /* not a vfork child, whose memory is ours */
-	if (!own || !act || (want.sa_flags & SA_SIGINFO) || want.sa_handler != SIG_DFL) {
+	bool handler = act && ((want.sa_flags & SA_SIGINFO) ||
+	                       (want.sa_handler != SIG_DFL && want.sa_handler != SIG_IGN));
+	if (own && handler && (want.sa_flags & SA_RESETHAND) &&
+	    __atomic_load_n(&mp.dump_thread_started, __ATOMIC_ACQUIRE)) {
+		/* Set as asked, read back as the C library keeps it, then through
+		 * one_shot. A signal in between takes the program's handler and
+		 * the kernel's reset, as it would without the shim. */
+		struct sigaction seen, tramp;
+		memset(&seen, 0, sizeof(seen));
+		int r = real_sigaction(sig, &want, &was);
+		if (r != 0)
+			return r;
+		real_sigaction(sig, NULL, &seen);
+		one_shot_act[sig] = want;
+		one_shot_seen[sig] = seen;
+		__atomic_store_n(&one_shot_armed[sig], 1, __ATOMIC_RELEASE);
+		tramp = want;
+		tramp.sa_sigaction = one_shot;
+		tramp.sa_flags = (want.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+		real_sigaction(sig, &tramp, NULL);
+		if (old)
+			report(old, believed(sig, &was));
+		return 0;
+	}
+	if (!own || !act || handler || want.sa_handler != SIG_DFL) {
 		int r = real_sigaction(sig, act ? &want : NULL, &was);
 		if (r == 0 && old)
-			report(old, is_ours(&was) ? &apparent[sig] : &was);
+			report(old, believed(sig, &was));
 		return r;
 	}
 	/* The default action: set as asked, so that it is read back as the C
@@ -313,7 +377,7 @@ MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 	our_action(&ours);
 	real_sigaction(sig, &ours, NULL);
 	if (old)
-		report(old, is_ours(&was) ? &apparent[sig] : &was);
+		report(old, believed(sig, &was));
 	return 0;
 }
 

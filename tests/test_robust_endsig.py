@@ -622,3 +622,22 @@ def test_end_signal_exit_dump_stuck_on_a_stopped_thread():
                 lines[0] and took < 20, (r, rc, lines, took)
         else:
             lib.read_dump(dump)
+
+
+def test_end_signal_one_shot_handler_that_raises_again():
+    """The program's handler, set with SA_RESETHAND (what signal is in a strict ISO C build),
+    cleans up and raises the signal again. The kernel reset the action behind mapprof's back,
+    so the raise ended the process without a dump. Now mapprof does the reset: the handler
+    runs, sigaction reports what it would (before: the handler with its flags; inside it: the
+    default, flags kept), and the raise leaves a dump and ends the process by the signal."""
+    for flags in ("plain", "info", "nodefer", "info,nodefer"):
+        args = [prog(), "oneshot", flags]
+        rc, _, native_err, native_out = signal_when_ready(args, profiled=False)
+        assert rc == -signal.SIGTERM and "in handler: default" in native_out, (rc, native_out)
+        assert native_err.startswith("set: handler resethand=1"), native_err
+        rc, dump, err, out = signal_when_ready(args)
+        assert rc == -signal.SIGTERM, (flags, rc, err)
+        assert (out, err) == (native_out, native_err), (flags, out, err, native_out)
+        assert not lib.shim_lines(err), lib.shim_lines(err)
+        assert os.path.exists(dump), "%s: no dump" % flags
+        lib.read_dump(dump)

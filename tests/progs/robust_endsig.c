@@ -68,6 +68,11 @@
  *   phdr_exit          as phdrloop, but without on-demand dumps: the main thread calls _exit(0)
  *                      right after "ready"; its dump waits for the loader's lock to list the
  *                      modules, and the caller's SIGTERM then stops the walker holding it.
+ *   oneshot FLAGS      a handler for SIGTERM set with SA_RESETHAND (FLAGS "info" adds SA_SIGINFO,
+ *                      "nodefer" SA_NODEFER) that prints what sigaction reports inside it (the
+ *                      action reset to the default), then raises SIGTERM again, as C programs
+ *                      clean up and die; on stderr, before "ready", what sigaction reports once
+ *                      it is set.
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -633,6 +638,56 @@ static int run_phdr_exit(void)
 	_exit(0);
 }
 
+static void print_action(int fd, const char *when)
+{
+	struct sigaction q;
+	sigaction(SIGTERM, NULL, &q);
+	char line[128];
+	int n = snprintf(line, sizeof(line), "%s: %s resethand=%d siginfo=%d nodefer=%d\n", when,
+	                 q.sa_handler == SIG_DFL ? "default" : "handler", /* the union's word */
+	                 !!(q.sa_flags & SA_RESETHAND), !!(q.sa_flags & SA_SIGINFO),
+	                 !!(q.sa_flags & SA_NODEFER));
+	if (write(fd, line, (size_t)n) != n)
+		_exit(5);
+}
+
+static void cleanup_then_die(int sig)
+{
+	print_action(1, "in handler");
+	raise(sig);
+}
+
+static void cleanup_then_die_info(int sig, siginfo_t *info, void *ctx)
+{
+	(void)ctx;
+	if (info->si_signo != sig)
+		_exit(6);
+	cleanup_then_die(sig);
+}
+
+static int run_oneshot(const char *flags)
+{
+	allocate();
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESETHAND;
+	if (strstr(flags, "nodefer"))
+		sa.sa_flags |= SA_NODEFER;
+	if (strstr(flags, "info")) {
+		sa.sa_flags |= SA_SIGINFO;
+		sa.sa_sigaction = cleanup_then_die_info;
+	} else {
+		sa.sa_handler = cleanup_then_die;
+	}
+	if (sigaction(SIGTERM, &sa, NULL) != 0)
+		return 4;
+	print_action(2, "set");
+	ready();
+	for (;;)
+		pause();
+}
+
 static void raise_then_exit(int sig)
 {
 	(void)sig;
@@ -826,6 +881,8 @@ int main(int argc, char **argv)
 		return run_spawn_during(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "phdr_exit") == 0)
 		return run_phdr_exit();
+	if (argc >= 3 && strcmp(argv[1], "oneshot") == 0)
+		return run_oneshot(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
