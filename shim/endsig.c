@@ -17,7 +17,8 @@
  * its calls returns EINTR, and it cannot exit with a status of its own. A
  * thread found inside the shim (its hooks, a fork, its thread-exit hook, a
  * dump at exit) returns to let go of the shim's locks, which the dump needs;
- * an exit, quick_exit, fork or exec that comes meanwhile waits (lifecycle.c).
+ * an exit (a return from main too), quick_exit, fork, exec or spawn that
+ * comes meanwhile waits (lifecycle.c).
  * A dump already under way before an exec is finished and the process then
  * ended by the signal; one under way at an exit is finished and the exit goes
  * on with its own status (the process would have been gone without the

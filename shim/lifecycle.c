@@ -556,12 +556,31 @@ bool mp_ready_slow(void)
 	return __atomic_load_n(&mp.init_state, __ATOMIC_ACQUIRE) == 2;
 }
 
+/* A return from main reaches the C library's exit from inside libc, past the
+ * shim's exit. That exit runs the main thread's thread_local destructors
+ * before the program's atexit handlers: one of them waits there while a
+ * signal of MAPPROF_END_SIGNALS ends the process, as the shim's exit does. */
+static void main_thread_exit_hook(void *arg)
+{
+	(void)arg;
+	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
+		mp_end_signals_wait();
+}
+
 __attribute__((constructor)) static void mp_constructor(void)
 {
 	if (mp_ready() && mp_enabled()) {
 		start_dump_thread();
-		if (mp.dump_thread_started)
+		if (mp.dump_thread_started && mp.end_signals) {
 			mp_end_signals_install();
+			if (__cxa_thread_atexit_impl) {
+				mp_tl.in_hook++; /* its list entry is the shim's, not the program's
+				                  */
+				__cxa_thread_atexit_impl(main_thread_exit_hook, NULL,
+				                         &__dso_handle);
+				mp_tl.in_hook--;
+			}
+		}
 	}
 }
 

@@ -73,6 +73,9 @@
  *                      action reset to the default), then raises SIGTERM again, as C programs
  *                      clean up and die; on stderr, before "ready", what sigaction reports once
  *                      it is set.
+ *   main_return        allocates from 2^16 chains; a thread raises SIGTERM; the main thread returns
+ *                      from main 30 ms later, with an atexit handler that prints "atexit ran"
+ *                      (the signal ends the process first without the profiler).
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
  *                      handler often interrupts the shim. Without the profiler, the raise ends
@@ -688,6 +691,26 @@ static int run_oneshot(const char *flags)
 		pause();
 }
 
+static void atexit_handler(void)
+{
+	static const char line[] = "atexit ran\n";
+	if (write(1, line, sizeof(line) - 1) < 0)
+		_exit(5);
+}
+
+static int run_main_return(void)
+{
+	block_term(SIG_BLOCK);
+	atexit(atexit_handler);
+	many_chains(16); /* a dump that takes a while */
+	pthread_t t;
+	if (pthread_create(&t, NULL, raise_later, (void *)(intptr_t)0) != 0)
+		return 4;
+	ready();
+	robust_sleep_us(30000);
+	return 0;
+}
+
 static void raise_then_exit(int sig)
 {
 	(void)sig;
@@ -883,6 +906,8 @@ int main(int argc, char **argv)
 		return run_phdr_exit();
 	if (argc >= 3 && strcmp(argv[1], "oneshot") == 0)
 		return run_oneshot(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "main_return") == 0)
+		return run_main_return();
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
