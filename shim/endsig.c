@@ -326,6 +326,19 @@ static const struct sigaction *believed(int sig, const struct sigaction *was)
 	return is_ours(was) ? &apparent[sig] : is_one_shot(was) ? &one_shot_seen[sig] : was;
 }
 
+/* Sets want (the old action into was) and reads it back into seen, as the C
+ * library keeps it (flags, restorer, the kernel's mask), for the shim to
+ * report when its own stands in; 0 or sigaction's error. */
+static int set_and_read_back(int sig, const struct sigaction *want, struct sigaction *was,
+                             struct sigaction *seen)
+{
+	memset(seen, 0, sizeof(*seen));
+	int r = real_sigaction(sig, want, was);
+	if (r == 0)
+		real_sigaction(sig, NULL, seen);
+	return r;
+}
+
 MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (likely(!watched(sig)))
@@ -343,11 +356,9 @@ MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 		 * one_shot. A signal in between takes the program's handler and
 		 * the kernel's reset, as it would without the shim. */
 		struct sigaction seen, tramp;
-		memset(&seen, 0, sizeof(seen));
-		int r = real_sigaction(sig, &want, &was);
+		int r = set_and_read_back(sig, &want, &was, &seen);
 		if (r != 0)
 			return r;
-		real_sigaction(sig, NULL, &seen);
 		one_shot_act[sig] = want;
 		one_shot_seen[sig] = seen;
 		__atomic_store_n(&one_shot_armed[sig], 1, __ATOMIC_RELEASE);
@@ -369,11 +380,9 @@ MP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 	 * library keeps it, then the shim's in its place. A signal in between
 	 * takes the default action, as it would without the shim. */
 	struct sigaction seen, ours;
-	memset(&seen, 0, sizeof(seen));
-	int r = real_sigaction(sig, &want, &was);
+	int r = set_and_read_back(sig, &want, &was, &seen);
 	if (r != 0)
 		return r;
-	real_sigaction(sig, NULL, &seen);
 	apparent[sig] = seen;
 	our_action(&ours);
 	real_sigaction(sig, &ours, NULL);

@@ -646,7 +646,7 @@ def test_end_signal_one_shot_handler_that_raises_again():
 def test_end_signal_main_returns_during_the_dump():
     """A thread raises SIGTERM; 30 ms later, while the dump thread writes (65,536 chains),
     main returns. That exit comes from inside the C library, past mapprof's exit: the
-    program's atexit handler ran during the dump ("atexit ran" in 10 of 10 runs of a review).
+    program's atexit handler ran during the dump (in 10 of 10 runs of a review).
     It now waits first, in a thread_local destructor of the main thread, which exit runs
     before the atexit handlers."""
     args = [prog(), "main_return"]

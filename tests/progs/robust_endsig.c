@@ -74,7 +74,7 @@
  *                      clean up and die; on stderr, before "ready", what sigaction reports once
  *                      it is set.
  *   main_return        allocates from 2^16 chains; a thread raises SIGTERM; the main thread returns
- *                      from main 30 ms later, with an atexit handler that prints "atexit ran"
+ *                      from main 30 ms later, with an atexit handler that prints "handler ran"
  *                      (the signal ends the process first without the profiler).
  *   raise_exit         the program's own SIGUSR1 handler raises SIGTERM and then calls
  *                      _exit(3); the main thread allocates and frees without end, so the
@@ -87,6 +87,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,24 +555,32 @@ static int run_exit_in_dump(int bits)
 	_exit(3);
 }
 
-static void quick_handler(void)
+static void say_handler_ran(void)
 {
 	static const char line[] = "handler ran\n";
 	if (write(1, line, sizeof(line) - 1) < 0)
 		_exit(5);
 }
 
-static int run_quick_during(void)
+/* quick_during and main_return: a thread raises SIGTERM while 2^16 chains
+ * are counted; the main thread ends 30 ms later, by quick_exit or a return
+ * from main, with a handler of that exit's kind that prints "handler ran". */
+static int run_end_during(bool quick)
 {
 	block_term(SIG_BLOCK);
-	at_quick_exit(quick_handler);
+	if (quick)
+		at_quick_exit(say_handler_ran);
+	else
+		atexit(say_handler_ran);
 	many_chains(16); /* a dump that takes a while */
 	pthread_t t;
 	if (pthread_create(&t, NULL, raise_later, (void *)(intptr_t)0) != 0)
 		return 4;
 	ready();
 	robust_sleep_us(30000);
-	quick_exit(0);
+	if (quick)
+		quick_exit(0);
+	return 0;
 }
 
 extern char **environ;
@@ -689,26 +698,6 @@ static int run_oneshot(const char *flags)
 	ready();
 	for (;;)
 		pause();
-}
-
-static void atexit_handler(void)
-{
-	static const char line[] = "atexit ran\n";
-	if (write(1, line, sizeof(line) - 1) < 0)
-		_exit(5);
-}
-
-static int run_main_return(void)
-{
-	block_term(SIG_BLOCK);
-	atexit(atexit_handler);
-	many_chains(16); /* a dump that takes a while */
-	pthread_t t;
-	if (pthread_create(&t, NULL, raise_later, (void *)(intptr_t)0) != 0)
-		return 4;
-	ready();
-	robust_sleep_us(30000);
-	return 0;
 }
 
 static void raise_then_exit(int sig)
@@ -899,7 +888,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "exit_in_dump") == 0)
 		return run_exit_in_dump(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "quick_during") == 0)
-		return run_quick_during();
+		return run_end_during(true);
 	if (argc >= 3 && strcmp(argv[1], "spawn_during") == 0)
 		return run_spawn_during(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "phdr_exit") == 0)
@@ -907,7 +896,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "oneshot") == 0)
 		return run_oneshot(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "main_return") == 0)
-		return run_main_return();
+		return run_end_during(false);
 	if (argc >= 2 && strcmp(argv[1], "raise_exit") == 0)
 		return run_raise_exit();
 	if (argc >= 2 && strcmp(argv[1], "ignored") == 0)
