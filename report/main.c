@@ -74,7 +74,8 @@ static void main_help(FILE *f)
 {
 	fprintf(f, "usage: mapprof COMMAND [OPTIONS] DUMP...\n\n"
 	           "Reads the dumps that libmapprof.so writes (LD_PRELOAD=libmapprof.so ./prog)\n"
-	           "and shows where a program allocates, and where its containers grow.\n\n"
+	           "and shows where a program allocates, and where its containers grow.\n"
+	           "A DUMP may be gzip'd; - is standard input.\n\n"
 	           "Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);

@@ -212,7 +212,7 @@ static void on_end_signal(int sig, siginfo_t *info, void *ctx)
 void mp_end_signals_wait(void)
 {
 	int sig = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
-	if (sig)
+	if (sig && getpid() == mp.pid) /* not a vfork child, which shares our memory */
 		mp_end_signals_wait_while(sig, NULL);
 }
 
@@ -485,19 +485,13 @@ static struct {
 	void *posix_spawn, *posix_spawnp, *system, *popen;
 } spawn_next;
 
-static inline void before_spawn(void)
-{
-	if (unlikely(__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE)) && getpid() == mp.pid)
-		mp_end_signals_wait();
-}
-
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
 
 MP_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	before_spawn();
+	mp_end_signals_wait();
 	return ((spawn_fn)mp_next_sym(&spawn_next.posix_spawn, "posix_spawn"))(pid, path, fa, attr,
 	                                                                       argv, envp);
 }
@@ -505,20 +499,20 @@ MP_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_a
 MP_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                            const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	before_spawn();
+	mp_end_signals_wait();
 	return ((spawn_fn)mp_next_sym(&spawn_next.posix_spawnp, "posix_spawnp"))(pid, file, fa,
 	                                                                         attr, argv, envp);
 }
 
 MP_EXPORT int system(const char *command)
 {
-	before_spawn();
+	mp_end_signals_wait();
 	return ((int (*)(const char *))mp_next_sym(&spawn_next.system, "system"))(command);
 }
 
 MP_EXPORT FILE *popen(const char *command, const char *type)
 {
-	before_spawn();
+	mp_end_signals_wait();
 	return ((FILE * (*)(const char *, const char *))
 	            mp_next_sym(&spawn_next.popen, "popen"))(command, type);
 }

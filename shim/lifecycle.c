@@ -397,8 +397,7 @@ static void on_fork_prepare(void)
 		 * be gone before this fork without the shim, and the fork would
 		 * wait, holding the shim's lock, for the C library's locks that the
 		 * threads the signal stopped may hold. */
-		if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
-			mp_end_signals_wait();
+		mp_end_signals_wait();
 		/* Inside the shim from here, holding its locks, until the fork
 		 * returns (a signal of MAPPROF_END_SIGNALS must not wait here). */
 		mp_tl.in_hook++;
@@ -563,8 +562,7 @@ bool mp_ready_slow(void)
 static void main_thread_exit_hook(void *arg)
 {
 	(void)arg;
-	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
-		mp_end_signals_wait();
+	mp_end_signals_wait();
 }
 
 __attribute__((constructor)) static void mp_constructor(void)
@@ -667,8 +665,7 @@ __attribute__((destructor)) static void mp_destructor(void)
  * waits before them, as the process would already be gone without the shim. */
 MP_EXPORT void exit(int status)
 {
-	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
-		mp_end_signals_wait();
+	mp_end_signals_wait();
 	((void (*)(int))mp_next_sym((void **)&mp_real.exit, "exit"))(status);
 	__builtin_unreachable();
 }
@@ -679,8 +676,7 @@ MP_EXPORT void exit(int status)
 MP_EXPORT void quick_exit(int status)
 {
 	static void *next;
-	if (__atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE) && getpid() == mp.pid)
-		mp_end_signals_wait();
+	mp_end_signals_wait();
 	((void (*)(int))mp_next_sym(&next, "quick_exit"))(status);
 	__builtin_unreachable();
 }

@@ -386,7 +386,8 @@ void mp_end_signals_install(void);
 void mp_end_signals_forked(void);
 /* Ends the process by sig with the default action; never returns. */
 void mp_end_signals_die(int sig) __attribute__((noreturn));
-/* An exit or exec while a listed signal ends the process: waits for the end. */
+/* While a listed signal ends this process (not a vfork child of it), an exit,
+ * exec, fork or spawn waits for the end; returns at once otherwise. */
 void mp_end_signals_wait(void);
 /* Waits while *busy is not 0 (forever if busy is NULL), as long as the dumps
  * go on; if they make no progress for a while, ends the process by sig. */
