@@ -1,7 +1,8 @@
 /* dump.c: writes the dump file (format: include/mapprof_dump.h) atomically:
  * an unnamed file in the target directory, given its name once written whole
  * (a temporary name, then a rename, where the file system has no unnamed
- * files); an existing file is never replaced. Runs at exit or on demand, never
+ * files); an existing file is never replaced, a FIFO or a device written into
+ * as it is. Runs at exit or on demand, never
  * per call; uses no malloc (its buffer is static and the counters snapshot
  * comes from mmap). */
 #include <errno.h>
@@ -32,6 +33,35 @@ _Static_assert(sizeof(((struct writer *)0)->buf) % W_STEP == 0, "a buffer of who
 
 static struct writer w; /* used only under mp.lock */
 
+/* A write to a pipe nobody reads any more raises SIGPIPE, which would kill
+ * the program: it is held back on this thread while the shim writes and, if
+ * a write raised it, taken away (one that was pending already stays). */
+struct pipe_hold {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void pipe_hold(struct pipe_hold *h)
+{
+	sigset_t pipe_only, pending;
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, &h->old);
+	h->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static void pipe_release(struct pipe_hold *h, bool raised)
+{
+	if (raised && !h->was_pending) {
+		sigset_t pipe_only;
+		sigemptyset(&pipe_only);
+		sigaddset(&pipe_only, SIGPIPE);
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_only, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+}
+
 void mp_log(const char *fmt, ...)
 {
 	char line[MP_PATH_MAX + 256];
@@ -43,21 +73,12 @@ void mp_log(const char *fmt, ...)
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	/* Standard error may be a pipe nobody reads any more: a SIGPIPE would
-	 * kill the program, so it is held back and, if this write raised it,
-	 * taken away (one that was pending already stays). */
+	/* Standard error may be a pipe nobody reads any more. */
 	int saved = errno;
-	sigset_t pipe_only, old, pending;
-	sigemptyset(&pipe_only);
-	sigaddset(&pipe_only, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	struct pipe_hold hold;
+	pipe_hold(&hold);
 	ssize_t r = write(2, line, (size_t)n);
-	if (r < 0 && errno == EPIPE && !was_pending) {
-		struct timespec zero = {0, 0};
-		sigtimedwait(&pipe_only, NULL, &zero);
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pipe_release(&hold, r < 0 && errno == EPIPE);
 	errno = saved;
 }
 
@@ -469,31 +490,26 @@ static int publish(const char *tmp, const char *path)
 	return 0;
 }
 
-/* mp_dump_write, at tmp then path (both names expanded; path has room for
- * MP_PATH_MAX bytes, for the names tried after it). */
-static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, size_t path_size)
+/* The module map brought up to date, then mp.lock taken, for dump_body. */
+static void dump_lock(void)
 {
-	int err = 0;
-	const char *what = "";
-
 	/* Before mp.lock: see modules.c for the lock order. Not when a signal
 	 * ends the process: the threads it stopped may hold the loader's lock. */
 	if (!mp.end_dump)
 		mp_modules_refresh();
 	pthread_mutex_lock(&mp.lock);
 	__atomic_add_fetch(&mp.dump_progress, 1, __ATOMIC_RELAXED);
-	bool unnamed;
-	w.fd = dump_open(path, tmp, &unnamed);
-	if (w.fd < 0) {
-		err = errno;
-		what = "cannot create";
-		pthread_mutex_unlock(&mp.lock);
-		goto fail;
-	}
+}
+
+/* Write a dump into w.fd: mp.lock held, and let go on return. A regular
+ * file is bounded by RLIMIT_FSIZE (past it, a write raises SIGXFSZ). Returns
+ * 0 or an errno value. */
+static int dump_body(uint32_t sequence, bool regular)
+{
 	w.err = 0;
 	w.len = 0;
 	struct rlimit fsize;
-	w.room = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY
+	w.room = regular && getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY
 	             ? (uint64_t)fsize.rlim_cur
 	             : UINT64_MAX;
 	struct mp_counts *snap = NULL;
@@ -532,9 +548,61 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 		mp_unmap(live, live_size);
 	/* The writer is the next dump's as soon as the lock is let go (an
 	 * on-demand dump and the exit dump can meet here). */
-	int fd = w.fd;
-	err = cap < 0 && !w.err ? ENOMEM : w.err;
+	int err = cap < 0 && !w.err ? ENOMEM : w.err;
 	pthread_mutex_unlock(&mp.lock);
+	return err;
+}
+
+/* MAPPROF_OUT names a FIFO or a character device (a pipe made with mkfifo
+ * or a shell's >(...), /dev/null): each dump is written into it as it is.
+ * A FIFO nobody has open for reading gets no dump, rather than hold the
+ * program up at its end until somebody does. Returns 0 or an errno value,
+ * after a line saying why. */
+static int dump_stream(uint32_t sequence, const char *path, bool fifo)
+{
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		if (err == ENXIO && fifo)
+			mp_log("no dump: nothing reads the FIFO %s", path);
+		else
+			mp_log("cannot open dump %s: %s", path, strerror(err));
+		return err;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* the reader sets the pace */
+	struct pipe_hold hold;
+	pipe_hold(&hold);
+	dump_lock();
+	w.fd = fd;
+	int err = dump_body(sequence, false);
+	if (close(fd) != 0 && !err)
+		err = errno;
+	pipe_release(&hold, err == EPIPE);
+	if (err)
+		mp_log("cannot write dump %s: %s", path, strerror(err));
+	return err;
+}
+
+/* mp_dump_write, at tmp then path (both names expanded; path has room for
+ * MP_PATH_MAX bytes, for the names tried after it). */
+static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, size_t path_size)
+{
+	int err = 0;
+	const char *what = "";
+
+	dump_lock();
+	bool unnamed;
+	int fd = dump_open(path, tmp, &unnamed);
+	if (fd < 0) {
+		err = errno;
+		what = "cannot create";
+		pthread_mutex_unlock(&mp.lock);
+		goto fail;
+	}
+	w.fd = fd;
+	err = dump_body(sequence, true);
 
 	if (!unnamed && close(fd) != 0 && !err)
 		err = errno;
@@ -619,7 +687,14 @@ fail:
 int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 {
 	char path[MP_PATH_MAX], tmp[MP_PATH_MAX + 32];
-	if (!expand_path(path, sizeof(path), sequence, 1)) {
+	if (path_size)
+		path_out[0] = 0; /* no file to take back if an exec fails */
+	/* A FIFO or a device takes every dump, on-demand ones too; any other
+	 * name is the exit dump's, and an on-demand dump's is <name>.<sequence>. */
+	struct stat st;
+	bool stream = expand_path(path, sizeof(path), 0, 1) && stat(path, &st) == 0 &&
+	              (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
+	if (!stream && !expand_path(path, sizeof(path), sequence, 1)) {
 		mp_log("cannot write dump: path from MAPPROF_OUT is too long");
 		return ENAMETOOLONG;
 	}
@@ -629,7 +704,8 @@ int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size)
 	 * and the dump half written. */
 	int cancel_state;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-	int err = dump_to(sequence, path, tmp, path_out, path_size);
+	int err = stream ? dump_stream(sequence, path, S_ISFIFO(st.st_mode))
+	                 : dump_to(sequence, path, tmp, path_out, path_size);
 	pthread_setcancelstate(cancel_state, NULL);
 	return err;
 }

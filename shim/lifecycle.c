@@ -711,7 +711,8 @@ static void exec_failed(bool dumped)
 	if (!dumped)
 		return;
 	int saved = errno;
-	unlink(mp.last_dump);
+	if (mp.last_dump[0]) /* not a FIFO's or a device's */
+		unlink(mp.last_dump);
 	mp.dumped = false;
 	mp_set_enabled(true);
 	errno = saved;

@@ -6,7 +6,8 @@ and the reason, and nothing at the path is overwritten or followed (a taken name
 written beside it, <path>.<pid>). And how it is written: unnamed
 until whole, so a process killed while writing leaves nothing; named through /proc, copied, or
 through a named temporary file where the system allows no better (failures made by a preloaded
-library, tests/progs/fs_faults.c)."""
+library, tests/progs/fs_faults.c). A FIFO or a character device (/dev/null) takes the dump as it is,
+without holding the program up or letting a SIGPIPE kill it."""
 import os
 import shutil
 import signal
@@ -327,3 +328,134 @@ def test_on_demand_settings_not_understood():
         lines = lib.shim_lines(cp.stderr)
         assert len(lines) == 1 and said in lines[0], (env, lines)
         lib.read_dump(out)
+
+
+class FifoReader:
+    """Reads a FIFO from before the program starts until its writer closes it (or, with LIMIT,
+    until LIMIT bytes, then closes it early). The FIFO is open for reading the whole time, so a
+    writer's open finds its reader."""
+
+    def __init__(self, path, limit=None):
+        import threading
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.limit, self.data, self.done = limit, b"", False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        import select
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while self.limit is None or len(self.data) < self.limit:
+            # Before any writer came, a read would say end of file: read only once poll says
+            # there is data, or a writer has come and gone (POLLHUP).
+            if not poller.poll(100):
+                continue
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            self.data += chunk
+        self.done = True
+        os.close(self.fd)
+
+    def wait(self, timeout=30):
+        self.thread.join(timeout)
+        assert self.done, "the FIFO's writer never closed it"
+        return self.data
+
+
+def test_out_fifo_takes_the_dump():
+    """MAPPROF_OUT naming a FIFO (mkfifo, or a shell's >(...)) streams the dump into it, whole,
+    with the program's exact counts; nothing is made beside it."""
+    d = lib.tmpdir()
+    fifo = os.path.join(d, "dump.fifo")
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    cp, pid = run(fifo)
+    assert not cp.stderr, cp.stderr
+    data = reader.wait()
+    no_leftovers(d, ["dump.fifo"])
+    got = os.path.join(lib.tmpdir(), "from-fifo.dump")
+    with open(got, "wb") as f:
+        f.write(data)
+    dump = lib.read_dump(got)
+    assert dump["info"]["pid"] == pid
+    other = lib.check_sites(dump, prog(), lib.truth(cp)["sites"], "through a FIFO")
+    assert not other, "allocations outside the sites: %d chains" % len(other)
+    # And the report reads it as it comes, as in MAPPROF_OUT=>(mapprof top -) ./app: the dump
+    # goes to /dev/fd/N, the write end of a pipe whose read end is the report's standard input.
+    r, w = os.pipe()
+    top = subprocess.Popen([lib.MAPPROF, "top", "-"], stdin=r, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPROF_")}
+    env.update(LD_PRELOAD=lib.LIB, MAPPROF_OUT="/dev/fd/%d" % w)
+    app = subprocess.run([prog(), "50"], env=env, pass_fds=[w], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, timeout=60)
+    os.close(r)
+    os.close(w)
+    out, err = top.communicate(timeout=60)
+    assert app.returncode == 0 and not app.stderr, app.stderr
+    assert top.returncode == 0, err.decode()[-500:]
+    assert b"alloc_objects" in out and b"site_" in out, out.decode()[-500:]
+
+
+def test_out_fifo_nobody_reads():
+    """A FIFO nobody has open for reading: no dump, one line saying so, and the program ends at
+    once with its own status, not held up until a reader comes."""
+    d = lib.tmpdir()
+    fifo = os.path.join(d, "dump.fifo")
+    os.mkfifo(fifo)
+    cp, _ = run(fifo)
+    one_line_about(cp, fifo, "nothing reads the FIFO")
+    no_leftovers(d, ["dump.fifo"])
+
+
+def test_out_fifo_reader_leaves_early():
+    """The FIFO's reader goes away mid-dump: the write fails with EPIPE and the SIGPIPE it raises
+    is taken away, so the program still ends with its own status (not killed by SIGPIPE), and
+    one line says the dump was cut short."""
+    d = lib.tmpdir()
+    fifo = os.path.join(d, "dump.fifo")
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo, limit=4096)  # a dump of 100,000 chains is megabytes
+    cp, _ = lib.run([many_chains(), "1", "100000"], env={"MAPPROF_OUT": fifo},
+                    preload=[lib.LIB])
+    reader.wait()
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    one_line_about(cp, fifo, "Broken pipe")
+
+
+def test_out_device_takes_the_dump():
+    """MAPPROF_OUT=/dev/null (a character device) discards the dump: nothing written into /dev
+    beside it, no line, the program's status kept. /dev/zero's sibling /dev/full says why the
+    dump was lost."""
+    before = set(os.listdir("/dev"))
+    cp, _ = run("/dev/null")
+    assert not cp.stderr, cp.stderr
+    assert set(os.listdir("/dev")) - before == set(), set(os.listdir("/dev")) - before
+    if os.path.exists("/dev/full"):
+        cp, _ = run("/dev/full")
+        one_line_about(cp, "/dev/full", "No space left on device")
+        assert set(os.listdir("/dev")) - before == set()
+
+
+def test_out_fifo_kept_after_a_failed_exec():
+    """A failed exec takes back the dump written before it, by deleting the file it named; a
+    FIFO is not that file, and stays (each image's dump went into it, here to no reader)."""
+    d = lib.tmpdir()
+    fifo = os.path.join(d, "dump.fifo")
+    os.mkfifo(fifo)
+    prog_exec, _ = test_robust_exec.progs()
+    cp, _ = lib.run([prog_exec, "execfail"], env={"MAPPROF_OUT": fifo}, preload=[lib.LIB])
+    assert cp.returncode == 0, cp.stderr[-500:]
+    assert os.path.exists(fifo) and stat_is_fifo(fifo), "the FIFO is gone: %s" % os.listdir(d)
+    lines = cp.stderr.splitlines()
+    assert lines and all("nothing reads the FIFO" in x for x in lines), cp.stderr[-500:]
+
+
+def stat_is_fifo(path):
+    import stat
+    return stat.S_ISFIFO(os.stat(path).st_mode)
