@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -451,6 +452,38 @@ static int link_unnamed(int fd, const char *path)
 	return errno;
 }
 
+/* The first size bytes of file in copied to out: 0 or an errno value. By
+ * sendfile, or by read and write where out takes no sendfile (a device). */
+static int copy_file(int out, int in, off_t size)
+{
+	off_t off = 0;
+	bool by_sendfile = true;
+	while (off < size) {
+		size_t step = size - off > (1 << 20) ? 1 << 20 : (size_t)(size - off);
+		ssize_t n;
+		if (by_sendfile) {
+			n = sendfile(out, in, &off, step);
+			if (n < 0 && (errno == EINVAL || errno == ENOSYS) && off == 0) {
+				by_sendfile = false;
+				continue;
+			}
+		} else {
+			char buf[4096]; /* rare (a device): not worth a larger stack */
+			n = pread(in, buf, step < sizeof(buf) ? step : sizeof(buf), off);
+			if (n > 0)
+				n = write(out, buf, (size_t)n);
+			if (n > 0)
+				off += n;
+		}
+		__atomic_add_fetch(&mp.dump_progress, 1, __ATOMIC_RELAXED);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
+	}
+	return 0;
+}
+
 /* The unnamed file fd copied into tmp, made new (neither way of linking it
  * works here): 0 or an errno value. */
 static int copy_unnamed(int fd, const char *tmp)
@@ -461,15 +494,7 @@ static int copy_unnamed(int fd, const char *tmp)
 	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (out < 0)
 		return errno;
-	int err = 0;
-	off_t off = 0;
-	while (off < st.st_size && !err) {
-		ssize_t n = sendfile(out, fd, &off, (size_t)(st.st_size - off));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			err = n < 0 ? errno : EIO;
-	}
+	int err = copy_file(out, fd, st.st_size);
 	if (close(out) != 0 && !err)
 		err = errno;
 	if (err)
@@ -556,8 +581,11 @@ static int dump_body(uint32_t sequence, bool regular)
 /* MAPPROF_OUT names a FIFO or a character device (a pipe made with mkfifo
  * or a shell's >(...), /dev/null): each dump is written into it as it is.
  * A FIFO nobody has open for reading gets no dump, rather than hold the
- * program up at its end until somebody does. Returns 0 or an errno value,
- * after a line saying why. */
+ * program up at its end until somebody does. The dump is made in memory
+ * (a memfd) under mp.lock and copied out after: a reader that is slow, or
+ * never reads, holds up only the thread writing the dump, not every thread
+ * that needs the lock. Returns 0 or an errno value, after a line saying
+ * why. */
 static int dump_stream(uint32_t sequence, const char *path, bool fifo)
 {
 	int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -572,11 +600,23 @@ static int dump_stream(uint32_t sequence, const char *path, bool fifo)
 	int flags = fcntl(fd, F_GETFL);
 	if (flags >= 0)
 		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* the reader sets the pace */
+	/* A memfd is a file RLIMIT_FSIZE bounds: under such a limit, straight
+	 * into the FIFO or device, which it does not bound. */
+	struct rlimit fsize;
+	int mem = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur == RLIM_INFINITY
+	              ? memfd_create("mapprof-dump", MFD_CLOEXEC)
+	              : -1;
 	struct pipe_hold hold;
 	pipe_hold(&hold);
 	dump_lock();
-	w.fd = fd;
+	w.fd = mem >= 0 ? mem : fd; /* no memfd: straight into it */
 	int err = dump_body(sequence, false);
+	if (mem >= 0) {
+		struct stat st;
+		if (!err)
+			err = fstat(mem, &st) == 0 ? copy_file(fd, mem, st.st_size) : errno;
+		close(mem);
+	}
 	if (close(fd) != 0 && !err)
 		err = errno;
 	pipe_release(&hold, err == EPIPE);

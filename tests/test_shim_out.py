@@ -459,3 +459,39 @@ def test_out_fifo_kept_after_a_failed_exec():
 def stat_is_fifo(path):
     import stat
     return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def test_out_fifo_slow_reader_holds_up_only_the_dump():
+    """A FIFO whose reader does not read yet: an on-demand dump (MAPPROF_SIGNAL) waits for it,
+    and so does the exit's, but the program's own work does not. The dump is made in memory and
+    copied out with the shim's lock let go, so the thread that is making new call chains (each
+    needs the lock) goes on to its end."""
+    import select
+    d = lib.tmpdir()
+    fifo = os.path.join(d, "dump.fifo")
+    os.mkfifo(fifo)
+    hold = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader that reads nothing yet
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPROF_")}
+    env.update(LD_PRELOAD=lib.LIB, MAPPROF_OUT=fifo, MAPPROF_SIGNAL="USR2")
+    p = subprocess.Popen([many_chains(), "1", "100000"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.3)  # some thousands of chains made: a dump of more than a pipe holds
+        p.send_signal(signal.SIGUSR2)
+        ready = select.select([p.stdout], [], [], 30)[0]
+        line = p.stdout.readline() if ready else b""
+    finally:
+        os.set_blocking(hold, True)
+        data = b""
+        while True:  # now read both dumps, so the program can end
+            chunk = os.read(hold, 1 << 20)
+            if not chunk and p.poll() is not None:
+                break
+            data += chunk
+        os.close(hold)
+        p.wait(60)
+    assert line.startswith(b'{"role":"main"'), \
+        "the program stalled while its on-demand dump waited for the FIFO's reader"
+    assert p.returncode == 0, p.stderr.read().decode()[-500:]
+    assert data.startswith(b"MAPPROF\0") and data.count(b"MAPPROF\0") >= 2 and \
+        len(data) > 1 << 16, "%d bytes from the FIFO" % len(data)
