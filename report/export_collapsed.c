@@ -1,6 +1,8 @@
 /* export_collapsed.c: `mapprof export --format collapsed`: Brendan Gregg's folded stacks, one
  * line per chain, outermost frame first, frames joined by ';', the chosen sample's value last.
- * Chains with a zero value are left out; ';' in a name becomes ':' so lines stay parseable. */
+ * Chains with a zero value are left out; ';' in a name becomes ':' so lines stay parseable. An
+ * inlined frame ends in "_[i]", as stackcollapse-perf.pl --inline writes it (flamegraph.pl
+ * colours such frames apart). */
 #include <string.h>
 
 #include "views.h"
@@ -12,6 +14,8 @@ static void add_name(struct strbuf *sb, const struct profile *p, const struct pf
 	for (size_t i = at; i < sb->len; i++)
 		if (sb->buf[i] == ';' || sb->buf[i] == '\n')
 			sb->buf[i] = ':';
+	if (f->inlined)
+		sb_adds(sb, "_[i]");
 }
 
 void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s, struct output *out)
