@@ -45,6 +45,7 @@ enum mp_tag {
 	MP_TAG_MODULE = 4,     /* struct mp_module + ranges + build-id + path */
 	MP_TAG_CHAIN = 5,      /* struct mp_chain + frame indices + size classes */
 	MP_TAG_FRAMES = 6,     /* struct mp_frame[]: every frame the chains use, once */
+	MP_TAG_SOURCES = 7,    /* mapprof merge: struct mp_source entries, one per input */
 	MP_TAG_END = 0x454e44u /* "END": struct mp_end, last record */
 };
 
@@ -146,6 +147,18 @@ struct mp_end {
 	uint64_t alloc_space;
 	uint64_t inuse_objects;
 	uint64_t inuse_space;
+};
+
+/* SOURCES (written by mapprof merge, at most one): the process images a merged
+ * profile came from, one entry each, in the order they were merged. An entry
+ * is this header, then exe_len bytes of executable path (no NUL), then zero
+ * bytes up to a multiple of 8. A merge of merged dumps lists their sources. */
+struct mp_source {
+	uint64_t pid; /* the input's INFO pid, ppid, start_ns and sequence */
+	uint64_t ppid;
+	uint64_t start_ns;
+	uint32_t sequence;
+	uint32_t exe_len;
 };
 
 #endif /* MAPPROF_DUMP_H */

@@ -23,11 +23,28 @@ static void json_dump(struct strbuf *sb, const struct dump *d)
 	sb_addf(sb,
 	        "],\"start_ns\":%llu,\"end_ns\":%llu,\"max_depth\":%u,\"sample_period\":%llu,"
 	        "\"not_recorded\":%llu,\"threads\":%llu,\"forked\":%s,\"frees_tracked\":%s,"
-	        "\"sequence\":%u}",
+	        "\"sequence\":%u",
 	        (unsigned long long)in->start_ns, (unsigned long long)in->end_ns, in->max_depth,
 	        (unsigned long long)in->sample_period, (unsigned long long)in->not_recorded,
 	        (unsigned long long)in->threads, in->flags & MP_INFO_FORKED ? "true" : "false",
 	        in->flags & MP_INFO_FREES_TRACKED ? "true" : "false", in->sequence);
+	if (d->nsources) {
+		/* a merged dump: the process images it came from */
+		sb_adds(sb, ",\"merged_from\":[");
+		for (size_t k = 0; k < d->nsources; k++) {
+			const struct dump_source *src = &d->sources[k];
+			sb_addf(sb,
+			        "%s{\"pid\":%llu,\"ppid\":%llu,\"start_ns\":%llu,\"sequence\":%u,"
+			        "\"exe\":",
+			        k ? "," : "", (unsigned long long)src->pid,
+			        (unsigned long long)src->ppid, (unsigned long long)src->start_ns,
+			        src->sequence);
+			sb_json_str(sb, src->exe);
+			sb_addch(sb, '}');
+		}
+		sb_addch(sb, ']');
+	}
+	sb_addch(sb, '}');
 }
 
 void export_json(struct strbuf *sb, struct profile *p, struct output *out)

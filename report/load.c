@@ -29,6 +29,7 @@ _Static_assert(sizeof(struct mp_frame) == 16, "frame");
 _Static_assert(sizeof(struct mp_chain) == 48, "chain");
 _Static_assert(sizeof(struct mp_size_class) == 40, "size class");
 _Static_assert(sizeof(struct mp_end) == 48, "end");
+_Static_assert(sizeof(struct mp_source) == 32, "source");
 
 struct parser {
 	struct dump *d;
@@ -67,6 +68,8 @@ static const char *tag_name(uint32_t tag)
 		return "CHAIN";
 	case MP_TAG_FRAMES:
 		return "FRAMES";
+	case MP_TAG_SOURCES:
+		return "SOURCES";
 	case MP_TAG_END:
 		return "END";
 	}
@@ -77,6 +80,43 @@ static const char *tag_name(uint32_t tag)
 bool add_u64(uint64_t *a, uint64_t b)
 {
 	return !__builtin_add_overflow(*a, b, a);
+}
+
+/* SOURCES: entries that fill the record exactly, each a header, a path without NUL and padding. */
+static int parse_sources(struct parser *ps, const unsigned char *pl, uint64_t len, uint64_t off)
+{
+	struct dump *d = ps->d;
+	if (d->sources)
+		return fail(ps, off, "second SOURCES record");
+	size_t cap = 0;
+	for (uint64_t at = 0; at < len;) {
+		struct mp_source e;
+		if (len - at < sizeof(e))
+			return fail(ps, off,
+			            "SOURCES entry %zu cut short (%llu bytes left, needs %zu)",
+			            d->nsources, (unsigned long long)(len - at), sizeof(e));
+		memcpy(&e, pl + at, sizeof(e));
+		at += sizeof(e);
+		uint64_t padded = ((uint64_t)e.exe_len + 7) & ~(uint64_t)7;
+		if (padded > len - at)
+			return fail(ps, off,
+			            "SOURCES entry %zu: path of %u bytes past the record's end",
+			            d->nsources, e.exe_len);
+		if (memchr(pl + at, '\0', e.exe_len))
+			return fail(ps, off, "SOURCES entry %zu: path holds a NUL byte",
+			            d->nsources);
+		if (d->nsources == cap) {
+			cap = cap ? cap * 2 : 8;
+			d->sources = xreallocarray(d->sources, cap, sizeof(*d->sources));
+		}
+		d->sources[d->nsources++] =
+		    (struct dump_source){e.pid, e.ppid, e.start_ns, e.sequence,
+		                         xstrndup((const char *)pl + at, e.exe_len)};
+		at += padded;
+	}
+	if (!d->nsources)
+		return fail(ps, off, "empty SOURCES record");
+	return 0;
 }
 
 static int parse_module(struct parser *ps, const unsigned char *pl, uint64_t len, uint64_t off)
@@ -334,6 +374,9 @@ static int parse(struct parser *ps)
 			break;
 		case MP_TAG_MODULE:
 			r = parse_module(ps, pl, len, off);
+			break;
+		case MP_TAG_SOURCES:
+			r = parse_sources(ps, pl, len, off);
 			break;
 		case MP_TAG_CHAIN:
 			r = parse_chain(ps, pl, len, off);
@@ -627,6 +670,9 @@ void dump_free(struct dump *d)
 	for (size_t i = 0; i < d->nmodules; i++)
 		free(d->modules[i].path);
 	free(d->modules);
+	for (size_t i = 0; i < d->nsources; i++)
+		free(d->sources[i].exe);
+	free(d->sources);
 	free(d->chains);
 	free(d->args_buf);
 	free(d->argv);

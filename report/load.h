@@ -40,6 +40,13 @@ struct dump {
 	size_t nframes;
 	bool have_frames;
 	struct mp_end end;
+	/* A merged dump's SOURCES: the process images it came from (none: the dump is its own). */
+	struct dump_source {
+		uint64_t pid, ppid, start_ns;
+		uint32_t sequence;
+		char *exe;
+	} * sources;
+	size_t nsources;
 	unsigned char *data; /* the whole file */
 	size_t size;
 };

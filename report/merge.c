@@ -65,6 +65,34 @@ static bool classes_add_up(const struct pchain *c)
 	return objects == c->v[S_ALLOC_OBJECTS] && bytes == c->v[S_ALLOC_SPACE];
 }
 
+static void add_source(struct strbuf *rec, const struct dump_source *src)
+{
+	struct mp_source e = {src->pid, src->ppid, src->start_ns, src->sequence,
+	                      (uint32_t)strlen(src->exe)};
+	const char *exe = src->exe;
+	static const char zeros[8];
+	put(rec, &e, sizeof(e));
+	put(rec, exe, e.exe_len);
+	put(rec, zeros, (8 - e.exe_len % 8) % 8);
+}
+
+/* SOURCES: each input, or the sources of an input that is itself a merge. */
+static void write_sources(struct strbuf *sb, const struct profile *p)
+{
+	struct strbuf rec = STRBUF_INIT;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		const struct dump *d = p->dumps[i];
+		for (size_t k = 0; k < d->nsources; k++)
+			add_source(&rec, &d->sources[k]);
+		if (!d->nsources)
+			add_source(&rec, &(struct dump_source){d->info.pid, d->info.ppid,
+			                                       d->info.start_ns, d->info.sequence,
+			                                       d->exe});
+	}
+	record(sb, MP_TAG_SOURCES, rec.buf, rec.len);
+	sb_release(&rec);
+}
+
 static void merge_write(struct profile *p, const struct options *o)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -100,6 +128,7 @@ static void merge_write(struct profile *p, const struct options *o)
 		sb_add(&cmd, first->argv[i], strlen(first->argv[i]) + 1);
 	record(&sb, MP_TAG_CMDLINE, cmd.buf ? cmd.buf : "", cmd.len);
 	sb_release(&cmd);
+	write_sources(&sb, p);
 
 	for (size_t i = 0; i < p->sym.nmods; i++) {
 		const struct sym_module *m = &p->sym.mods[i];

@@ -359,16 +359,40 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 	size_t sampled = 0;
 	for (size_t i = 0; i < p->ndumps; i++)
 		sampled += p->dumps[i]->info.sample_period != 0;
-	if (p->ndumps == 1) {
-		const struct dump *d = p->dumps[0];
-		sb_addf(sb, "Exe: %s (pid %llu)", d->exe, (unsigned long long)d->info.pid);
-	} else {
-		sb_addf(sb, "Exe: %s and %zu more dump%s (pids", p->dumps[0]->exe, p->ndumps - 1,
-		        p->ndumps == 2 ? "" : "s");
-		for (size_t i = 0; i < p->ndumps && i < 8; i++)
-			sb_addf(sb, " %llu", (unsigned long long)p->dumps[i]->info.pid);
-		sb_adds(sb, p->ndumps > 8 ? " ...)" : ")");
+	/* The process images the profile holds: each dump, or a merged dump's sources. */
+	size_t nimages = 0, nexes = 0;
+	const char *exes[3];
+	struct strbuf pids = STRBUF_INIT;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		const struct dump *d = p->dumps[i];
+		for (size_t k = 0; k < (d->nsources ? d->nsources : 1); k++, nimages++) {
+			const char *e = d->nsources ? d->sources[k].exe : d->exe;
+			size_t x = 0;
+			while (x < nexes && x < 3 && strcmp(exes[x], e) != 0)
+				x++;
+			if (x == nexes && nexes++ < 3)
+				exes[x] = e;
+			if (nimages < 8)
+				sb_addf(&pids, " %llu",
+				        (unsigned long long)(d->nsources ? d->sources[k].pid
+				                                         : d->info.pid));
+		}
 	}
+	if (nimages == 1)
+		sb_addf(sb, "Exe: %s (pid%s)", exes[0], sb_str(&pids));
+	else if (nexes == 1)
+		sb_addf(sb, "Exe: %s and %zu more dump%s (pids%s%s)", exes[0], nimages - 1,
+		        nimages == 2 ? "" : "s", sb_str(&pids), nimages > 8 ? " ..." : "");
+	else {
+		sb_adds(sb, "Exes: ");
+		for (size_t x = 0; x < nexes && x < 3; x++)
+			sb_addf(sb, "%s%s", x ? ", " : "", exes[x]);
+		if (nexes > 3)
+			sb_addf(sb, " and %zu more", nexes - 3);
+		sb_addf(sb, " (%zu dumps, pids%s%s)", nimages, sb_str(&pids),
+		        nimages > 8 ? " ..." : "");
+	}
+	sb_release(&pids);
 	/* How many samples the estimates rest on: a count of n samples is off by about
 	 * 1/sqrt(n) (a Poisson count's relative error). */
 	if (sampled == p->ndumps)

@@ -555,6 +555,12 @@ static void keep_latest_snapshots(struct dump **ds, size_t n)
 	size_t *ix = xcalloc(n + 1, sizeof(*ix));
 	for (size_t i = 0; i < n; i++)
 		ix[i] = i;
+	/* A merged dump is no snapshot: its INFO is its first input's (merged_again sees to it). */
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!ds[i]->nsources)
+			ix[m++] = i;
+	n = m;
 	qsort_r(ix, n, sizeof(*ix), cmp_process, ds);
 	for (size_t g = 0, end; g < n; g = end) {
 		const struct mp_info *first = &ds[ix[g]]->info;
@@ -599,6 +605,62 @@ static void keep_latest_snapshots(struct dump **ds, size_t n)
 	free(ix);
 }
 
+/* The process images a dump holds: itself, or a merged dump's SOURCES. */
+static size_t nimages(const struct dump *d)
+{
+	return d->nsources ? d->nsources : 1;
+}
+
+static struct dump_source image(const struct dump *d, size_t x)
+{
+	if (d->nsources)
+		return d->sources[x];
+	return (struct dump_source){d->info.pid, d->info.ppid, d->info.start_ns, d->info.sequence,
+	                            d->exe};
+}
+
+/* Whether merged dump m holds a process image of d's (*pid; *same when it is the same snapshot). */
+static bool shares_image(const struct dump *d, const struct dump *m, uint64_t *pid, bool *same)
+{
+	for (size_t x = 0; x < nimages(d); x++)
+		for (size_t k = 0; k < m->nsources; k++) {
+			struct dump_source a = image(d, x), b = m->sources[k];
+			if (a.pid == b.pid && a.start_ns == b.start_ns) {
+				*same = a.sequence == b.sequence;
+				*pid = a.pid;
+				return true;
+			}
+		}
+	return false;
+}
+
+/* A dump whose process image (pid, start_ns) a merged dump lists among its SOURCES: if it is the
+ * same snapshot (sequence), the merged dump has it already and it is left out; otherwise the
+ * process's early allocations are counted twice, which one line says (as for two merged dumps
+ * that share an input). */
+static void merged_again(struct dump **ds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n && ds[i]; j++) {
+			bool same;
+			uint64_t pid;
+			if (j == i || !ds[j] || !ds[j]->nsources ||
+			    !shares_image(ds[i], ds[j], &pid, &same))
+				continue;
+			if (!ds[i]->nsources && same) {
+				error("%s: already in %s (merged), left out", ds[i]->path,
+				      ds[j]->path);
+				dump_free(ds[i]);
+				ds[i] = NULL;
+			} else if (!ds[i]->nsources || i < j) {
+				error(
+				    "%s and %s both hold process %llu: its allocations are counted "
+				    "twice",
+				    ds[i]->path, ds[j]->path, (unsigned long long)pid);
+			}
+		}
+}
+
 void profile_load(struct profile *p, const struct options *o, char **paths, int npaths)
 {
 	profile_init(p, o);
@@ -608,6 +670,7 @@ void profile_load(struct profile *p, const struct options *o, char **paths, int 
 	for (int i = 0; i < npaths; i++)
 		ds[i] = dump_load(paths[i]);
 	keep_latest_snapshots(ds, (size_t)npaths);
+	merged_again(ds, (size_t)npaths);
 	double t1 = now_s();
 	for (int i = 0; i < npaths; i++)
 		if (ds[i])

@@ -196,8 +196,9 @@ def shim_lines(stderr):
 
 MAGIC = b"MAPPROF\0"
 VERSION = 2  # the version the shim writes; version 1 (frames inline in CHAIN) is read too
-TAG_INFO, TAG_EXE, TAG_CMDLINE, TAG_MODULE, TAG_CHAIN, TAG_FRAMES, TAG_END = \
-    1, 2, 3, 4, 5, 6, 0x454E44
+TAG_INFO, TAG_EXE, TAG_CMDLINE, TAG_MODULE, TAG_CHAIN, TAG_FRAMES, TAG_SOURCES, TAG_END = \
+    1, 2, 3, 4, 5, 6, 7, 0x454E44
+SOURCE_FMT = "<QQQII"  # pid, ppid, start_ns, sequence, exe_len; then the path, padded to 8
 INFO_FREES_TRACKED, INFO_SAMPLED, INFO_FORKED = 1, 2, 4
 MODULE_MAIN, MODULE_UNLOADED, MODULE_VDSO = 1, 2, 4
 MODULE_NONE = 0xFFFFFFFF
@@ -247,7 +248,7 @@ def read_dump(path, merged=False):
     if header_size != 16:
         fail(12, "header_size %d, expected 16" % header_size)
     d = {"version": version, "info": None, "exe": None, "cmdline": None, "modules": [],
-         "chains": [], "end": None, "unknown_tags": [], "frames": None}
+         "chains": [], "end": None, "unknown_tags": [], "frames": None, "sources": None}
     off, first = 16, True
     while True:
         if off == len(data):
@@ -287,6 +288,10 @@ def read_dump(path, merged=False):
             if length % fs:
                 fail(off, "FRAMES length %d is not a multiple of %d" % (length, fs))
             d["frames"] = [(m, o) for m, _, o in struct.iter_unpack(FRAME_FMT, payload)]
+        elif tag == TAG_SOURCES:
+            if d["sources"] is not None:
+                fail(off, "second SOURCES record")
+            d["sources"] = _sources(payload, off, fail)
         elif tag == TAG_CHAIN:
             if version >= 2 and d["frames"] is None:
                 fail(off, "CHAIN before the FRAMES record")
@@ -304,6 +309,24 @@ def read_dump(path, merged=False):
         off = padded
     _validate(d, path)
     return d
+
+
+def _sources(p, off, fail):
+    """SOURCES (mapprof merge): [{"pid", "ppid", "start_ns", "sequence", "exe"}]."""
+    hs, at, out = struct.calcsize(SOURCE_FMT), 0, []
+    while at < len(p):
+        if len(p) - at < hs:
+            fail(off, "SOURCES entry cut short")
+        pid, ppid, start, seq, n = struct.unpack_from(SOURCE_FMT, p, at)
+        at += hs
+        if at + n > len(p) or any(p[at + n:at + (n + 7) // 8 * 8]):
+            fail(off, "SOURCES entry's path runs past the record or is badly padded")
+        out.append({"pid": pid, "ppid": ppid, "start_ns": start, "sequence": seq,
+                    "exe": p[at:at + n].decode(errors="surrogateescape")})
+        at += (n + 7) // 8 * 8
+    if not out:
+        fail(off, "empty SOURCES record")
+    return out
 
 
 def _module(p, off, fail):

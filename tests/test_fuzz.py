@@ -21,7 +21,7 @@ def record(tag, payload):
     return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
 
 
-def synth_dump(nchains=3, unknown_tag=False, classes=True, version=2):
+def synth_dump(nchains=3, unknown_tag=False, classes=True, version=2, sources=False):
     """A small valid dump built by hand from the format in include/mapprof_dump.h (version 2:
     a FRAMES record and frame indices; version 1: each chain's frames inline)."""
     out = b"MAPPROF\0" + struct.pack("<II", version, 16)
@@ -37,6 +37,11 @@ def synth_dump(nchains=3, unknown_tag=False, classes=True, version=2):
                                      0) + rng + bid + path)
     if unknown_tag:
         out += record(0x99, b"future record")
+    if sources:  # a merged dump's SOURCES: two process images
+        out += record(7, b"".join(struct.pack("<QQQII", pid, 1, 10**18, seq, len(exe)) + exe +
+                                  b"\0" * (-len(exe) % 8)
+                                  for pid, seq, exe in ((4242, 0, b"/usr/bin/prog"),
+                                                        (4243, 2, b"/usr/bin/other-prog"))))
     tot = [0, 0, 0, 0]
     table = []
     for c in range(nchains):
@@ -68,7 +73,8 @@ def write_seeds():
     seeds = {"empty-profile": synth_dump(0), "three-chains": synth_dump(3),
              "unknown-tag": synth_dump(2, unknown_tag=True),
              "no-classes": synth_dump(2, classes=False),
-             "three-chains-v1": synth_dump(3, version=1)}
+             "three-chains-v1": synth_dump(3, version=1),
+             "merged-sources": synth_dump(3, sources=True)}
     for name, data in seeds.items():
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)

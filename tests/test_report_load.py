@@ -4,6 +4,7 @@ record boundary and inside records), corrupt, foreign and newer-version files. U
 are skipped. The files are made from a real dump of a real run, changed in known ways. A
 version 1 dump (frames inline in each chain, no FRAMES record) still loads, to the same
 profile."""
+import json
 import os
 import struct
 import subprocess
@@ -218,13 +219,15 @@ def rec(tag, payload):
     return struct.pack("<IIQ", tag, 0, len(payload)) + payload + b"\0" * (-len(payload) % 8)
 
 
-def synthetic(cmdline=b"prog\0", modules=(), chains=(), max_depth=64, pid=7):
+def synthetic(cmdline=b"prog\0", modules=(), chains=(), max_depth=64, pid=7, sequence=0,
+              exe=b"/nonexistent/prog", start_ns=0):
     """A valid dump from parts: modules [(path, build_id)], chains [(frames, classes)] with
     frames [(module, offset)] and classes [(log2, objects, size)] (each class one size); a chain
     (frames, [], (objects, bytes)) has no classes and those totals."""
     out = b"MAPPROF\0" + struct.pack("<II", 1, 16)
-    out += rec(1, struct.pack("<QQQQIIIIQQQ", pid, 1, 0, 0, 1, max_depth, 0, 0, 0, 0, 1))
-    out += rec(2, b"/nonexistent/prog")
+    out += rec(1, struct.pack("<QQQQIIIIQQQ", pid, 1, start_ns, 0, 1, max_depth, 0, sequence, 0,
+                              0, 1))
+    out += rec(2, exe)
     out += rec(3, cmdline)
     out += b"".join(rec(4, struct.pack("<IIQIIII", i, 0, 0, 0, len(bid), len(path), 0) + bid +
                         path) for i, (path, bid) in enumerate(modules))
@@ -343,3 +346,76 @@ def test_report_load_merge_writes_what_it_reads():
     assert (c["alloc_objects"], c["alloc_space"], c["classes"]) == (U64, U64, []), c
     refused("bytes-no-objects.dump", synthetic(chains=[(site, [], (0, 1000))]),
             "chain 0 has 1000 bytes in no object")
+
+
+# ---- a merged dump names the process images it came from (SOURCES) ----
+
+def source(pid, exe, sequence=0, start_ns=0, ppid=1):
+    return struct.pack("<QQQII", pid, ppid, start_ns, sequence, len(exe)) + exe + \
+        b"\0" * (-len(exe) % 8)
+
+
+def test_report_load_merge_names_its_sources():
+    """merge writes a SOURCES record: one entry per input (pid, ppid, start time, sequence,
+    executable), a merged input's own sources in its place. The views' header names them
+    instead of the first input alone; the JSON export lists them; an input that a merged dump
+    already holds is left out rather than counted twice, and a different snapshot of such a
+    process is counted with a line saying so."""
+    site = [(NONE, 0x1000)]
+    a = synthetic(chains=[(site, [(5, 3, 16)])], pid=11, exe=b"/bin/alpha", start_ns=5)
+    b = synthetic(chains=[(site, [(5, 4, 16)])], pid=12, exe=b"/bin/alpha", start_ns=6)
+    c = synthetic(chains=[(site, [(6, 2, 40)])], pid=13, exe=b"/bin/beta", start_ns=7)
+    d = merged("src-ab", a, b)
+    assert d["sources"] == [
+        {"pid": 11, "ppid": 1, "start_ns": 5, "sequence": 0, "exe": "/bin/alpha"},
+        {"pid": 12, "ppid": 1, "start_ns": 6, "sequence": 0, "exe": "/bin/alpha"}], d["sources"]
+    ab = os.path.join(TMP, "src-ab.merged.dump")
+    head = text(lib.mapprof("top", ab).stdout).splitlines()[0]
+    assert head == "Exe: /bin/alpha and 1 more dump (pids 11 12)", head
+    # a merge of a merge: its sources, flattened, in order
+    abc = os.path.join(TMP, "src-abc.dump")
+    lib.mapprof("merge", "-q", ab, write("src-c.dump", c), "-o", abc)
+    d = lib.read_dump(abc, merged=True)
+    assert [x["pid"] for x in d["sources"]] == [11, 12, 13], d["sources"]
+    head = text(lib.mapprof("top", abc).stdout).splitlines()[0]
+    assert head == "Exes: /bin/alpha, /bin/beta (3 dumps, pids 11 12 13)", head
+    dumps = json.loads(lib.mapprof("export", abc).stdout)["dumps"]
+    assert [x["pid"] for x in dumps[0]["merged_from"]] == [11, 12, 13], dumps
+    assert dumps[0]["merged_from"][2]["exe"] == "/bin/beta"
+    # the same snapshot again: left out, one line; the totals are the merged dump's alone
+    cp = lib.mapprof("top", "--json", ab, os.path.join(TMP, "src-ab.0.dump"))
+    err = text(cp.stderr).strip().splitlines()
+    assert err == ["mapprof: %s: already in %s (merged), left out" % (
+        os.path.join(TMP, "src-ab.0.dump"), ab)], err
+    assert json.loads(cp.stdout)["total"] == 7, text(cp.stdout)[:300]
+    # a later snapshot of a merged process: both counted, and said
+    later = write("src-a1.dump", synthetic(chains=[(site, [(5, 9, 16)])], pid=11, sequence=1,
+                                           exe=b"/bin/alpha", start_ns=5))
+    cp = lib.mapprof("top", "--json", ab, later)
+    err = text(cp.stderr).strip().splitlines()
+    assert len(err) == 1 and "both hold process 11" in err[0] and "counted twice" in err[0], err
+    assert json.loads(cp.stdout)["total"] == 16
+    # two merged dumps sharing an input: said once
+    cp = lib.mapprof("top", "--json", ab, abc)
+    err = text(cp.stderr).strip().splitlines()
+    assert len(err) == 1 and "both hold process 11" in err[0], err
+
+
+def test_report_load_sources_checked():
+    """A SOURCES record that is cut short, whose path runs past it or holds a NUL, that is
+    empty, or that comes twice: exit 2 with the reason."""
+    data = real_dump()
+    end = records(data)[-1][0]
+
+    def with_sources(*payloads):
+        return data[:end] + b"".join(rec(7, p) for p in payloads) + data[end:]
+
+    good = source(42, b"/bin/x")
+    cp = lib.mapprof("top", write("src-good.dump", with_sources(good)))
+    assert text(cp.stdout).startswith("Exe: /bin/x (pid 42)"), text(cp.stdout)[:200]
+    refused("src-short.dump", with_sources(good[:20]), "SOURCES entry 0 cut short")
+    bad = struct.pack("<QQQII", 42, 1, 0, 0, 100) + b"/bin/x\0\0"
+    refused("src-long.dump", with_sources(bad), "past the record's end")
+    refused("src-nul.dump", with_sources(source(42, b"/bin\0x")), "NUL")
+    refused("src-empty.dump", with_sources(b""), "empty SOURCES")
+    refused("src-twice.dump", with_sources(good, good), "second SOURCES")
