@@ -97,10 +97,14 @@ install: all
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmapprof.so
 	install -m 755 $(CMD) $(DESTDIR)$(PREFIX)/bin/mapprof
 	install -m 644 include/mapprof_dump.h $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
+	install -d $(DESTDIR)$(PREFIX)/share/doc/mapprof
+	install -m 644 README.md docs/cli.md docs/dump-format.md $(DESTDIR)$(PREFIX)/share/doc/mapprof/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmapprof.so $(DESTDIR)$(PREFIX)/bin/mapprof \
-	  $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
+	  $(DESTDIR)$(PREFIX)/include/mapprof_dump.h \
+	  $(addprefix $(DESTDIR)$(PREFIX)/share/doc/mapprof/,README.md cli.md dump-format.md)
+	-rmdir $(DESTDIR)$(PREFIX)/share/doc/mapprof 2>/dev/null
 
 FORMAT_FILES = $(wildcard include/*.h shim/*.[ch] report/*.[ch] examples/*.[ch] examples/*.cc tests/progs/*.[ch] tests/progs/*.cc tests/fuzz/*.c bench/*.[ch])
 format:

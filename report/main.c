@@ -1,8 +1,10 @@
 /* main.c: the `mapprof` command: dispatches subcommands, prints help and the version. It holds
  * no logic of its own beyond that; exit 1 for usage errors, 2 for bad input (die()). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "options.h"
 #include "usage.h"
@@ -49,7 +51,8 @@ static const struct command commands[] = {
     {"merge", cmd_merge, "mapprof merge [OPTIONS] DUMP... [-o OUT]",
      "merge dumps into one dump file",
      "Merges dumps (e.g. a forking server's workers) into one dump file in the same format;\n"
-     "chains merge by symbols. See docs/cli.md for how frames are represented."},
+     "chains merge by symbols, and a SOURCES record names every input (see the docs named\n"
+     "by mapprof --help)."},
     {"export", cmd_export, "mapprof export --format json|collapsed|pprof [OPTIONS] DUMP... [-o F]",
      "write the profile as JSON, collapsed stacks or pprof protobuf",
      "The profile as JSON (the whole symbolized profile), collapsed stacks (flamegraph.pl,\n"
@@ -70,6 +73,30 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* Where cli.md is: installed beside the command (PREFIX/share/doc/mapprof, `make install`), or
+ * in the source tree it was built in (build/mapprof: docs/), else named as in the sources. */
+static const char *cli_doc(void)
+{
+	static char found[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "docs/cli.md";
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return "docs/cli.md";
+	*slash = '\0';
+	static const char *const places[] = {"../share/doc/mapprof/cli.md", "../docs/cli.md"};
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		char path[PATH_MAX * 2];
+		snprintf(path, sizeof(path), "%s/%s", exe, places[i]);
+		if (realpath(path, found))
+			return found;
+	}
+	return "docs/cli.md";
+}
+
 static void main_help(FILE *f)
 {
 	fprintf(f, "usage: mapprof COMMAND [OPTIONS] DUMP...\n\n"
@@ -81,8 +108,10 @@ static void main_help(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "  %-8s %s\n\n", "help", "help COMMAND: the help of one command");
 	print_option_help(f);
-	fprintf(f, "\nExit status: 0 ok, 1 usage error, 2 unreadable or invalid input, 3 diff\n"
-	           "--fail-if-increase tripped. See docs/cli.md for examples.\n");
+	fprintf(f,
+	        "\nExit status: 0 ok, 1 usage error, 2 unreadable or invalid input, 3 diff\n"
+	        "--fail-if-increase tripped. Examples, every option and the output formats:\n%s\n",
+	        cli_doc());
 }
 
 static void command_help(const struct command *c)

@@ -25,9 +25,14 @@ def installed_files(root):
 def test_install_prefix_and_uninstall():
     prefix = os.path.join(lib.tmpdir("mapprof-install-"), "usr")
     make("install", "PREFIX=" + prefix)
+    docs = ["share/doc/mapprof/" + f for f in ("README.md", "cli.md", "dump-format.md")]
     assert installed_files(prefix) == ["bin/mapprof", "include/mapprof_dump.h",
-                                       "lib/libmapprof.so"], installed_files(prefix)
+                                       "lib/libmapprof.so"] + docs, installed_files(prefix)
     assert os.access(os.path.join(prefix, "bin/mapprof"), os.X_OK)
+    # the installed command's --help names the installed docs
+    helped = subprocess.run([os.path.join(prefix, "bin/mapprof"), "--help"],
+                            stdout=subprocess.PIPE, universal_newlines=True)
+    assert os.path.join(prefix, "share/doc/mapprof/cli.md") in helped.stdout, helped.stdout[-300:]
     prog = lib.build_prog("threads", ["threads.c"])
     d = lib.tmpdir()
     dump = os.path.join(d, "inst.dump")
@@ -52,4 +57,6 @@ def test_install_destdir():
     dest = lib.tmpdir("mapprof-destdir-")
     make("install", "DESTDIR=" + dest, "PREFIX=/opt/mapprof")
     assert installed_files(dest) == ["opt/mapprof/bin/mapprof", "opt/mapprof/include/mapprof_dump.h",
-                                     "opt/mapprof/lib/libmapprof.so"], installed_files(dest)
+                                     "opt/mapprof/lib/libmapprof.so"] + [
+        "opt/mapprof/share/doc/mapprof/" + f
+        for f in ("README.md", "cli.md", "dump-format.md")], installed_files(dest)
