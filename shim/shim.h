@@ -314,7 +314,14 @@ bool mp_stack_thread_init(void); /* this thread's stack bounds: known, or false 
  * found (0: libunwind's walk). */
 /* ips: room for MP_CAPTURE_ROOM words; the first (returned) hold the chain. */
 uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_t *nfp);
-bool mp_stack_room(void); /* room on this thread's stack for mp_stack_capture */
+/* Room on this stack for mp_stack_capture: enough, too little (the thread's
+ * stack or its alternate signal stack, deep), or unknown (a coroutine's). */
+enum mp_room { MP_ROOM, MP_ROOM_SHORT, MP_ROOM_UNKNOWN };
+enum mp_room mp_stack_room(void);
+/* fn(arg) on this thread's spare stack, mapped at its first use; false
+ * (fn not called) without one (no memory, the thread's end, no support). */
+bool mp_on_spare(void (*fn)(void *), void *arg);
+void mp_stack_thread_exit(void); /* unmaps the spare stack */
 /* fp mode's fast path: the hash of a trusting walk's chain, or -1 (see
  * stack.c for when it may be used). */
 struct mp_hash;

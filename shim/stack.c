@@ -76,6 +76,17 @@ static void object_range(void *addr, uintptr_t *lo, uintptr_t *hi)
 static __thread uintptr_t stack_lo, stack_hi;
 static __thread bool stack_asked; /* mp_stack_thread_init asked once */
 
+/* The spare stack (see mp_on_spare). */
+#define SPARE_BYTES ((size_t)256 << 10)
+#define SPARE_GUARD ((size_t)4096)
+static __thread char *spare;     /* its lowest usable byte, or NULL */
+static __thread bool spare_gone; /* the thread's exit hook ran: no new one */
+
+static inline bool on_spare(uintptr_t addr)
+{
+	return spare && addr - (uintptr_t)spare <= SPARE_BYTES - sizeof(uintptr_t);
+}
+
 #define GOOD_PAGES 4
 static __thread uintptr_t good_page[GOOD_PAGES];
 static __thread unsigned good_next;
@@ -103,7 +114,8 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
 		*(unw_word_t *)addr = *val;
 		return 0;
 	}
-	if (!stack_hi || addr < stack_lo || addr > stack_hi - sizeof(unw_word_t)) {
+	if ((!stack_hi || addr < stack_lo || addr > stack_hi - sizeof(unw_word_t)) &&
+	    !on_spare(addr)) {
 		uintptr_t first = addr & ~(uintptr_t)4095, last = (addr + 7) & ~(uintptr_t)4095;
 		if (!first || !page_readable(first) || (last != first && !page_readable(last)))
 			return -UNW_EINVAL;
@@ -858,13 +870,15 @@ uint32_t mp_stack_capture(uintptr_t *ips, uint32_t max, bool *truncated, uint32_
 }
 
 /* Whether this thread has room on its stack for a checked walk (libunwind
- * and the shim take up to some 6 KiB below the hook): threads made with the
- * smallest stacks, and signal handlers on small alternate stacks, deep in
- * their calls, would overflow it. A call without room is not recorded (the
- * dump counts it as not recorded). */
+ * and the shim take up to some 6 KiB below the hook, more when libunwind
+ * binds a symbol lazily): threads made with the smallest stacks, and signal
+ * handlers on small alternate stacks, deep in their calls, would overflow
+ * it. On a stack the shim knows nothing of (a coroutine's, made with
+ * makecontext or by hand, often of 8 KiB or less) the room is unknown.
+ * Either way the walk goes to a stack of the shim's own (mp_on_spare). */
 #define WALK_ROOM (8u << 10)
 
-bool mp_stack_room(void)
+enum mp_room mp_stack_room(void)
 {
 	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
 	/* fp mode may walk twice at once (learn_and_walk): the second walk's
@@ -873,12 +887,86 @@ bool mp_stack_room(void)
 	    WALK_ROOM +
 	    (mp.unwinder == MP_UNWIND_FP ? (mp.max_depth + SKIP_ROOM + 1) * sizeof(void *) : 0);
 	if (stack_hi && sp >= stack_lo && sp < stack_hi)
-		return sp - stack_lo >= room;
+		return sp - stack_lo >= room ? MP_ROOM : MP_ROOM_SHORT;
 	stack_t ss;
 	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
 	    sp >= (uintptr_t)ss.ss_sp && sp < (uintptr_t)ss.ss_sp + ss.ss_size)
-		return sp - (uintptr_t)ss.ss_sp >= room;
-	return true; /* a stack we know nothing of: as before */
+		return sp - (uintptr_t)ss.ss_sp >= room ? MP_ROOM : MP_ROOM_SHORT;
+	return MP_ROOM_UNKNOWN;
+}
+
+/* ---- the spare stack ----
+ *
+ * A stack of the shim's own, one per thread, mapped at the thread's first
+ * call without room: the walk and all that follows it (a new chain: the
+ * module map, the chain table) run there, and the program's stack holds only
+ * the hooks' frames. SPARE_BYTES are reserved and only the pages touched are
+ * backed; a guard page lies below. A signal handler that
+ * interrupts the walk runs on it too, with at least as much room as the
+ * program's stack had left. The trampoline keeps a frame pointer with
+ * call-frame information (the canonical frame address from %rbp), so
+ * libunwind, gdb and the frame-pointer walk all step from the spare stack
+ * back to the program's. Nothing runs there but the shim under its re-entry
+ * guard: a handler's allocations there are not recorded, so it is never
+ * entered twice. */
+
+#if defined(__x86_64__)
+/* mp_spare_call(fn, arg, top): fn(arg) with the stack pointer at top. */
+void mp_spare_call(void (*fn)(void *), void *arg, void *top);
+__asm__(".text\n"
+        ".globl mp_spare_call\n"
+        ".hidden mp_spare_call\n"
+        ".type mp_spare_call, @function\n"
+        "mp_spare_call:\n"
+        "\t.cfi_startproc\n"
+        "\tpushq %rbp\n"
+        "\t.cfi_def_cfa_offset 16\n"
+        "\t.cfi_offset %rbp, -16\n"
+        "\tmovq %rsp, %rbp\n"
+        "\t.cfi_def_cfa_register %rbp\n"
+        "\tmovq %rdx, %rsp\n"
+        "\tmovq %rdi, %rax\n"
+        "\tmovq %rsi, %rdi\n"
+        "\tcallq *%rax\n"
+        "\tmovq %rbp, %rsp\n"
+        "\tpopq %rbp\n"
+        "\t.cfi_def_cfa %rsp, 8\n"
+        "\tret\n"
+        "\t.cfi_endproc\n"
+        "\t.size mp_spare_call, .-mp_spare_call\n");
+#define HAVE_SPARE 1
+#else
+#define HAVE_SPARE 0
+#endif
+
+bool mp_on_spare(void (*fn)(void *), void *arg)
+{
+#if HAVE_SPARE
+	if (unlikely(!spare)) {
+		if (spare_gone)
+			return false;
+		char *m = mmap(NULL, SPARE_BYTES + SPARE_GUARD, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		if (m == MAP_FAILED)
+			return false;
+		mprotect(m, SPARE_GUARD, PROT_NONE);
+		spare = m + SPARE_GUARD;
+	}
+	mp_spare_call(fn, arg, spare + SPARE_BYTES);
+	return true;
+#else
+	(void)fn;
+	(void)arg;
+	return false;
+#endif
+}
+
+void mp_stack_thread_exit(void)
+{
+	if (spare)
+		munmap(spare - SPARE_GUARD, SPARE_BYTES + SPARE_GUARD);
+	spare = NULL;
+	spare_gone = true;
 }
 
 /* fp mode's fast path: the hash of the chain a frame-pointer walk finds

@@ -564,6 +564,7 @@ void mp_thread_exit(void *arg)
 	tls_tc = NULL;
 	tls_dead = true;
 	tcache_free(tc);
+	mp_stack_thread_exit();
 	mp_tl.in_hook--;
 }
 
@@ -1047,10 +1048,6 @@ static inline void record_live(void *p, uint32_t id, size_t size)
 static inline __attribute__((always_inline)) void record_checked(void *p, size_t size, unsigned cls,
                                                                  struct mp_tcache *tc)
 {
-	if (unlikely(!mp_stack_room())) {
-		lost();
-		return;
-	}
 	uintptr_t key[MP_CAPTURE_ROOM];
 	bool truncated;
 	uint32_t nfp;
@@ -1082,11 +1079,27 @@ static inline __attribute__((always_inline)) void record_checked(void *p, size_t
  * walk. errno is kept here, so the fast path needs no call to find it. One
  * function with record_checked, whose frame libunwind would otherwise walk
  * (and skip) on every call: a frame costs the default mode some 10 ns. */
+struct checked_call {
+	void *p;
+	size_t size;
+	unsigned cls;
+	struct mp_tcache *tc;
+};
+
+static void record_checked_call(void *arg)
+{
+	struct checked_call *a = arg;
+	record_checked(a->p, a->size, a->cls, a->tc);
+}
+
 static __attribute__((noinline)) void record_slow(void *p, size_t size, unsigned cls,
                                                   struct mp_tcache *tc)
 {
 	int saved = errno;
-	record_checked(p, size, cls, tc);
+	if (likely(mp_stack_room() == MP_ROOM))
+		record_checked(p, size, cls, tc);
+	else if (!mp_on_spare(record_checked_call, &(struct checked_call){p, size, cls, tc}))
+		lost(); /* no stack to walk on */
 	errno = saved;
 }
 

@@ -4,8 +4,8 @@ status (the shim, interrupted inside itself, writes no dump rather than wait on 
 fork from such a handler completes; allocations raise no floating-point exception flag (the
 sampling draw keeps the program's state); malloc is not a cancellation point, and a thread that
 exits with a cancellation pending is not cancelled in the dump; threads with the smallest
-stacks and handlers on small alternate stacks do not overflow them (such a call is counted as not
-recorded instead); the program keeps every pthread key; a file size limit smaller than
+stacks, handlers on small alternate stacks and coroutines on small stacks of their own do not
+overflow them (the walk runs on a stack of the shim's own); the program keeps every pthread key; a file size limit smaller than
 the dump costs the dump, not the process (no SIGXFSZ); a standard error nobody reads costs a
 message, not the process (no SIGPIPE)."""
 import json
@@ -35,11 +35,17 @@ def profiled(args, env):
     return cp, dump
 
 
-def same_as_native(args, runs=1):
+def same_as_native(args, runs=1, all_recorded=False):
+    """Exit status and stdout as without mapprof in every mode; ALL_RECORDED: and no call
+    counted as not recorded."""
     want = native(args)
     for env in MODES:
         for _ in range(runs):
-            cp, _ = profiled(args, env)
+            cp, dump = profiled(args, env)
+            if all_recorded:
+                info = lib.read_dump(dump)["info"]
+                assert info["not_recorded"] == 0, "%s %s: %d calls not recorded" % (
+                    " ".join(args), env, info["not_recorded"])
             what = "%s %s" % (" ".join(args), env)
             assert (cp.returncode, cp.stdout) == (want.returncode, want.stdout), \
                 "%s: exit %d %r, without mapprof exit %d %r; %s" % (
@@ -78,9 +84,11 @@ def test_cancel_pending_at_exit():
 
 def test_small_thread_stacks():
     # Threads of PTHREAD_STACK_MIN (16 KiB): the checked walk needs some 6 KiB more than the
-    # program's own frames; without room the call is not recorded rather than overflow.
+    # program's own frames; without room there it runs on the shim's spare stack, and every
+    # call is recorded (they were counted as not recorded before).
     for depth in ("4", "16", "28"):
-        assert '"threads_done": 1' in same_as_native(["smallstack", depth]).stdout
+        assert '"threads_done": 1' in same_as_native(["smallstack", depth],
+                                                     all_recorded=True).stdout
 
 
 def test_small_thread_stacks_every_depth_fp():
@@ -126,7 +134,38 @@ def test_small_thread_stack_records_first_without_proc():
 
 
 def test_small_alternate_signal_stack():
-    assert '"handled": 1' in same_as_native(["altstack"]).stdout
+    assert '"handled": 1' in same_as_native(["altstack"], all_recorded=True).stdout
+
+
+def coro():
+    return robust.build("robust_coro", flags=["-O2", "-fno-omit-frame-pointer"],
+                        sources=["robust_coro.c"])
+
+
+def test_coroutine_on_a_small_stack():
+    """A coroutine (makecontext) on a stack of 4 or 8 KiB, which it needs under 2 KiB of
+    natively: mapped with a guard page below (the walk on it faulted: SIGSEGV in every mode),
+    or carved from a malloc'd block (the walk wrote over the 4 KiB below it, silently). The walk
+    runs on a stack of the shim's own now: same output and status as without mapprof in every
+    mode, the block below intact, and every allocation counted at its site."""
+    for kind in ("mmap", "heap"):
+        for size in ("4096", "8192"):
+            args = [kind, size, "20"]
+            want, _ = lib.run([coro()] + args, timeout=60)
+            assert want.returncode == 0 and '"canary_ok":1' in want.stdout, want.stdout
+            for env in MODES:
+                what = "%s %s" % (" ".join(args), env)
+                cp, dump = lib.run_profiled([coro()] + args, env=env, timeout=60)
+                assert cp.returncode == 0, "%s: exit %d: %s" % (what, cp.returncode,
+                                                                cp.stderr[-400:])
+                assert lib.truth(cp)["checks"] == lib.truth(want)["checks"], \
+                    "%s: %s, without mapprof %s" % (what, lib.truth(cp)["checks"],
+                                                    lib.truth(want)["checks"])
+                d = lib.read_dump(dump)
+                assert d["info"]["not_recorded"] == 0, (what, d["info"])
+                if not {"MAPPROF_SAMPLE", "MAPPROF_INUSE"} & set(env):  # exact, frees too
+                    other = lib.check_sites(d, coro(), lib.truth(cp)["sites"], what)
+                    assert not other, "%s: %d chains at no site" % (what, len(other))
 
 
 def test_pthread_keys_left_to_the_program():
