@@ -63,6 +63,32 @@ static void pipe_release(struct pipe_hold *h, bool raised)
 	pthread_sigmask(SIG_SETMASK, &h->old, NULL);
 }
 
+/* The standard error the process started with. A program may close it and
+ * open a file of its own on descriptor 2, or put one there with dup2 (a
+ * daemon's log): the shim's lines go only where they went at the start, never
+ * into a file of the program's. (No descriptor is kept open for them: the
+ * shim keeps none.) */
+static struct {
+	bool known;
+	dev_t dev;
+	ino_t ino;
+} log_to;
+
+void mp_log_init(void)
+{
+	struct stat st;
+	log_to.known = fstat(2, &st) == 0;
+	log_to.dev = st.st_dev;
+	log_to.ino = st.st_ino;
+}
+
+static bool log_still_there(void)
+{
+	struct stat st;
+	return log_to.known && fstat(2, &st) == 0 && st.st_dev == log_to.dev &&
+	       st.st_ino == log_to.ino;
+}
+
 void mp_log(const char *fmt, ...)
 {
 	char line[MP_PATH_MAX + 256];
@@ -76,6 +102,10 @@ void mp_log(const char *fmt, ...)
 	line[n++] = '\n';
 	/* Standard error may be a pipe nobody reads any more. */
 	int saved = errno;
+	if (!log_still_there()) {
+		errno = saved;
+		return;
+	}
 	struct pipe_hold hold;
 	pipe_hold(&hold);
 	ssize_t r = write(2, line, (size_t)n);

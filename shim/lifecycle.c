@@ -519,6 +519,7 @@ static void init(void)
 		return;
 	}
 	mp_tl.in_hook++;
+	mp_log_init();
 	resolve_real();
 	mp.secure = getauxval(AT_SECURE) != 0;
 	if (!mp.secure && mp_real.malloc && mp_real.free) {

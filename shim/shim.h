@@ -380,6 +380,7 @@ long mp_counts_snapshot(struct mp_counts **out, size_t *bytes);
 /* Write a dump (sequence 0: the final one); the path written goes to path_out. */
 int mp_dump_write(uint32_t sequence, char *path_out, size_t path_size);
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mp_log_init(void); /* at init: which file mp_log's lines go to */
 
 /* The next definition of name (dlsym(RTLD_NEXT, ...), errno kept), looked up
  * once into *slot: for wrappers called before init or only forwarding. */

@@ -62,3 +62,25 @@ def test_fds_dump_signal():
 
 def test_fds_interval():
     check({"MAPPROF_INTERVAL": "1"}, args=(0, 1300))
+
+
+def test_fds_stderr_taken_by_the_program():
+    """A program that closes its standard error and opens a file of its own, which gets
+    descriptor 2: mapprof's lines (a dump it cannot create, a dump name that is taken) do not go
+    into that file, which holds the program's record alone. They went there before."""
+    prog = robust.build("robust_stderr", flags=["-O2"])
+    d = lib.tmpdir()
+    own = os.path.join(d, "own.log")
+    # the default dump name, in a directory the process cannot write (it moved to /proc)
+    cp, _ = lib.run([prog, own, "/proc"], preload=[lib.LIB])
+    assert cp.returncode == 0, cp.returncode
+    with open(own) as f:
+        assert f.read() == "record\n", "the program's file: %r" % open(own).read()
+    # a taken MAPPROF_OUT: the dump goes beside it, and the line that says so is left out
+    taken = os.path.join(d, "taken.dump")
+    open(taken, "w").close()
+    cp, pid = lib.run([prog, own], preload=[lib.LIB], env={"MAPPROF_OUT": taken})
+    assert cp.returncode == 0, cp.returncode
+    with open(own) as f:
+        assert f.read() == "record\n", "the program's file: %r" % open(own).read()
+    lib.read_dump("%s.%d" % (taken, pid))
