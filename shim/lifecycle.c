@@ -654,11 +654,46 @@ void mp_dump_final(void)
 	dump_final_to(NULL, 0);
 }
 
-/* Library destructors run after the program's atexit handlers and static
- * destructors, so the dump sees nearly all of the process's allocations. */
+/* The dump at exit comes after every object's destructors: the loader's
+ * _dl_fini runs them all (the shim's own, and then those of libraries that
+ * come after it in its order, such as every library the executable links or
+ * dlopens that does not depend on the shim), and _dl_fini is the function
+ * the loader gives __libc_start_main, which registers it to run at exit. So
+ * the shim hands __libc_start_main its own function instead, which calls
+ * _dl_fini and then writes the dump: allocations and frees in any library's
+ * destructor are counted (they were lost when the dump came from the shim's
+ * own destructor). Both versions of __libc_start_main (GLIBC_2.34 and
+ * GLIBC_2.2.5) are one function in the C library, so forwarding to the
+ * default one is right whichever the executable bound. A program that does
+ * not start through it (a Go binary, a custom _start) gets the dump from the
+ * shim's destructor, as before. */
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),
+                             void *);
+static void (*loader_fini)(void);
+
+static void fini_then_dump(void)
+{
+	loader_fini();
+	mp_dump_final();
+}
+
+MP_EXPORT int __libc_start_main(main_fn main_, int argc, char **argv, void (*init)(void),
+                                void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+	static void *next;
+	start_main_fn start = (start_main_fn)mp_next_sym(&next, "__libc_start_main");
+	if (rtld_fini && !loader_fini) {
+		loader_fini = rtld_fini;
+		rtld_fini = fini_then_dump;
+	}
+	return start(main_, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
 __attribute__((destructor)) static void mp_destructor(void)
 {
-	mp_dump_final();
+	if (!loader_fini)
+		mp_dump_final();
 }
 
 /* exit writes its dump from the shim's destructor, after the program's

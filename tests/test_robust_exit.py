@@ -95,3 +95,33 @@ def test_exit_modes_same_status_without_profiler():
         assert cp.returncode == status, "%s without mapprof: status %d, expected %d" % (
             mode, cp.returncode, status)
         lib.truth(cp, mode)
+
+
+def test_exit_library_destructors_counted():
+    """Libraries that allocate and free in their destructors, one linked and one dlopen'd and
+    never closed: the loader runs those destructors after the shim's own, and the dump is
+    written after all of them. Each library's constructor block is counted and freed (nothing
+    in use at exit), and each destructor's allocation is counted. Before, the dump came from the
+    shim's destructor: the destructors' allocations were missing and the constructors' blocks
+    counted in use."""
+    lib1 = lib.build_prog("librobust_dtor1.so", ["robust_dtor_lib.c"],
+                          flags=["-O2", "-shared", "-fPIC", "-DTAG=1"])
+    lib2 = lib.build_prog("librobust_dtor2.so", ["robust_dtor_lib.c"],
+                          flags=["-O2", "-shared", "-fPIC", "-DTAG=2"])
+    prog = lib.build_prog("robust_dtor", ["robust_dtor.c", lib1],
+                          flags=["-O2", "-Wl,-rpath," + os.path.dirname(lib1)])
+    for env in ({}, {"MAPPROF_UNWIND": "fp"}):
+        cp, dump = lib.run_profiled([prog, lib2], env=env)
+        assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-300:])
+        prof = lib.profile_json([dump])
+        got = {}
+        for c in prof["chains"]:
+            name = c["frames"][0]["function"] if c["frames"] else None
+            if name and name[1:].startswith("tor_site_"):
+                k = got.setdefault(name, [0, 0, 0, 0])
+                for i, s in enumerate(("alloc_objects", "alloc_space", "inuse_objects",
+                                       "inuse_space")):
+                    k[i] += c[s]
+        want = {"ctor_site_1": [1, 5000, 0, 0], "dtor_site_1": [1, 1002, 0, 0],
+                "ctor_site_2": [1, 10000, 0, 0], "dtor_site_2": [1, 2004, 0, 0]}
+        assert got == want, "%s: %s, want %s" % (env, got, want)
