@@ -713,17 +713,22 @@ static int dump_to(uint32_t sequence, char *path, char *tmp, char *path_out, siz
 	}
 	/* Any other name that is taken (a run before this one, a symbolic
 	 * link) is left alone, and this dump written next to it, <path>.<pid>,
-	 * rather than lost. */
+	 * rather than lost; <path>.<pid>-2, -3, ... when an image this process
+	 * ran before an exec took that (a shell script that execs its program,
+	 * under one MAPPROF_OUT). */
 	char taken[MP_PATH_MAX];
 	taken[0] = 0;
 	if (err == EEXIST && strlen(path) < sizeof(taken)) {
 		strcpy(taken, path);
-		int k = snprintf(path, MP_PATH_MAX, "%s.%d", taken, (int)mp.pid);
-		if (k > 0 && k < MP_PATH_MAX)
+		for (unsigned g = 1; err == EEXIST && g <= 64; g++) {
+			int k =
+			    g == 1 ? snprintf(path, MP_PATH_MAX, "%s.%d", taken, (int)mp.pid)
+			           : snprintf(path, MP_PATH_MAX, "%s.%d-%u", taken, (int)mp.pid, g);
+			if (k <= 0 || k >= MP_PATH_MAX)
+				break;
 			err = unnamed ? link_unnamed(fd, path) : publish(tmp, path);
-		else
-			strcpy(path, taken);
-		if (err == EEXIST)
+		}
+		if (err)
 			strcpy(path, taken);
 	}
 	if (unnamed && close(fd) != 0 && !err) {

@@ -163,6 +163,26 @@ def test_out_second_run_same_path():
     assert lib.read_dump(path)["info"]["pid"] == first["info"]["pid"]
 
 
+def test_out_exec_chain_same_path():
+    """A script that execs its program, under one fixed MAPPROF_OUT that is taken already: the
+    script's image writes <path>.<pid>, and the program's (the same pid) <path>.<pid>-2, each
+    said in one line; the program's dump was lost ('will not replace existing file')."""
+    d = lib.tmpdir()
+    path = os.path.join(d, "fixed.dump")
+    open(path, "w").close()
+    cp, pid = lib.run(["sh", "-c", 'exec "$0" 50', prog()], env={"MAPPROF_OUT": path},
+                      preload=[lib.LIB])
+    assert cp.returncode == 0, cp.stderr[-300:]
+    lines = cp.stderr.splitlines()
+    assert lines == ["mapprof: %s exists: dump written to %s.%d" % (path, path, pid),
+                     "mapprof: %s exists: dump written to %s.%d-2" % (path, path, pid)], lines
+    shell, program = lib.read_dump("%s.%d" % (path, pid)), lib.read_dump("%s.%d-2" % (path, pid))
+    assert shell["info"]["pid"] == program["info"]["pid"] == pid
+    assert program["exe"] == os.path.realpath(prog()), program["exe"]
+    assert lib.truth(cp)["total"]["objects"] > 0
+    no_leftovers(d, ["fixed.dump", "fixed.dump.%d" % pid, "fixed.dump.%d-2" % pid])
+
+
 def many_chains():
     return lib.build_prog("many_chains", ["many_chains.c"])
 
