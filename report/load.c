@@ -465,7 +465,35 @@ struct reader {
 	unsigned char *buf;
 	size_t len, alloc;
 	bool eof;
+	z_stream *gz; /* a gzip'd dump: bytes come from inflating gz_in, not from fd */
+	const unsigned char *gz_in;
+	size_t gz_len;
 };
+
+/* Inflates into r->buf, as far as there is room: every gzip member in turn, as gunzip does. */
+static void inflate_more(struct reader *r)
+{
+	z_stream *z = r->gz;
+	size_t in_left = r->gz_len - (size_t)(z->next_in - r->gz_in);
+	z->avail_in = in_left > UINT_MAX ? UINT_MAX : (unsigned)in_left;
+	z->next_out = r->buf + r->len;
+	size_t room = r->alloc - r->len;
+	z->avail_out = room > UINT_MAX ? UINT_MAX : (unsigned)room;
+	unsigned before = z->avail_out;
+	int rc = inflate(z, Z_NO_FLUSH);
+	r->len += before - z->avail_out;
+	if (rc == Z_STREAM_END) {
+		if ((size_t)(z->next_in - r->gz_in) == r->gz_len)
+			r->eof = true;
+		else
+			inflateReset(z); /* the next member */
+		return;
+	}
+	if (rc == Z_BUF_ERROR && z->avail_in == 0 && z->avail_out != 0)
+		die("%s: truncated gzip data (%zu bytes inflated)", r->path, r->len);
+	if (rc != Z_OK && rc != Z_BUF_ERROR)
+		die("%s: corrupt gzip data: %s", r->path, z->msg ? z->msg : "inflate failed");
+}
 
 /* Reads until len >= want or the end of the input; true when len >= want. Grows the buffer
  * only as bytes arrive, never to a size a header merely claims. */
@@ -478,6 +506,10 @@ static bool fill(struct reader *r, uint64_t want)
 				n = (size_t)r->size + 8;
 			r->buf = xreallocarray(r->buf, n, 1);
 			r->alloc = n;
+		}
+		if (r->gz) {
+			inflate_more(r);
+			continue;
 		}
 		/* As much as there is room for, not just what is wanted: a record
 		 * at a time would be two system calls a record. */
@@ -519,9 +551,9 @@ static uint64_t fixed_part(uint32_t tag)
  * file, a few bytes if there are any; from a stream, what arrives within AFTER_END_WAIT_MS. */
 static void after_end(struct reader *r, uint64_t off)
 {
-	if (r->regular || r->eof || r->len > off) {
-		if (r->regular)
-			fill(r, off + 8);
+	if (r->regular || r->gz || r->eof || r->len > off) {
+		if (r->regular || r->gz)
+			fill(r, off + (r->gz ? 1 : 8)); /* gzip'd: inflated as far as a byte more */
 		return;
 	}
 	struct pollfd p = {.fd = r->fd, .events = POLLIN};
@@ -576,45 +608,6 @@ static void read_records(struct reader *r)
 	}
 }
 
-/* A gzip'd dump (a CI artefact, say), read whole and inflated: every gzip member in turn, as
- * gunzip does. Its data are then parsed as any dump's. */
-static unsigned char *gunzip(const char *path, const unsigned char *in, size_t len, size_t *size)
-{
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-		die("%s: zlib: inflateInit2 failed", path);
-	size_t alloc = len < (1 << 20) ? 1 << 20 : len * 4, n = 0;
-	unsigned char *out = xmalloc(alloc);
-	z.next_in = (unsigned char *)in;
-	for (;;) {
-		if (n == alloc) {
-			alloc *= 2;
-			out = xreallocarray(out, alloc, 1);
-		}
-		size_t in_left = len - (size_t)(z.next_in - in);
-		z.avail_in = in_left > UINT_MAX ? UINT_MAX : (unsigned)in_left;
-		z.next_out = out + n;
-		z.avail_out = alloc - n > UINT_MAX ? UINT_MAX : (unsigned)(alloc - n);
-		unsigned before = z.avail_out;
-		int r = inflate(&z, Z_NO_FLUSH);
-		n += before - z.avail_out;
-		if (r == Z_STREAM_END) {
-			if ((size_t)(z.next_in - in) == len)
-				break;
-			inflateReset(&z); /* the next member */
-			continue;
-		}
-		if (r == Z_BUF_ERROR && z.avail_in == 0 && z.avail_out != 0)
-			die("%s: truncated gzip data (%zu bytes inflated)", path, n);
-		if (r != Z_OK && r != Z_BUF_ERROR)
-			die("%s: corrupt gzip data: %s", path, z.msg ? z.msg : "inflate failed");
-	}
-	inflateEnd(&z);
-	*size = n;
-	return out;
-}
-
 /* From standard input when STDIN (PATH names it in messages). */
 static unsigned char *read_all(const char *path, bool stdin_, size_t *size)
 {
@@ -636,11 +629,23 @@ static unsigned char *read_all(const char *path, bool stdin_, size_t *size)
 	                   .regular = S_ISREG(st.st_mode) && st.st_size > 0,
 	                   .size = (uint64_t)st.st_size};
 	if (fill(&r, 2) && r.buf[0] == 0x1f && r.buf[1] == 0x8b) {
-		fill(&r, UINT64_MAX); /* compressed: all of it */
+		/* gzip'd (a CI artefact, say): the compressed bytes read whole, then inflated only
+		 * as the records are read, so that data which are no dump, or data after a dump's
+		 * END, are refused without inflating them all (gzip's ratio reaches 1000:1). */
+		fill(&r, UINT64_MAX);
 		close(fd);
-		unsigned char *data = gunzip(path, r.buf, r.len, size);
+		z_stream zs;
+		memset(&zs, 0, sizeof(zs));
+		if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+			die("%s: zlib: inflateInit2 failed", path);
+		zs.next_in = r.buf;
+		struct reader z = {
+		    .path = path, .fd = -1, .gz = &zs, .gz_in = r.buf, .gz_len = r.len};
+		read_records(&z);
+		inflateEnd(&zs);
 		free(r.buf);
-		return data;
+		*size = z.len;
+		return z.buf ? z.buf : xmalloc(1);
 	}
 	read_records(&r);
 	close(fd);

@@ -37,6 +37,10 @@ struct options {
 	int nargs;
 };
 
+/* Compiles a regular expression from the command line (POSIX ERE), or dies with exit 1 naming
+ * WHAT (the option, or the operand). */
+void compile_regex(regex_t *re, const char *pat, const char *what);
+
 /* Parses argv (after the subcommand name) into o; dies with exit 1 on a bad option. */
 void parse_options(struct options *o, int argc, char **argv);
 /* Prints the options table (for --help). */

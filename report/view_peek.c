@@ -72,12 +72,7 @@ int cmd_peek(struct options *o)
 {
 	need_args(o, 2, -1, "REGEX and at least one DUMP");
 	regex_t re;
-	int rc = regcomp(&re, o->args[0], REG_EXTENDED | REG_NOSUB);
-	if (rc) {
-		char msg[256];
-		regerror(rc, &re, msg, sizeof(msg));
-		die_usage("peek: bad REGEX '%s': %s", o->args[0], msg);
-	}
+	compile_regex(&re, o->args[0], "peek: REGEX");
 	struct profile p;
 	load_profile(&p, o, 1);
 	enum sample_index s = o->sample;

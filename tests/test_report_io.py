@@ -598,6 +598,54 @@ def test_report_io_gzip_dump():
     one_error(run("top", bad), 2, bad, "gzip")
 
 
+def test_report_io_gzip_bomb():
+    """gzip'd data are inflated only as the records are read: 2 GB of zeros (9 MB of gzip)
+    fail at once as no dump, and a dump followed by such a member as data after its END, each
+    with memory near the report's usual (before: inflated whole first, 2 GB of memory, before
+    the same error)."""
+    import zlib
+    dump = sites_dump()
+    with open(dump, "rb") as f:
+        raw = f.read()
+    d = lib.tmpdir("mapprof-io-")
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing, fast: 2 GB in a second or two
+    zeros = b"".join(c.compress(bytes(1 << 24)) for _ in range(128)) + c.flush()
+    only, after = os.path.join(d, "zeros.dump.gz"), os.path.join(d, "after.dump.gz")
+    with open(only, "wb") as f:
+        f.write(zeros)
+    with open(after, "wb") as f:
+        import gzip
+        f.write(gzip.compress(raw) + zeros)
+    exe = os.path.join(lib.BUILD, "mapprof")  # the optimized build: the sanitizers' memory
+    probe = ("import resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:], capture_output=True, timeout=60)\n"
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+             "sys.stdout.write(r.stderr.decode())\n")
+    for path, words in ((only, "not a mapprof dump"), (after, "after the END record")):
+        cp = subprocess.run(["python3", "-c", probe, exe, "top", path], capture_output=True,
+                            text=True, timeout=120)
+        rc, kb = cp.stdout.split("\n", 1)[0].split()
+        assert rc == "2" and words in cp.stdout, cp.stdout
+        assert int(kb) < 64 * 1024, "%s: %d MiB" % (path, int(kb) // 1024)
+
+
+def test_report_io_regex_back_references_refused():
+    """--focus, --ignore, --growth-fn and peek take POSIX extended regular expressions, which
+    have no back-references; glibc accepts them, and its matcher for them is exponential (a
+    --focus of '^(.*)(.*)(.*)\\3\\2\\1x$' on C++ names ran for minutes). They are a usage error
+    now, at once; a backslash-1 inside a bracket expression or after an escaped backslash is
+    no back-reference and still works."""
+    dump = sites_dump()
+    for args in (["top", "--focus", r"^(.*)(.*)(.*)\3\2\1x$"], ["top", "--ignore", r"(a*)\1b"],
+                 ["growth", "--growth-fn", r"(x)\1"], ["peek", r"(leaf)\1"]):
+        cp = run(*(args + [dump]))
+        one_error(cp, 1, "back-references")
+    for args in (["top", "--focus", r"[\1]|leaf"], ["top", "--focus", r"\\1|leaf"],
+                 ["top", "--focus", r"[[:alpha:]\1]"]):
+        cp = run(*(args + [dump]))
+        assert cp.returncode == 0, (args, text(cp.stderr))
+
+
 def run_input(data, *args):
     """The sanitized report tool with DATA on a pipe as its standard input."""
     env = dict(os.environ)
