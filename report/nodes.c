@@ -1,6 +1,7 @@
 /* nodes.c: helpers every view shares (see views.h): per-function tables, output, JSON frames,
  * the header line. Nothing here reads a dump or looks up a symbol. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,7 +181,9 @@ static void watch_pending(void)
 		return;
 	installed = true;
 	atexit(remove_pending);
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	/* every signal whose default ends the process, but those of faults */
+	static const int sigs[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,   SIGUSR1,
+	                           SIGUSR2, SIGALRM, SIGPROF, SIGVTALRM, SIGXCPU};
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		struct sigaction sa;
 		if (sigaction(sigs[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
@@ -247,8 +250,16 @@ void out_open(struct output *out, const struct options *o)
 	char *target = exists ? realpath(path, NULL) : NULL;
 	if (!target)
 		target = xstrdup(path);
+	/* FILE.tmp.XXXXXX beside it; a name too long for that (NAME_MAX is 255 bytes) gets a
+	 * short one in the same directory, .mapprof.XXXXXX, so that the rename stays on one
+	 * file system */
 	struct strbuf tmp = STRBUF_INIT;
-	sb_addf(&tmp, "%s.tmp.XXXXXX", target);
+	const char *slash = strrchr(target, '/');
+	const char *base = slash ? slash + 1 : target;
+	if (strlen(base) + strlen(".tmp.XXXXXX") <= NAME_MAX)
+		sb_addf(&tmp, "%s.tmp.XXXXXX", target);
+	else
+		sb_addf(&tmp, "%.*s.mapprof.XXXXXX", (int)(base - target), target);
 	watch_pending();
 	int fd = mkostemp(tmp.buf, O_CLOEXEC);
 	if (fd < 0) {
