@@ -658,6 +658,10 @@ struct dump *dump_load(const char *arg)
 	/* "-" is standard input, as for -o; ./- names a file called "-" */
 	bool stdin_ = strcmp(arg, "-") == 0;
 	const char *path = stdin_ ? "stdin" : arg;
+	static bool stdin_read;
+	if (stdin_ && stdin_read)
+		die_usage("- (standard input) given twice: it holds one dump");
+	stdin_read |= stdin_;
 	struct dump *d = xcalloc(1, sizeof(*d));
 	size_t size;
 	unsigned char *data = read_all(path, stdin_, &size);

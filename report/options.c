@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "strbuf.h"
 #include "usage.h"
 
 const char *const sample_names[NSAMPLES] = {"alloc_objects", "alloc_space", "inuse_objects",
@@ -129,6 +130,16 @@ static void set(struct options *o, const struct option_spec *s, const char *val)
 		if (!*val && s->field == F(output))
 			die_usage(
 			    "--output wants a file name (or - for stdout), not an empty string");
+		if (s->field == F(debug_dir) && *(const char **)p) {
+			/* given again: one more list of directories, searched after the first (as
+			 * gdb's debug-file-directory takes several); kept for the whole run */
+			static struct strbuf dirs = STRBUF_INIT;
+			if (!dirs.len)
+				sb_adds(&dirs, *(const char **)p);
+			sb_addf(&dirs, ":%s", val);
+			*(const char **)p = sb_str(&dirs);
+			break;
+		}
 		*(const char **)p = val;
 		break;
 	case OPT_LONG:

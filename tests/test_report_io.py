@@ -568,6 +568,34 @@ def test_report_io_missing_debug_dir_is_skipped():
                    "directory; skipped"], err
 
 
+def test_report_io_debug_dir_twice_and_stdin_twice():
+    """--debug-dir given twice searches both lists, in order (the second replaced the first, so
+    a debug file in the first was not found); - given twice is a usage error that says so (the
+    second read found standard input empty)."""
+    import shutil
+    if not (shutil.which("objcopy") and shutil.which("strip")):
+        raise lib.Skip("no binutils")
+    d = lib.tmpdir("mapprof-io-")
+    exe = os.path.join(d, "sites")
+    shutil.copy(prog(), exe)
+    debug = os.path.join(d, "sites.debug.keep")
+    subprocess.run(["objcopy", "--only-keep-debug", exe, debug], check=True)
+    subprocess.run(["strip", "--strip-all", exe], check=True)
+    cp, dump = lib.run_profiled([exe, "1"])
+    assert cp.returncode == 0
+    bid = lib.read_dump(dump)["modules"][0]["build_id"]
+    by_id = os.path.join(d, "by-id")
+    os.makedirs(os.path.join(by_id, ".build-id", bid[:2]))
+    shutil.copy(debug, os.path.join(by_id, ".build-id", bid[:2], bid[2:] + ".debug"))
+    empty = lib.tmpdir("mapprof-io-")
+    for opts in (["--debug-dir", by_id, "--debug-dir", empty],
+                 ["--debug-dir", empty, "--debug-dir", by_id]):
+        cp = run("top", "-q", *(opts + [dump]))
+        assert cp.returncode == 0 and b"leaf_alpha" in cp.stdout, (opts, text(cp.stdout)[:300])
+    with open(sites_dump(), "rb") as f:
+        one_error(run_input(f.read(), "top", "-", "-"), 1, "given twice")
+
+
 def test_report_io_gzip_dump():
     """A gzip'd dump reads as the dump itself, in one gzip member or several (gzip a; gzip b;
     cat: gunzip reads that too); truncated or corrupt gzip data is bad input (exit 2) that says
