@@ -1,8 +1,9 @@
 /* export_pprof.c: `mapprof export --format pprof -o FILE.pb.gz`: the profile as a gzip'd
  * profile.proto (github.com/google/pprof/proto/profile.proto) with Go heap profiles' four sample
  * types, Mappings with build-ids, one Location per return address (its Lines innermost first,
- * inlined frames included) and Functions. The protobuf encoding is written by hand (a few
- * varints and length-delimited fields); it never emits a field profile.proto does not define. */
+ * inlined frames included; an address without a symbol gets a Function named module+offset) and
+ * Functions. The protobuf encoding is written by hand (a few varints and length-delimited
+ * fields); it never emits a field profile.proto does not define. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,36 @@ static uint64_t str_index(struct strtab *t, const char *s)
 	return t->n++;
 }
 
+/* Appends a string that no other field names (an address's own name), without looking for it
+ * first: S must live as long as the table (the profile's interned names do). */
+static uint64_t str_once(struct strtab *t, const char *s)
+{
+	ALLOC_GROW(t->v, t->n + 1, t->alloc);
+	t->v[t->n] = s;
+	return t->n++;
+}
+
+/* A Function record: id, name and system name, file. */
+static void add_function(struct strbuf *funcs, struct strbuf *tmp, uint64_t id, uint64_t name,
+                         uint64_t file)
+{
+	sb_reset(tmp);
+	field_varint(tmp, 1, id);
+	field_varint(tmp, 2, name);
+	field_varint(tmp, 3, name);
+	field_varint(tmp, 4, file);
+	field_bytes(funcs, 5, tmp->buf, tmp->len);
+}
+
+/* A Line record of a Location: function id and line number (0: unknown). */
+static void add_line(struct strbuf *loc, struct strbuf *tmp, uint64_t function, int line)
+{
+	sb_reset(tmp);
+	field_varint(tmp, 1, function);
+	field_varint(tmp, 2, (uint64_t)(line > 0 ? line : 0));
+	field_bytes(loc, 4, tmp->buf, tmp->len);
+}
+
 static void value_type(struct strbuf *sb, unsigned field, struct strtab *st, const char *type,
                        const char *unit)
 {
@@ -69,6 +100,7 @@ struct loc {
 	int module;
 	uint64_t offset;
 	uint64_t id;
+	const struct pframe *frame; /* its frame that is not inlined */
 };
 
 static void gzip_write(const struct strbuf *raw, const char *path)
@@ -125,7 +157,7 @@ void export_pprof(struct profile *p, const struct options *o)
 				continue; /* one location per address: its last (caller) frame */
 			if (!loc_of[f->id]) {
 				ALLOC_GROW(locs, nlocs + 1, locs_alloc);
-				locs[nlocs] = (struct loc){f->module, f->offset, nlocs + 1};
+				locs[nlocs] = (struct loc){f->module, f->offset, nlocs + 1, f};
 				loc_of[f->id] = ++nlocs;
 			}
 			ALLOC_GROW(ids, nids + 1, ids_alloc);
@@ -191,28 +223,29 @@ void export_pprof(struct profile *p, const struct options *o)
 		} else {
 			field_varint(&m, 3, l->offset);
 		}
+		/* An address without a symbol (a stripped library's own code) gets one Line of a
+		 * Function of its own, named as the views name it, "module+0xOFF": without a Line
+		 * pprof makes one node of every such address in a module ("[libpython3.11.so]"),
+		 * and its top would no longer give mapprof top's rows. The name is the address's
+		 * alone, so it is neither looked up nor indexed (a profile of a million such
+		 * addresses must not pay two hash tables for them). */
+		if (!ns || !sf[0].function) {
+			add_function(&funcs, &line, ++nfuncs, str_once(&st, l->frame->name), 0);
+			add_line(&m, &line, nfuncs, 0);
+		}
 		for (size_t k = 0; k < ns && sf[0].function; k++) {
+			const char *fn = sf[k].function ? sf[k].function : "??";
 			sb_reset(&key);
-			sb_addf(&key, "%s\n%s", sf[k].function ? sf[k].function : "??",
-			        sf[k].file ? sf[k].file : "");
+			sb_addf(&key, "%s\n%s", fn, sf[k].file ? sf[k].file : "");
 			const char *kk = strpool_intern(&st.pool, sb_str(&key));
 			size_t x = nodes_find(&fix, kk);
 			if (x == SIZE_MAX) {
 				x = nodes_get(&fix, kk);
 				fix.v[x].flat[0] = ++nfuncs;
-				sb_reset(&line);
-				field_varint(&line, 1, nfuncs);
-				uint64_t name =
-				    str_index(&st, sf[k].function ? sf[k].function : "??");
-				field_varint(&line, 2, name);
-				field_varint(&line, 3, name);
-				field_varint(&line, 4, str_index(&st, sf[k].file));
-				field_bytes(&funcs, 5, line.buf, line.len);
+				add_function(&funcs, &line, nfuncs, str_index(&st, fn),
+				             str_index(&st, sf[k].file));
 			}
-			sb_reset(&line);
-			field_varint(&line, 1, fix.v[x].flat[0]);
-			field_varint(&line, 2, (uint64_t)(sf[k].line > 0 ? sf[k].line : 0));
-			field_bytes(&m, 4, line.buf, line.len);
+			add_line(&m, &line, fix.v[x].flat[0], sf[k].line);
 		}
 		field_bytes(&pb, 4, m.buf, m.len);
 	}

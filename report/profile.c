@@ -1,5 +1,5 @@
 /* profile.c: builds the symbolized profile (see profile.h): each dump chain's addresses become
- * symbolic frames (inlines expanded), chains with the same symbols merge, sampled counts are
+ * symbolic frames (inlines expanded), chains of the same call path merge, sampled counts are
  * scaled. Each distinct address is symbolized and named once: its frames are made on first
  * sight and shared by every chain through it. It never prints a view and never reads a dump's
  * bytes after loading. */
@@ -18,7 +18,7 @@ struct addr_entry {
 	size_t first;
 };
 
-/* a symbol class: what frame_same compares */
+/* a class of frames equal by one comparison (what frame_same compares, or sites) */
 struct sym_class {
 	const struct pframe *f; /* the first frame of the class; NULL marks an empty slot */
 	uint64_t hash;
@@ -29,65 +29,95 @@ bool frame_same(const struct pframe *a, const struct pframe *b)
 	return a->sym == b->sym;
 }
 
-static bool same_symbol(const struct pframe *a, const struct pframe *b)
+/* Whether two frames are one class: the same function, file:line and (when INLINED counts)
+ * inlining, or the same module+offset when neither has a function. */
+static bool same_symbol(const struct pframe *a, const struct pframe *b, bool inlined)
 {
 	if (a->function || b->function)
 		return a->function == b->function && a->file == b->file && a->line == b->line &&
-		       a->inlined == b->inlined;
+		       (!inlined || a->inlined == b->inlined);
 	return a->module == b->module && a->offset == b->offset;
 }
 
-static uint64_t symbol_hash(const struct pframe *f)
+static uint64_t symbol_hash(const struct pframe *f, bool inlined)
 {
 	uint64_t h = 0;
 	if (f->function) {
 		h = mp_hash_mix(h, (uintptr_t)f->function);
 		h = mp_hash_mix(h, (uintptr_t)f->file);
-		return mp_hash_mix(h, (uint64_t)f->line * 2 + f->inlined);
+		return mp_hash_mix(h, (uint64_t)f->line * 2 + (inlined && f->inlined));
 	}
 	h = mp_hash_mix(h, (uint64_t)(int64_t)f->module);
 	return mp_hash_mix(h, f->offset);
 }
 
-/* The symbol class of a new frame: an existing one's id, or a new id. */
-static uint32_t symbol_class(struct profile *p, const struct pframe *f)
+/* The class of a new frame in table t, by same_symbol with INLINED: the class of an equal frame
+ * seen before (its sym, or its site when inlining does not count), or FRESH for a new one. */
+static uint32_t symbol_class(struct frame_classes *t, const struct pframe *f, bool inlined,
+                             uint32_t fresh)
 {
-	if ((p->nsyms + 1) * 2 > p->syms_cap) {
-		size_t cap = p->syms_cap ? p->syms_cap * 2 : 1024;
-		struct sym_class *t = xcalloc(cap, sizeof(*t));
-		for (size_t i = 0; i < p->syms_cap; i++) {
-			if (!p->syms[i].f)
+	if ((t->n + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct sym_class *v = xcalloc(cap, sizeof(*v));
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->v[i].f)
 				continue;
-			size_t j = p->syms[i].hash & (cap - 1);
-			while (t[j].f)
+			size_t j = t->v[i].hash & (cap - 1);
+			while (v[j].f)
 				j = (j + 1) & (cap - 1);
-			t[j] = p->syms[i];
+			v[j] = t->v[i];
 		}
-		free(p->syms);
-		p->syms = t;
-		p->syms_cap = cap;
+		free(t->v);
+		t->v = v;
+		t->cap = cap;
 	}
-	uint64_t h = symbol_hash(f);
-	size_t j = h & (p->syms_cap - 1);
-	while (p->syms[j].f) {
-		if (p->syms[j].hash == h && same_symbol(p->syms[j].f, f))
-			return p->syms[j].f->sym;
-		j = (j + 1) & (p->syms_cap - 1);
+	uint64_t h = symbol_hash(f, inlined);
+	size_t j = h & (t->cap - 1);
+	while (t->v[j].f) {
+		if (t->v[j].hash == h && same_symbol(t->v[j].f, f, inlined))
+			return inlined ? t->v[j].f->sym : t->v[j].f->site;
+		j = (j + 1) & (t->cap - 1);
 	}
-	p->syms[j].f = f;
-	p->syms[j].hash = h;
-	return (uint32_t)p->nsyms++;
+	t->v[j].f = f;
+	t->v[j].hash = h;
+	t->n++;
+	return fresh;
 }
 
-static bool chain_same(const struct pchain *a, const struct pframe *const *frames, size_t n,
-                       bool truncated, uint64_t hash)
+/* How a new chain compares with one of the profile's. */
+enum chain_match {
+	CHAIN_OTHER,      /* another call path */
+	CHAIN_PATH_APART, /* the same call path, a frame inlined on one and called on the other in
+	                     one build: kept apart for the views, one path for diff */
+	CHAIN_PATH,       /* the same call path from another build, inlined otherwise: one chain */
+	CHAIN_SAME,       /* the same symbols, inlining included */
+};
+
+/* A chain is its call path: the frames' functions and file:lines, not whether the compiler
+ * inlined them, which changes with the flags of a build (a static helper is called at -O0 and
+ * inlined at -O2), so that diff and merge match the chains of two builds of one source. Within
+ * one build, though, an inlined frame and a call of the same function are two paths for the
+ * views (the tree marks the first "(inlined)"): frames that differ only in inlining make one
+ * chain only when they lie in different modules, which different builds are (modules are told
+ * apart by build-id). */
+static enum chain_match chain_match(const struct pchain *a, const struct pframe *const *frames,
+                                    size_t n, bool truncated, uint64_t hash)
 {
 	if (a->hash != hash || a->nframes != n || a->truncated != truncated)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (a->frames[i]->sym != frames[i]->sym)
-			return false;
-	return true;
+		return CHAIN_OTHER;
+	enum chain_match m = CHAIN_SAME;
+	for (size_t i = 0; i < n; i++) {
+		const struct pframe *x = a->frames[i], *y = frames[i];
+		if (x->site != y->site)
+			return CHAIN_OTHER;
+		if (x->sym == y->sym)
+			continue;
+		if (x->module == y->module)
+			m = CHAIN_PATH_APART;
+		else if (m == CHAIN_SAME)
+			m = CHAIN_PATH;
+	}
+	return m;
 }
 
 static void index_grow(struct profile *p)
@@ -116,6 +146,7 @@ static void merge_classes(struct pchain *c, const struct pclass *k, size_t n)
 			struct pclass *t = &c->classes[j];
 			t->objects = sat_add(t->objects, k[i].objects);
 			t->bytes = sat_add(t->bytes, k[i].bytes);
+			t->samples = sat_add(t->samples, k[i].samples);
 			t->min = t->min < k[i].min ? t->min : k[i].min;
 			t->max = t->max > k[i].max ? t->max : k[i].max;
 			continue;
@@ -128,31 +159,51 @@ static void merge_classes(struct pchain *c, const struct pclass *k, size_t n)
 	}
 }
 
-/* Adds a symbolized chain, merging with an identical one; copies frames when it is new. */
+/* Adds v to chain c's values (or its base side), and the size classes. */
+static void add_values(struct profile *p, struct pchain *c, const uint64_t v[NSAMPLES],
+                       const struct pclass *classes, size_t nclasses)
+{
+	for (int s = 0; s < NSAMPLES; s++) {
+		if (p->loading_base)
+			c->base[s] = sat_add(c->base[s], v[s]);
+		else
+			c->v[s] = sat_add(c->v[s], v[s]);
+	}
+	if (!p->loading_base)
+		merge_classes(c, classes, nclasses);
+}
+
+/* Adds a symbolized chain, merging with the same chain (chain_match): one of the same symbols
+ * if there is one, else the first of the same call path from another build, whose frames it
+ * keeps. Copies frames when it is new. */
 static void add_chain(struct profile *p, const struct pframe *const *frames, size_t nframes,
                       bool truncated, const uint64_t v[NSAMPLES], const struct pclass *classes,
                       size_t nclasses)
 {
 	uint64_t h = truncated ? 0x7472756e63ull : 0;
 	for (size_t i = 0; i < nframes; i++)
-		h = mp_hash_mix(h, frames[i]->sym);
+		h = mp_hash_mix(h, frames[i]->site);
 	if ((p->nchains + 1) * 2 > p->index_cap)
 		index_grow(p);
 	size_t j = h & (p->index_cap - 1);
+	struct pchain *merge = NULL;
+	int path = (int)p->nchains;
 	while (p->index[j] != SIZE_MAX) {
 		struct pchain *c = &p->chains[p->index[j]];
-		if (chain_same(c, frames, nframes, truncated, h)) {
-			for (int s = 0; s < NSAMPLES; s++) {
-				if (p->loading_base)
-					c->base[s] = sat_add(c->base[s], v[s]);
-				else
-					c->v[s] = sat_add(c->v[s], v[s]);
-			}
-			if (!p->loading_base)
-				merge_classes(c, classes, nclasses);
+		enum chain_match m = chain_match(c, frames, nframes, truncated, h);
+		if (m == CHAIN_SAME) {
+			add_values(p, c, v, classes, nclasses);
 			return;
 		}
+		if (m == CHAIN_PATH && !merge)
+			merge = c;
+		if (m != CHAIN_OTHER && c->path < path)
+			path = c->path;
 		j = (j + 1) & (p->index_cap - 1);
+	}
+	if (merge) {
+		add_values(p, merge, v, classes, nclasses);
+		return;
 	}
 	ALLOC_GROW(p->chains, p->nchains + 1, p->chains_alloc);
 	struct pchain *c = &p->chains[p->nchains];
@@ -164,6 +215,7 @@ static void add_chain(struct profile *p, const struct pframe *const *frames, siz
 	if (nframes)
 		memcpy(c->frames, frames, nframes * sizeof(*frames));
 	c->id = (int)p->nchains;
+	c->path = path;
 	if (p->loading_base) {
 		memcpy(c->base, v, sizeof(c->base));
 	} else {
@@ -222,7 +274,10 @@ static size_t address_frames(struct profile *p, int mod, uint64_t offset, struct
 		pf->line = sf[x].line;
 		pf->inlined = sf[x].inlined;
 		pf->id = (uint32_t)p->nframes;
-		pf->sym = symbol_class(p, pf);
+		pf->sym = symbol_class(&p->syms, pf, true, (uint32_t)p->syms.n);
+		/* a site is named by the sym of its first frame, which no other site has; a frame
+		 * without a function is its own site (inlining is a function's) */
+		pf->site = pf->function ? symbol_class(&p->sites, pf, false, pf->sym) : pf->sym;
 		name_frame(p, pf);
 		p->frames[p->nframes++] = pf;
 		p->addr_frames[p->naddr_frames + x] = pf;
@@ -346,8 +401,8 @@ void profile_add_dump(struct profile *p, struct dump *d)
 		ALLOC_GROW(cls, (size_t)dc->c.nclasses + 1, cls_alloc);
 		for (uint32_t k = 0; k < dc->c.nclasses; k++) {
 			const struct mp_size_class *mc = &dc->classes[k];
-			cls[k] = (struct pclass){mc->log2, mc->objects, mc->bytes, mc->min_size,
-			                         mc->max_size};
+			cls[k] = (struct pclass){mc->log2,     mc->objects,  mc->bytes,
+			                         mc->min_size, mc->max_size, mc->objects};
 		}
 		if (period && !p->loading_base)
 			p->samples = sat_add(p->samples, dc->c.alloc_objects);
@@ -415,7 +470,7 @@ unsigned char *frames_matching(const struct profile *p, const regex_t *re)
 {
 	unsigned char *out = xcalloc(p->nframes + 1, 1);
 	/* frames of one symbol class match alike: test one of each */
-	unsigned char *done = xcalloc(p->nsyms + 1, 1);
+	unsigned char *done = xcalloc(p->syms.n + 1, 1);
 	for (size_t i = 0; i < p->nframes; i++) {
 		const struct pframe *f = p->frames[i];
 		if (!done[f->sym])
@@ -488,7 +543,7 @@ static void print_stats(const struct profile *p, double t0, double t1, double t2
 	        "symbols), %zu return addresses, %zu distinct addresses symbolized once each "
 	        "into %zu frames of %zu symbols; read %.3f s, symbolized and merged %.3f s\n",
 	        p->ndumps, p->ndumps == 1 ? "" : "s", bytes, chains, p->nchains, p->raw_frames,
-	        p->sym.lookups, p->nframes, p->nsyms, t1 - t0, t2 - t1);
+	        p->sym.lookups, p->nframes, p->syms.n, t1 - t0, t2 - t1);
 }
 
 /* An inuse sample asked of dumps that did not track frees has no values to show. */
@@ -697,7 +752,8 @@ void profile_free(struct profile *p)
 	free(p->addr_frames);
 	free(p->frames);
 	free(p->line_keys);
-	free(p->syms);
+	free(p->syms.v);
+	free(p->sites.v);
 	for (size_t i = 0; i < p->ndumps; i++)
 		dump_free(p->dumps[i]);
 	free(p->dumps);

@@ -1,7 +1,8 @@
 /* profile.h: the one symbolized in-memory profile every view and exporter reads. Dumps are
- * loaded, symbolized and merged by symbols (chains that symbolize identically are one chain);
- * sampled dumps are scaled to unbiased estimates here and nowhere else. Views never re-read a
- * dump file and never symbolize on their own. */
+ * loaded, symbolized and merged by symbols (chains that symbolize identically are one chain, and
+ * so are chains of one call path that two builds inlined differently); sampled dumps are scaled
+ * to unbiased estimates here and nowhere else. Views never re-read a dump file and never
+ * symbolize on their own. */
 #ifndef MP_PROFILE_H
 #define MP_PROFILE_H
 
@@ -18,13 +19,15 @@
  * first). Frames are shared: every chain through the same address points to the same pframes,
  * so a frame's name, its --lines key and what a regex made of it are worked out once. */
 struct pframe {
-	int module;                  /* symbolizer module index, -1 when outside every module */
-	uint64_t offset;             /* module offset (return address) */
+	int module;      /* symbolizer module index, -1 when outside every module */
+	int line;        /* (here, so that the struct has no hole: there can be millions) */
+	uint64_t offset; /* module offset (return address) */
 	const char *function, *file; /* interned; NULL when unknown */
-	int line;
 	bool inlined;
 	uint32_t id;      /* index in profile.frames */
 	uint32_t sym;     /* frames with equal sym are the same symbol (frame_same) */
+	uint32_t site;    /* frames with equal site are the same source position, inlined or
+	                   * not: what a chain's identity is made of (profile.c, chain_match) */
 	const char *name; /* interned display name (frame_name) */
 };
 
@@ -32,10 +35,14 @@ struct pclass {
 	uint32_t log2;
 	uint64_t objects, bytes; /* scaled when the dump was sampled */
 	uint64_t min, max;
+	uint64_t samples; /* the objects as recorded, before any scaling */
 };
 
 struct pchain {
 	int id;                  /* index in profile.chains */
+	int path;                /* id of the first chain of the same call path: this one, or one
+	                          * kept apart because the same build inlined a frame on one and
+	                          * called it on the other (diff compares call paths) */
 	uint64_t v[NSAMPLES];    /* values, scaled when sampled */
 	uint64_t base[NSAMPLES]; /* diff: the BASE profile's values (v holds NEW) */
 	bool truncated;
@@ -49,6 +56,13 @@ struct pchain {
 
 struct addr_entry;
 struct sym_class;
+
+/* Frames in classes of equal frames, by one comparison (open addressing). (symbolize.c has a
+ * struct sym_table of its own: the ELF symbols.) */
+struct frame_classes {
+	struct sym_class *v;
+	size_t n, cap;
+};
 
 struct profile {
 	struct symbolizer sym;
@@ -70,8 +84,11 @@ struct profile {
 	struct pframe **addr_frames; /* the frames of every address, back to back */
 	size_t naddr_frames, addr_frames_alloc;
 	/* symbol classes: (function, file, line, inlined), or (module, offset) when unknown */
-	struct sym_class *syms;
-	size_t nsyms, syms_cap;
+	struct frame_classes syms;
+	/* site classes: the same without inlined, each named by the sym of its first frame (a
+	 * frame without a function is its own site). Whether a frame was inlined is a property of
+	 * the build, not of the call path, so chains match across builds by these. */
+	struct frame_classes sites;
 	uint64_t total[NSAMPLES]; /* over all chains */
 	uint64_t shown[NSAMPLES]; /* over chains kept by --focus/--ignore */
 	uint64_t base_total[NSAMPLES], base_shown[NSAMPLES]; /* diff: the BASE side */

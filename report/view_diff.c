@@ -1,6 +1,7 @@
 /* view_diff.c: `mapprof diff BASE NEW`: per-function and per-chain deltas (NEW - BASE) of the
  * chosen sample, largest change first, with totals. Both sides go into one profile, so chains
- * match by symbols (function, file:line), never by addresses. --fail-if-increase PCT exits 3.
+ * match by call path (function, file:line; not inlining, which is the build's), never by
+ * addresses. --fail-if-increase PCT exits 3.
  * Values are whole 64-bit counts: a delta is kept as a sign and a magnitude, never as a signed
  * 64-bit number, which cannot hold every difference of two of them. */
 #include <stdlib.h>
@@ -135,17 +136,23 @@ int cmd_diff(struct options *o)
 			fr[nf++] = fr[i];
 	if (nf)
 		qsort(fr, nf, sizeof(*fr), cmp_rows);
+	/* Per call path: the chains one build keeps apart because it inlined a frame on one and
+	 * called it on the other (profile.c, chain_match) are one row, so that the paths of two
+	 * builds compare alike whichever side has them apart. */
 	struct drow *cr = xcalloc(p.nchains + 1, sizeof(*cr));
-	size_t nc = 0;
 	for (size_t i = 0; i < p.nchains; i++) {
 		const struct pchain *c = &p.chains[i];
-		if (c->hidden || c->base[s] == c->v[s])
+		if (c->hidden)
 			continue;
-		cr[nc].c = c;
-		cr[nc].base = c->base[s];
-		cr[nc].now = c->v[s];
-		nc++;
+		struct drow *r = &cr[c->path];
+		r->c = &p.chains[c->path];
+		r->base = sat_add(r->base, c->base[s]);
+		r->now = sat_add(r->now, c->v[s]);
 	}
+	size_t nc = 0;
+	for (size_t i = 0; i < p.nchains; i++)
+		if (cr[i].c && cr[i].base != cr[i].now)
+			cr[nc++] = cr[i];
 	if (nc)
 		qsort(cr, nc, sizeof(*cr), cmp_rows);
 	/* rows of each table: -n N, all with -n 0; without -n, 20 in text and all in JSON */

@@ -2,7 +2,9 @@
  * being told where: (a) chains through known growth functions (GHashTable resize, libstdc++
  * _M_rehash, CPython dictresize, ...; --growth-fn adds more) and (b) chains whose requests step
  * up geometrically across size classes (uthash's bucket doubling, realloc doubling). It must
- * stay silent for a program that allocates the same amount without growth. */
+ * stay silent for a program that allocates the same amount without growth, count what sizing
+ * once saves at the size its advice names, and offer no saving that cannot be had (a container
+ * with no way to size it, a sampled dump that holds only the steps that were sampled). */
 #include <math.h>
 #include <string.h>
 
@@ -15,49 +17,55 @@ struct known {
 	bool growth_fn; /* a frame matching re means the allocation IS growth */
 	const char *container;
 	const char *knob;
+	bool presize; /* it can be sized ahead (false: no saving is offered) */
 };
 
 static const struct known known[] = {
     {"^g_hash_table_(maybe_)?resize$", true, "GLib GHashTable",
      "GLib has no public way to pre-size a GHashTable (no constructor takes a size, and "
      "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
-     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth"},
+     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
+     false},
     {"^g_hash_table_(insert|replace|add)", false, "GLib GHashTable",
      "GLib has no public way to pre-size a GHashTable (no constructor takes a size, and "
      "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
-     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth"},
+     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
+     false},
     {"::_M_rehash(_aux)?([(]|$)", true, "libstdc++ std::unordered_map/set",
      "call reserve(n) (or construct with a bucket count) with the final number of elements "
-     "before inserting: std::unordered_map::reserve"},
+     "before inserting: std::unordered_map::reserve",
+     true},
     {"_M_realloc_insert|_M_realloc_append|_M_default_append", true, "std::vector",
-     "call reserve(n) with the final size before push_back/emplace_back"},
+     "call reserve(n) with the final size before push_back/emplace_back", true},
     {"^(dictresize|insertion_resize|dict_resize)$|_PyDict_.*Resize", true, "CPython dict",
      "Python code cannot pre-size a dict; build it in one go (dict comprehension, "
-     "dict.fromkeys, dict(zip(...))); C extensions can use _PyDict_NewPresized(n)"},
+     "dict.fromkeys, dict(zip(...))); C extensions can use _PyDict_NewPresized(n)",
+     true},
     {"^(list_resize|_PyList_Resize)$", true, "CPython list",
-     "build the list in one go ([x] * n, a comprehension) instead of appending"},
+     "build the list in one go ([x] * n, a comprehension) instead of appending", true},
     {"^(S_)?hsplit$|^Perl_hv_ksplit$", true, "Perl hash",
-     "pre-extend the hash: keys(%h) = N before filling it"},
+     "pre-extend the hash: keys(%h) = N before filling it", true},
     {"^luaH_resize$|^luaH_resizearray$", true, "Lua table",
-     "create the table at its size: lua_createtable(L, narr, nrec) (table.create in Lua 5.5)"},
-    {"^kh_resize_", true, "khash", "call kh_resize(name, h, n) before inserting"},
+     "create the table at its size: lua_createtable(L, narr, nrec) (table.create in Lua 5.5)",
+     true},
+    {"^kh_resize_", true, "khash", "call kh_resize(name, h, n) before inserting", true},
     {"^(hashmap_)?rehash$", true, "hash map (git hashmap or similar)",
-     "pass the final size when creating the map (git: hashmap_init(map, cmp, data, n))"},
+     "pass the final size when creating the map (git: hashmap_init(map, cmp, data, n))", true},
     {"reserve_rehash", true, "Rust hashbrown HashMap/HashSet",
-     "HashMap::with_capacity(n) or map.reserve(n)"},
+     "HashMap::with_capacity(n) or map.reserve(n)", true},
     {"alloc::raw_vec::.*(grow_one|grow_amortized|grow_exact|finish_grow|do_reserve_and_handle)",
      true, "Rust Vec/String",
-     "Vec::with_capacity(n) or String::with_capacity(n), or v.reserve(n) before pushing"},
+     "Vec::with_capacity(n) or String::with_capacity(n), or v.reserve(n) before pushing", true},
     {"basic_string.*::_M_mutate", true, "std::string",
-     "call reserve(n) with the final length before appending"},
+     "call reserve(n) with the final length before appending", true},
     {"raw_hash_set<.*(resize|Resize)", true, "abseil flat/node hash map",
-     "call reserve(n) before inserting"},
+     "call reserve(n) before inserting", true},
     {"boost::unordered.*(rehash|reserve_for_insert)", true, "boost::unordered",
-     "call reserve(n) before inserting"},
-    {"QHash.*rehash|QHashPrivate.*rehash", true, "Qt QHash", "call QHash::reserve(n)"},
+     "call reserve(n) before inserting", true},
+    {"QHash.*rehash|QHashPrivate.*rehash", true, "Qt QHash", "call QHash::reserve(n)", true},
     {"^g_(array|ptr_array|byte_array)_maybe_expand$|^g_string_maybe_expand$", true,
      "GLib GArray/GPtrArray/GString",
-     "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new"},
+     "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new", true},
 };
 
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
@@ -69,8 +77,17 @@ struct site {
 	const struct pframe *growth_frame;
 	size_t first, last;      /* run of size classes [first, last] */
 	uint64_t objects, bytes; /* growth allocations: the whole run */
-	uint64_t save_objects, save_bytes;
+	uint64_t samples;        /* the run's allocations as recorded (sampled dumps) */
 	double factor;
+	/* Sizing once, at the size the how: line recommends: the allocations that leaves (the
+	 * run's last class: one per container) and their bytes. What that saves is the run minus
+	 * these; bytes can go the other way (uthash: one array twice the final size is more than
+	 * every step's array together), so they are kept as a magnitude and a sign. */
+	bool presize; /* false: the container cannot be sized ahead, nothing is offered */
+	bool twice;   /* the recommended size is twice the final one (uthash_like) */
+	uint64_t once_objects, once_bytes;
+	uint64_t save_objects, save_bytes;
+	bool costs; /* sizing once allocates save_bytes more than the growth did */
 };
 
 /* A class's size: its one size, or the mean of its requests kept within [min, max]. Its bytes
@@ -170,6 +187,32 @@ static void matcher_init(struct matcher *m, const struct profile *p, const struc
 	}
 }
 
+/* The final array's size: the run's largest request. */
+static uint64_t final_size(const struct site *s)
+{
+	return s->c->classes[s->last].max;
+}
+
+/* The HASH_INITIAL_NUM_BUCKETS_LOG2 the how: line recommends: buckets of 16 bytes for twice
+ * the final array. */
+static unsigned uthash_log2(const struct site *s)
+{
+	unsigned lg = 0;
+	while (lg < 60 && (16ull << lg) < final_size(s))
+		lg++;
+	return lg + 1;
+}
+
+/* A power-of-two array of 16-byte entries doubling at one line, in a container not recognised
+ * by name: uthash's bucket array (HASH_EXPAND_BUCKETS), whose pre-sizing knob must be set to
+ * twice the final size (knob), or an array doubled by realloc. */
+static bool uthash_like(const struct site *s)
+{
+	uint64_t final = final_size(s);
+	return !s->k && s->factor > 1.99 && s->factor < 2.01 && final % 16 == 0 &&
+	       ((final / 16) & (final / 16 - 1)) == 0;
+}
+
 static bool growth_site(const struct matcher *mt, const struct pchain *c, struct site *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -199,14 +242,21 @@ static bool growth_site(const struct matcher *mt, const struct pchain *c, struct
 	if (!find_run(c, !s->growth_fn, &s->first, &s->last))
 		return false;
 	for (size_t i = s->first; i <= s->last; i++) {
-		s->objects += c->classes[i].objects;
-		s->bytes += c->classes[i].bytes;
+		s->objects = sat_add(s->objects, c->classes[i].objects);
+		s->bytes = sat_add(s->bytes, c->classes[i].bytes);
+		s->samples = sat_add(s->samples, c->classes[i].samples);
 	}
 	const struct pclass *lastc = &c->classes[s->last];
-	s->save_objects = s->objects - lastc->objects;
-	s->save_bytes = s->bytes - lastc->bytes;
 	double lo = class_size(&c->classes[s->first]), hi = class_size(lastc);
 	s->factor = pow(hi / lo, 1.0 / (double)(s->last - s->first));
+	s->presize = !s->k || s->k->presize;
+	s->twice = uthash_like(s);
+	s->once_objects = lastc->objects;
+	s->once_bytes =
+	    s->twice && lastc->bytes <= UINT64_MAX / 2 ? 2 * lastc->bytes : lastc->bytes;
+	s->save_objects = s->objects - lastc->objects;
+	s->costs = s->once_bytes > s->bytes;
+	s->save_bytes = s->costs ? s->once_bytes - s->bytes : s->bytes - s->once_bytes;
 	return true;
 }
 
@@ -222,14 +272,8 @@ static void knob(struct strbuf *sb, const struct site *s)
 		sb_adds(sb, s->k->knob);
 		return;
 	}
-	const struct pclass *l = &s->c->classes[s->last];
-	uint64_t final = l->max;
-	bool pow2x16 = s->factor > 1.99 && s->factor < 2.01 && final % 16 == 0 &&
-	               ((final / 16) & (final / 16 - 1)) == 0;
-	if (pow2x16) {
-		unsigned lg = 0;
-		while ((16ull << lg) < final)
-			lg++;
+	uint64_t final = final_size(s);
+	if (s->twice) {
 		sb_addf(
 		    sb,
 		    "a power-of-two array of 16-byte entries doubling at one line: uthash's bucket "
@@ -238,7 +282,7 @@ static void knob(struct strbuf *sb, const struct site *s)
 		    "HASH_INITIAL_NUM_BUCKETS) after #include <uthash.h>, to %u or more (it grew "
 		    "to %llu buckets; one more doubling keeps it from expanding again). Otherwise "
 		    "(an array doubled by realloc) allocate the final capacity once",
-		    lg + 1, (unsigned long long)(final / 16));
+		    uthash_log2(s), (unsigned long long)(final / 16));
 		return;
 	}
 	sb_addf(sb,
@@ -249,17 +293,17 @@ static void knob(struct strbuf *sb, const struct site *s)
 }
 
 /* Appends text word-wrapped at `width` columns, continuation lines indented by `indent`; the
- * first line continues the current one (assumed to be `indent` wide). */
-static void wrap(struct strbuf *sb, const char *text, int indent, int width)
+ * first line continues the current one, which is `col` wide. Ends the line. */
+static void wrap(struct strbuf *sb, const char *text, int col, int indent, int width)
 {
-	int col = indent;
+	int start = col;
 	while (*text) {
 		const char *sp = strchr(text, ' ');
 		int len = sp ? (int)(sp - text) : (int)strlen(text);
-		if (col > indent && col + 1 + len > width) {
+		if (col > start && col + 1 + len > width) {
 			sb_addf(sb, "\n%*s", indent, "");
-			col = indent;
-		} else if (col > indent) {
+			col = start = indent;
+		} else if (col > start) {
 			sb_addch(sb, ' ');
 			col++;
 		}
@@ -270,6 +314,58 @@ static void wrap(struct strbuf *sb, const char *text, int indent, int width)
 			text++;
 	}
 	sb_addch(sb, '\n');
+}
+
+/* "saves N allocations and 1.5kB", or "... but allocates 512B more" when sizing once takes
+ * more bytes than the growth did. */
+static void add_saving(struct strbuf *sb, uint64_t objects, uint64_t bytes, bool costs)
+{
+	sb_addf(sb, "saves %llu allocation%s %s ", (unsigned long long)objects,
+	        objects == 1 ? "" : "s", costs ? "but allocates" : "and");
+	format_value(sb, S_ALLOC_SPACE, bytes);
+	if (costs)
+		sb_adds(sb, " more");
+}
+
+/* What sizing this site once would do, for the text: the saving at the size the how: line
+ * recommends, or why there is none to offer. */
+static void site_saving(struct strbuf *sb, const struct site *s, bool sampled)
+{
+	struct strbuf t = STRBUF_INIT;
+	if (sampled) {
+		sb_adds(&t, "what sizing once would save is not estimated: the steps that were not "
+		            "sampled are unknown");
+	} else if (!s->presize) {
+		sb_addf(&t,
+		        "no saving to offer: %s cannot be sized ahead (see how:); growing cost "
+		        "%llu allocations and ",
+		        s->k->container, (unsigned long long)s->save_objects);
+		format_value(&t, S_ALLOC_SPACE, s->bytes - s->c->classes[s->last].bytes);
+		sb_adds(&t, " before its final size");
+	} else if (s->twice) {
+		unsigned lg = uthash_log2(s);
+		sb_addf(&t, "sizing once at the recommended %llu buckets (", 1ull << lg);
+		format_value(&t, S_ALLOC_SPACE, 16ull << lg);
+		sb_adds(&t, ", twice the final array; see how:) ");
+		add_saving(&t, s->save_objects, s->save_bytes, s->costs);
+		if (s->costs)
+			sb_addf(&t,
+			        ": that one array is larger than the %llu growth arrays together",
+			        (unsigned long long)s->objects);
+		/* the other reading of the same sizes: an array doubled by realloc, whose final
+		 * size is enough */
+		uint64_t last = s->c->classes[s->last].bytes;
+		sb_adds(&t, ". An array doubled by realloc, allocated once at its final ");
+		format_value(&t, S_ALLOC_SPACE, final_size(s));
+		sb_adds(&t, ", ");
+		add_saving(&t, s->save_objects, s->bytes - last, false);
+	} else {
+		sb_adds(&t, "sizing once at the final size ");
+		add_saving(&t, s->save_objects, s->save_bytes, s->costs);
+	}
+	sb_adds(sb, "    ");
+	wrap(sb, sb_str(&t), 4, 6, 96);
+	sb_release(&t);
 }
 
 static int cmp_sites(const void *a, const void *b, void *arg)
@@ -309,7 +405,9 @@ static void print_chain(struct strbuf *sb, struct profile *p, const struct pchai
 	sb_adds(sb, "      -> allocator\n");
 }
 
-static void print_sizes(struct strbuf *sb, const struct pchain *c, size_t first, size_t last)
+/* The run's sizes, with each one's count when above 1 (an estimate, "~x7", when sampled). */
+static void print_sizes(struct strbuf *sb, const struct pchain *c, size_t first, size_t last,
+                        bool sampled)
 {
 	for (size_t i = first; i <= last; i++) {
 		const struct pclass *k = &c->classes[i];
@@ -325,7 +423,7 @@ static void print_sizes(struct strbuf *sb, const struct pchain *c, size_t first,
 		else
 			sb_addf(sb, "~%.0fB", class_size(k));
 		if (k->objects > 1)
-			sb_addf(sb, " x%llu", (unsigned long long)k->objects);
+			sb_addf(sb, " %sx%llu", sampled ? "~" : "", (unsigned long long)k->objects);
 	}
 }
 
@@ -339,37 +437,106 @@ void growth_mark(struct profile *p, const struct options *o, bool *marks)
 	free(mt.bits);
 }
 
+/* Whether the profile's values are scaled from samples, and the note that says what that does
+ * to growth: a growth step is in the dump only if it was sampled. */
+static bool sampled_note(struct strbuf *sb, const struct profile *p)
+{
+	size_t nsampled = 0;
+	uint64_t period = 0;
+	bool one_period = true;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		uint64_t sp = p->dumps[i]->info.sample_period;
+		if (!sp)
+			continue;
+		one_period = one_period && (!nsampled || sp == period);
+		period = sp;
+		nsampled++;
+	}
+	if (!nsampled || !sb)
+		return nsampled != 0;
+	struct strbuf t = STRBUF_INIT;
+	if (p->ndumps == 1)
+		sb_adds(&t, "Sampled dump");
+	else
+		sb_addf(&t, "%zu of the %zu dumps sampled", nsampled, p->ndumps);
+	sb_adds(&t, ": a growth step is recorded only when it was sampled");
+	if (one_period) {
+		sb_adds(&t, " (one sample per ");
+		format_value(&t, S_ALLOC_SPACE, period);
+		sb_adds(&t, " allocated, on average)");
+	}
+	sb_addf(&t,
+	        ", so steps and whole sites can be missing, small ones most often. The "
+	        "allocations and bytes below are estimates from %llu samples, not counts, and what "
+	        "sizing once would save is not estimated. Record without MAPPROF_SAMPLE for exact "
+	        "growth figures.",
+	        (unsigned long long)p->samples);
+	wrap(sb, sb_str(&t), 0, 0, 96);
+	sb_release(&t);
+	return true;
+}
+
+/* A signed JSON number from a magnitude and a sign. */
+static void json_signed(struct strbuf *sb, uint64_t v, bool negative)
+{
+	sb_addf(sb, negative && v ? "-%llu" : "%llu", (unsigned long long)v);
+}
+
 int cmd_growth(struct options *o)
 {
 	struct profile p;
 	load_profile(&p, o, 0);
+	bool sampled = sampled_note(NULL, &p);
 	struct matcher mt;
 	matcher_init(&mt, &p, o);
 	struct site *sites = xcalloc(p.nchains + 1, sizeof(*sites));
-	size_t n = 0;
-	uint64_t gobj = 0, gbytes = 0, sobj = 0, sbytes = 0;
+	size_t n = 0, nfixed = 0;
+	uint64_t gobj = 0, gbytes = 0, sobj = 0, saved = 0, cost = 0;
+	const char *fixed_container = NULL; /* of the sites that cannot be sized ahead */
+	bool fixed_one = true;
 	for (size_t i = 0; i < p.nchains; i++) {
-		if (p.chains[i].hidden || !growth_site(&mt, &p.chains[i], &sites[n]))
+		struct site *s = &sites[n];
+		if (p.chains[i].hidden || !growth_site(&mt, &p.chains[i], s))
 			continue;
-		gobj += sites[n].objects;
-		gbytes += sites[n].bytes;
-		sobj += sites[n].save_objects;
-		sbytes += sites[n].save_bytes;
+		gobj = sat_add(gobj, s->objects);
+		gbytes = sat_add(gbytes, s->bytes);
+		if (!s->presize) {
+			fixed_one = fixed_one && (!nfixed || fixed_container == s->k->container);
+			fixed_container = s->k->container;
+			nfixed++;
+		} else {
+			sobj = sat_add(sobj, s->save_objects);
+			if (s->costs)
+				cost = sat_add(cost, s->save_bytes);
+			else
+				saved = sat_add(saved, s->save_bytes);
+		}
 		n++;
 	}
+	bool costs = cost > saved;
+	uint64_t net = costs ? cost - saved : saved - cost;
 	int by_bytes = o->sample == S_ALLOC_SPACE || o->sample == S_INUSE_SPACE;
 	qsort_r(sites, n, sizeof(*sites), cmp_sites, &by_bytes);
 	size_t shown = o->nodecount > 0 && (size_t)o->nodecount < n ? (size_t)o->nodecount : n;
 	struct strbuf sb = STRBUF_INIT;
 	if (o->json) {
+		/* The savings are null where none can be had: on a sampled dump (not estimated)
+		 * and at a site whose container cannot be sized ahead. */
 		sb_addf(
 		    &sb,
-		    "{\"total_objects\":%llu,\"total_bytes\":%llu,\"growth_allocations\":%llu,"
-		    "\"growth_bytes\":%llu,\"save_objects\":%llu,\"save_bytes\":%llu,\"sites\":[",
+		    "{\"total_objects\":%llu,\"total_bytes\":%llu,\"sampled\":%s,\"samples\":%llu,"
+		    "\"growth_allocations\":%llu,\"growth_bytes\":%llu,\"save_objects\":",
 		    (unsigned long long)p.total[S_ALLOC_OBJECTS],
-		    (unsigned long long)p.total[S_ALLOC_SPACE], (unsigned long long)gobj,
-		    (unsigned long long)gbytes, (unsigned long long)sobj,
-		    (unsigned long long)sbytes);
+		    (unsigned long long)p.total[S_ALLOC_SPACE], sampled ? "true" : "false",
+		    (unsigned long long)p.samples, (unsigned long long)gobj,
+		    (unsigned long long)gbytes);
+		if (sampled) {
+			sb_adds(&sb, "null,\"save_bytes\":null");
+		} else {
+			sb_addf(&sb, "%llu,\"save_bytes\":", (unsigned long long)sobj);
+			json_signed(&sb, net, costs);
+		}
+		sb_addf(&sb, ",\"sites_not_presizable\":%zu,\"sites\":[", nfixed);
 		for (size_t i = 0; i < shown; i++) {
 			const struct site *s = &sites[i];
 			const struct pchain *c = s->c;
@@ -382,11 +549,26 @@ int cmd_growth(struct options *o)
 			sb_addf(
 			    &sb,
 			    ",\"growth_allocations\":%llu,\"growth_bytes\":%llu,\"factor\":%.4f,"
-			    "\"save_objects\":%llu,\"save_bytes\":%llu,\"final_size\":%llu,"
-			    "\"sizes\":[",
+			    "\"presizable\":%s,",
 			    (unsigned long long)s->objects, (unsigned long long)s->bytes, s->factor,
-			    (unsigned long long)s->save_objects, (unsigned long long)s->save_bytes,
-			    (unsigned long long)c->classes[s->last].max);
+			    s->presize ? "true" : "false");
+			if (s->presize && !sampled) {
+				sb_addf(&sb,
+				        "\"sized_once_bytes\":%llu,\"save_objects\":%llu,\"save_"
+				        "bytes\":",
+				        (unsigned long long)s->once_bytes,
+				        (unsigned long long)s->save_objects);
+				json_signed(&sb, s->save_bytes, s->costs);
+			} else {
+				sb_adds(&sb, "\"sized_once_bytes\":null,\"save_objects\":null,"
+				             "\"save_bytes\":null");
+			}
+			if (sampled)
+				sb_addf(&sb, ",\"samples\":%llu", (unsigned long long)s->samples);
+			else
+				sb_adds(&sb, ",\"samples\":null");
+			sb_addf(&sb, ",\"final_size\":%llu,\"sizes\":[",
+			        (unsigned long long)final_size(s));
 			for (size_t k = s->first; k <= s->last; k++)
 				sb_addf(&sb, "%s%.0f", k > s->first ? "," : "",
 				        class_size(&c->classes[k]));
@@ -406,20 +588,51 @@ int cmd_growth(struct options *o)
 		sb_adds(&sb, "]}\n");
 	} else {
 		text_header(&sb, &p, o);
-		if (!n) {
-			sb_adds(&sb, "No container growth found: no chain through a known growth "
-			             "function, no call site whose sizes step up geometrically.\n");
+		sampled_note(&sb, &p);
+		struct strbuf t = STRBUF_INIT;
+		if (!n && sampled) {
+			sb_addf(&t,
+			        "No container growth seen in the %llu samples: no sampled chain "
+			        "through "
+			        "a known growth function, no call site whose sampled sizes step up "
+			        "geometrically. Unsampled growth may be there all the same.",
+			        (unsigned long long)p.samples);
+		} else if (!n) {
+			sb_adds(&t, "No container growth found: no chain through a known growth "
+			            "function, no call site whose sizes step up geometrically.");
 		} else {
-			sb_addf(&sb, "%zu growth site%s: %llu allocations (", n, n > 1 ? "s" : "",
-			        (unsigned long long)gobj);
-			format_value(&sb, S_ALLOC_SPACE, gbytes);
-			sb_addf(&sb,
-			        ") made while containers grew; sizing each once saves %llu "
-			        "allocations (",
-			        (unsigned long long)sobj);
-			format_value(&sb, S_ALLOC_SPACE, sbytes);
-			sb_adds(&sb, ")\n");
+			sb_addf(&t, "%zu growth site%s%s: %s%llu allocations (", n,
+			        n > 1 ? "s" : "", sampled ? " seen in the samples" : "",
+			        sampled ? "about " : "", (unsigned long long)gobj);
+			format_value(&t, S_ALLOC_SPACE, gbytes);
+			sb_adds(&t, ") made while containers grew");
+			if (sampled) {
+				sb_adds(&t, " (estimates)");
+			} else if (!nfixed) {
+				sb_adds(&t, "; sizing each once ");
+				add_saving(&t, sobj, net, costs);
+			} else {
+				/* "GLib GHashTable", or the containers at each site */
+				const char *what = fixed_one ? fixed_container : "their containers";
+				if (nfixed == n) {
+					sb_addf(&t,
+					        "; %s cannot be sized ahead, so growth offers no "
+					        "saving (see how:)",
+					        what);
+				} else {
+					sb_adds(&t, "; sizing once where it can be done ");
+					add_saving(&t, sobj, net, costs);
+					sb_addf(
+					    &t,
+					    " (%zu site%s); the other %zu (%s) cannot be sized "
+					    "ahead, so their growth offers no saving (see how:)",
+					    n - nfixed, n - nfixed > 1 ? "s" : "", nfixed, what);
+				}
+			}
 		}
+		/* one line, however long, as the first line of every view's report */
+		sb_addf(&sb, "%s\n", sb_str(&t));
+		sb_release(&t);
 		for (size_t i = 0; i < shown; i++) {
 			const struct site *s = &sites[i];
 			const struct pchain *c = s->c;
@@ -437,23 +650,24 @@ int cmd_growth(struct options *o)
 				        "named "
 				        "on the stack)\n",
 				        s->factor);
-			sb_addf(&sb, "    %llu growth allocations, ",
+			sb_addf(&sb, "    %s%llu growth allocations, ", sampled ? "about " : "",
 			        (unsigned long long)s->objects);
 			format_value(&sb, S_ALLOC_SPACE, s->bytes);
-			sb_addf(&sb, " (%.2f%% of all allocations, %.2f%% of bytes)\n",
+			sb_addf(&sb, " (%.2f%% of all allocations, %.2f%% of bytes",
 			        percent(s->objects, p.total[S_ALLOC_OBJECTS]),
 			        percent(s->bytes, p.total[S_ALLOC_SPACE]));
-			sb_adds(&sb, "    sizes: ");
-			print_sizes(&sb, c, s->first, s->last);
+			if (sampled)
+				sb_addf(&sb, "; estimated from %llu sample%s",
+				        (unsigned long long)s->samples, s->samples == 1 ? "" : "s");
+			sb_adds(&sb, ")\n");
+			sb_adds(&sb, sampled ? "    sizes seen: " : "    sizes: ");
+			print_sizes(&sb, c, s->first, s->last, sampled);
 			sb_addf(&sb, " (x%.2f per step)\n", s->factor);
-			sb_addf(&sb,
-			        "    sizing once at the final size saves %llu allocations and ",
-			        (unsigned long long)s->save_objects);
-			format_value(&sb, S_ALLOC_SPACE, s->save_bytes);
+			site_saving(&sb, s, sampled);
 			struct strbuf kb = STRBUF_INIT;
 			knob(&kb, s);
-			sb_adds(&sb, "\n    how: ");
-			wrap(&sb, sb_str(&kb), 9, 96);
+			sb_adds(&sb, "    how: ");
+			wrap(&sb, sb_str(&kb), 9, 9, 96);
 			sb_release(&kb);
 			sb_adds(&sb, "    chain (outermost first):\n");
 			print_chain(&sb, &p, c);

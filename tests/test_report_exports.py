@@ -1,9 +1,10 @@
 """test_report_exports.py: the exports read by other tools. Collapsed stacks add up to the
 profile; the pprof export read by `go tool pprof` shows the same totals and top functions as
-`mapprof top` for all four sample types; the SVG flame graph is well-formed, self-contained,
-highlights the growth chains and, as a diff, colours growth and shrink; headless Chromium renders
-it (screenshots checked pixel by pixel) and runs its script (zoom and search). All on dumps of
-programs that count their own allocations (tests/progs/report_sites.c, report_growth.c)."""
+`mapprof top` for all four sample types, addresses without a symbol (a stripped library's)
+included; the SVG flame graph is well-formed, self-contained, highlights the growth chains and,
+as a diff, colours growth and shrink; headless Chromium renders it (screenshots checked pixel by
+pixel) and runs its script (zoom and search). All on dumps of programs that count their own
+allocations (tests/progs/report_sites.c, report_growth.c, report_stripped.c)."""
 import gzip
 import json
 import os
@@ -136,14 +137,12 @@ def go_pprof_top(go, profile, sample):
 
 def short(name):
     """A function name as both tools print it, for comparing: pprof marks a function seen only
-    inlined with " (inline)", keeps C++ return types ("std::pair std::_Hashtable::emplace") and
-    names an address without a symbol "[module]"; mapprof drops return types and names it
-    "module+0xOFFSET"."""
+    inlined with " (inline)" and keeps C++ return types ("std::pair std::_Hashtable::emplace");
+    mapprof drops return types. An address without a symbol is "module+0xOFFSET" in both (the
+    export gives it a Function of that name; without one pprof made one node "[module]" of all
+    such addresses in a module)."""
     if name.endswith(" (inline)"):
         name = name[:-len(" (inline)")]
-    m = re.fullmatch(r"(\S+)\+0x[0-9a-f]+", name)
-    if m:
-        return "[%s]" % m.group(1)
     return name.split(" ")[-1]
 
 
@@ -157,8 +156,8 @@ def check_go_round_trip(go, dump, truth=None):
                                            sample, dump).stdout))
         # the same total, the one the dump holds
         assert total == ours["total"] == totals[sample], (sample, total, ours["total"])
-        # the same functions with the same flat and cum values; pprof makes one node of all
-        # the addresses without a symbol in a module, so those are summed per module
+        # the same functions with the same flat and cum values, an address without a symbol
+        # included (its own row in both)
         theirs, mine = {}, {}
         for name, flat, cum in rows:
             e = theirs.setdefault(short(name), [0, 0, 0])
@@ -174,7 +173,7 @@ def check_go_round_trip(go, dump, truth=None):
         flat_m = {k: v[0] for k, v in mine.items() if v[0]}
         assert flat_t == flat_m, (sample, flat_t, flat_m)
         for k, (flat, cum, n) in theirs.items():
-            if n == 1 and mine.get(k, [0, 0, 0])[2] == 1 and not k.startswith("["):
+            if n == 1 and mine.get(k, [0, 0, 0])[2] == 1:
                 assert cum == mine[k][1], (sample, k, cum, mine[k])
         assert set(k for k, v in theirs.items() if v[1]) == set(k for k, v in mine.items()
                                                                  if v[1]), sample
@@ -192,6 +191,7 @@ def check_go_round_trip(go, dump, truth=None):
         assert order_m == sorted(order_m, reverse=True), ours["rows"]
         top_t, top_m = levels(flat_t.items()), levels(flat_m.items())
         assert top_t == top_m, (sample, top_t, top_m)
+        assert not [n for n, _, _ in rows if n.startswith("[")], (sample, rows)
         if truth:
             key = {"alloc_objects": "objects", "alloc_space": "bytes",
                    "inuse_objects": "inuse_objects", "inuse_space": "inuse_bytes"}[sample]
@@ -211,6 +211,74 @@ def test_report_export_pprof_go_tool():
                          flags=["-O2", "-g"], lang="c++")
     cp, dump = lib.run_profiled([exe, "5000"])
     assert cp.returncode == 0
+    check_go_round_trip(go, dump)
+
+
+def stripped_dump(n):
+    """A dump of tests/progs/report_stripped.c, whose allocations are made at three sites of a
+    stripped shared library with no symbol for them: (truth, dump, library's file name)."""
+    out = os.path.join(lib.BUILD, "tests")
+    so = lib.build_prog("libreport_stripped.so", [os.path.join(PROGS, "report_stripped_lib.c")],
+                        flags=["-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-s"])
+    exe = lib.build_prog("report_stripped", [os.path.join(PROGS, "report_stripped.c"), so],
+                         flags=["-O2", "-Wl,-rpath," + out])
+    cp, dump = lib.run_profiled([exe, str(n)])
+    assert cp.returncode == 0, cp.stderr
+    truth = json.loads([l for l in text(cp.stdout).splitlines() if l.startswith("{")][-1])
+    return truth, dump, os.path.basename(so)
+
+
+def test_report_export_pprof_unnamed_frames():
+    """Frames without a symbol (a stripped library's own code, python3.11's for one) are rows
+    of their own in `mapprof top` ("libreport_stripped.so+0x1156"): the pprof export gives each
+    such Location a Line of a Function of that name, so that every row of top is a Function
+    with the same flat value. They were Locations without a Line, which `go tool pprof` folds
+    into one node per module ("[libreport_stripped.so]")."""
+    truth, dump, so = stripped_dump(100)
+    out = os.path.join(lib.tmpdir(), "stripped.pb.gz")
+    lib.mapprof("export", "--format", "pprof", "-o", out, dump)
+    with gzip.open(out) as f:
+        top = fields(f.read())
+    strings = [v.decode() for n, v in top if n == 6]
+    funcs = {dict(fields(v))[1]: strings[dict(fields(v))[2]] for n, v in top if n == 5}
+    locs = {dict(fields(v))[1]: [funcs[dict(fields(l))[1]] for k, l in fields(v) if k == 4]
+            for n, v in top if n == 4}
+    assert all(locs.values()), "a Location without a Line: %s" % locs
+    for si, sample in enumerate(SAMPLES):
+        # flat per Function name, from the samples' innermost Location
+        flat = {}
+        for n, v in top:
+            if n != 2:
+                continue
+            f = fields(v)
+            ids = dict(f)[1]
+            loc, _ = varint(ids, 0)
+            vals, i = [], 0
+            while i < len(dict(f)[2]):
+                x, i = varint(dict(f)[2], i)
+                vals.append(x)
+            name = locs[loc][0]
+            flat[name] = flat.get(name, 0) + vals[si]
+        ours = json.loads(text(lib.mapprof("top", "--json", "--nodecount", "0", "--sample",
+                                           sample, dump).stdout))
+        for r in ours["rows"]:
+            assert r["name"] in funcs.values(), (sample, r["name"], sorted(funcs.values()))
+            assert flat.get(r["name"], 0) == r["flat"], (sample, r, flat)
+        if sample == "alloc_objects":
+            got = sorted(r["flat"] for r in ours["rows"] if r["name"].startswith(so + "+0x"))
+            assert got == sorted(truth["objects"]), (got, truth, ours["rows"])
+    go = shutil.which("go")
+    if not go:
+        raise lib.Skip("go (Debian golang-go) is not installed")
+    for sample in SAMPLES:
+        total, rows = go_pprof_top(go, out, sample)
+        ours = json.loads(text(lib.mapprof("top", "--json", "--nodecount", "0", "--sample",
+                                           sample, dump).stdout))
+        theirs = {short(n): flat for n, flat, _ in rows if flat}
+        mine = {short(r["name"]): r["flat"] for r in ours["rows"] if r["flat"]}
+        assert theirs == mine, (sample, theirs, mine)
+        assert len([n for n in theirs if n.startswith(so + "+0x")]) == \
+            (3 if sample.startswith("alloc") else 1), (sample, theirs)
     check_go_round_trip(go, dump)
 
 

@@ -3,7 +3,10 @@ with the right number of growth allocations and sizes, in programs that count th
 a uthash table (macro growth, found by sizes alone), a realloc-doubling array, a C++
 std::unordered_map (libstdc++ _M_rehash) and GLib's GHashTable, each at -O0 and -O2; it reports
 nothing for programs that allocate the same amount without growth. `diff` of a growing container
-against the same container pre-sized shows the saving growth predicted."""
+against the same container pre-sized as the report advises (reserve(), uthash's
+HASH_INITIAL_NUM_BUCKETS_LOG2) shows exactly the saving growth predicted, bytes that sizing once
+costs included; a container that cannot be pre-sized (GLib) is offered no saving, and a sampled
+dump's figures are said to be estimates."""
 import json
 import os
 import re
@@ -46,9 +49,11 @@ def through(sites, name):
                                     for f in s["frames"])]
 
 
-def check_site(what, sites, truth, first_counted=True):
+def check_site(what, sites, truth, first_counted=True, once=1):
     """One site holds the growth the program counted: all of it, plus at most the container's
-    first allocation of the sequence (same call site, the size the growth starts from)."""
+    first allocation of the sequence (same call site, the size the growth starts from). Sized
+    once at the size its how: line recommends (ONCE times the final size) it makes one
+    allocation of that size."""
     assert len(sites) == 1, "%s: %d sites: %s" % (what, len(sites), sites)
     s = sites[0]
     want = truth["growth"]
@@ -60,9 +65,11 @@ def check_site(what, sites, truth, first_counted=True):
         "%s: sizes %s, the program's %s" % (what, s["sizes"], want["sizes"])
     assert s["sizes"][-1] == want["sizes"][-1], (what, s["sizes"], want["sizes"])
     assert s["growth_bytes"] - want["bytes"] in (0, s["sizes"][0]), (what, s, want)
-    # sizing once at the final size saves every allocation but the last
+    # sizing once at the recommended size saves every allocation but the last, and the bytes
+    # of the run less that one allocation's (a cost when it is the larger)
+    assert s["presizable"] is True and s["sized_once_bytes"] == once * s["sizes"][-1], s
     assert s["save_objects"] == s["growth_allocations"] - 1
-    assert s["save_bytes"] == s["growth_bytes"] - s["sizes"][-1]
+    assert s["save_bytes"] == s["growth_bytes"] - s["sized_once_bytes"], s
     assert s["frames"][0]["function"] or s["frames"][0]["module"], s["frames"][0]
     return s
 
@@ -71,8 +78,11 @@ def check_uthash(opt):
     truth, dump = run([build("report_growth", "report_growth.c", opt), "uthash", "20000"])
     assert truth["growth"]["allocations"] >= 5, truth
     g = growth(dump)
-    s = check_site("uthash -" + opt, through(g["sites"], "fill_uthash"), truth)
+    # pre-sized at the recommended HASH_INITIAL_NUM_BUCKETS_LOG2, one array twice the final one
+    s = check_site("uthash -" + opt, through(g["sites"], "fill_uthash"), truth, once=2)
     assert s["kind"] == "size-steps" and abs(s["factor"] - 2.0) < 1e-6, s
+    # 512 B + 1 KiB + ... + F is 2F - 512: that one array costs 512 bytes more
+    assert s["sizes"][0] == 512 and s["save_bytes"] == -512, s
     out = text(lib.mapprof("growth", dump).stdout)
     assert "HASH_INITIAL_NUM_BUCKETS_LOG2" in out and "main" in out, out
     # pre-sized (HASH_INITIAL_NUM_BUCKETS_LOG2=16): same items, no growth site
@@ -94,9 +104,15 @@ def check_vector(opt):
     exe = build("report_growth", "report_growth.c", opt)
     truth, dump = run([exe, "vector", "100000"])
     g = growth(dump)
-    s = check_site("vector -" + opt, through(g["sites"], "fill_vector"), truth)
+    # powers of two of 16-byte multiples doubling at one line read as uthash's buckets too
+    # (its knob first), and the text gives the saving of a realloc'd array sized once as well
+    s = check_site("vector -" + opt, through(g["sites"], "fill_vector"), truth, once=2)
     assert s["kind"] == "size-steps"
     assert len(g["sites"]) == 1, g["sites"]
+    out = " ".join(text(lib.mapprof("growth", dump).stdout).split())
+    want = "An array doubled by realloc, allocated once at its final 1.00MB, saves %d " \
+        "allocations and %s" % (s["save_objects"], "1024kB")
+    assert want in out and s["growth_bytes"] - s["sizes"][-1] == 1024 * 1024 - 256, out
     truth, dump = run([exe, "vector", "100000", "--presize"])
     assert growth(dump)["sites"] == []
     # a growth function named by the user turns the same site into a growth-function site
@@ -199,6 +215,28 @@ def check_ghash(opt):
     for s in sites:
         assert [z for z in s["sizes"] if z not in want["sizes"]] == [], (s["sizes"], want)
         assert s["container"] == "GLib GHashTable" and "no public way" in s["knob"]
+        # GHashTable cannot be sized ahead: no saving is offered, at a site or in the total
+        assert s["presizable"] is False and s["save_objects"] is None and \
+            s["save_bytes"] is None and s["sized_once_bytes"] is None, s
+    g = growth(dump)
+    assert g["sites_not_presizable"] == len(g["sites"]) == 4 and g["save_objects"] == 0 and \
+        g["save_bytes"] == 0, g
+    out = text(lib.mapprof("growth", dump).stdout)
+    head = out.splitlines()[2]
+    assert "GLib GHashTable cannot be sized ahead, so growth offers no saving (see how:)" in head \
+        and "saves" not in head, head
+    assert "sizing once" not in out and out.count("cannot be sized ahead (see how:)") == 4, out
+    # with a table that can be sized (uthash): the total saving is that table's alone
+    _, ut = run([build("report_growth", "report_growth.c", opt), "uthash", "20000"])
+    (u,) = through(growth(ut)["sites"], "fill_uthash")
+    both = json.loads(text(lib.mapprof("growth", "--json", dump, ut).stdout))
+    assert both["sites_not_presizable"] == 4 and both["save_objects"] == u["save_objects"] and \
+        both["save_bytes"] == u["save_bytes"] == -512, both
+    head = text(lib.mapprof("growth", dump, ut).stdout).splitlines()[2]
+    assert head.endswith("; sizing once where it can be done saves %d allocations but allocates "
+                         "512B more (1 site); the other 4 (GLib GHashTable) cannot be sized "
+                         "ahead, so their growth offers no saving (see how:)"
+                         % u["save_objects"]), head
     truth, dump = run([ghash(opt), "10000", "--presize"])
     assert through(growth(dump)["sites"], "g_hash_table_insert") == []
 
@@ -272,15 +310,42 @@ def test_report_diff_shows_predicted_saving():
         d = json.loads(text(lib.mapprof("diff", "--json", "--sample", sample, grown,
                                         presized).stdout))
         assert d["delta"] == -save, (sample, d["delta"], save)
-    # uthash: sized once at its final bucket count the table makes one bucket array instead
-    # of the whole doubling run: the objects growth said would be saved
+    assert s["sized_once_bytes"] == s["sizes"][-1] == truth["growth"]["sizes"][-1], s
+
+
+def test_report_growth_uthash_saving_is_what_presizing_saves():
+    """uthash, pre-sized as the how: line says (HASH_INITIAL_NUM_BUCKETS_LOG2 to the log2 it
+    names), makes one bucket array twice the final one: diff of the grown table against that
+    build shows exactly the allocations and bytes growth said sizing once saves. The bytes are a
+    cost of 512 (512 B + 1 KiB + ... + F = 2F - 512), which growth reported as a saving of about
+    F. Pre-sized at the final size observed instead, the table can expand once more (it does
+    at 20,000 of these keys), which is why the how: line asks for twice that."""
     exe = build("report_growth", "report_growth.c", "O2")
-    pre = build("report_growth_presized", "report_growth.c", "O2", ["-DUT_PRESIZE=16"])
-    _, grown = run([exe, "uthash", "20000"])
-    _, presized = run([pre, "uthash", "20000"])
-    (s,) = through(growth(grown)["sites"], "fill_uthash")
-    d = json.loads(text(lib.mapprof("diff", "--json", grown, presized).stdout))
-    assert d["delta"] == -s["save_objects"], (d["delta"], s)
+    for n in (1000, 5000, 20000, 50000):
+        truth, grown = run([exe, "uthash", str(n)])
+        (s,) = through(growth(grown)["sites"], "fill_uthash")
+        m = re.search(r"HASH_INITIAL_NUM_BUCKETS_LOG2 .* to (\d+) or more", s["knob"])
+        lg = int(m.group(1))
+        assert s["sized_once_bytes"] == 16 << lg == 2 * s["sizes"][-1], (n, lg, s)
+        out = " ".join(text(lib.mapprof("growth", grown).stdout).split())
+        assert "sizing once at the recommended %d buckets" % (1 << lg) in out, out
+        assert "saves %d allocations but allocates 512B more" % s["save_objects"] in out, out
+        pre = build("report_growth_presized%d" % lg, "report_growth.c", "O2",
+                    ["-DUT_PRESIZE=%d" % lg])
+        ptruth, presized = run([pre, "uthash", str(n)])
+        assert ptruth["growth"]["allocations"] == 0, (n, lg, ptruth)
+        for sample, save in (("alloc_objects", s["save_objects"]),
+                             ("alloc_space", s["save_bytes"])):
+            d = json.loads(text(lib.mapprof("diff", "--json", "--sample", sample, grown,
+                                            presized).stdout))
+            assert d["delta"] == -save, (n, sample, d["delta"], save)
+        if n == 20000:
+            # why twice: at the final size observed (8192 buckets for these keys) a fresh
+            # table, every bucket's expand_mult 0, still expands once (uthash 2.3)
+            obs = build("report_growth_presized%d" % (lg - 1), "report_growth.c", "O2",
+                        ["-DUT_PRESIZE=%d" % (lg - 1)])
+            otruth, _ = run([obs, "uthash", str(n)])
+            assert otruth["growth"]["allocations"] == 1, (n, lg - 1, otruth)
 
 
 def strict_json(out):
@@ -330,3 +395,60 @@ def test_report_growth_class_sizes_from_contradictory_bytes():
                 assert abs(s["factor"] / ratio - 1) < 0.1, (what, s)
             out = text(lib.mapprof("growth", "-q", *opts, path).stdout)
             assert not re.search(r"\b(nan|inf)\b", out, re.I), (what, out)
+
+
+def test_report_growth_sampled_says_estimates():
+    """On a sampled dump (MAPPROF_SAMPLE) a growth step is in the dump only if it was sampled,
+    and its count is scaled from one sample: growth found 7 allocations and "saves 6" in one run
+    and no growth in the next, for 10 real steps, without a word. Now its text says the dump is
+    sampled, that steps and sites can be missing and that the figures are estimates from N
+    samples ("about", "~x", "sizes seen"), and offers no saving; its JSON says "sampled",
+    "samples" (here and per site) and has null savings."""
+    sizes = [1024 << k for k in range(7)]
+    classes = [(z.bit_length(), 1, z, z, z) for z in sizes]  # one sample of each step
+    tmp = lib.tmpdir()
+    paths = {}
+    for period in (0, 65536):
+        paths[period] = os.path.join(tmp, "steps-%d.dump" % period)
+        with open(paths[period], "wb") as f:
+            f.write(make_dump([([0x1000, 0x2000], classes)], period=period, pid=7 + period))
+    g = growth(paths[65536], "-q")
+    assert g["sampled"] is True and g["samples"] == 7, g
+    assert g["save_objects"] is None and g["save_bytes"] is None, g
+    (s,) = g["sites"]
+    assert s["samples"] == 7 and s["sizes"] == sizes, s
+    assert s["save_objects"] is None and s["save_bytes"] is None and s["presizable"], s
+    # 1 KiB at a 64 KiB period is sampled 1.6% of the time: its one sample stands for ~64
+    assert s["counts"][0] > 50 and s["counts"][-1] == 2, s["counts"]
+    out = text(lib.mapprof("growth", "-q", paths[65536]).stdout)
+    flat = " ".join(out.split())
+    for want in ("Sampled dump: a growth step is recorded only when it was sampled (one sample "
+                 "per 64.0kB allocated, on average), so steps and whole sites can be missing",
+                 "estimates from 7 samples", "Record without MAPPROF_SAMPLE",
+                 "1 growth site seen in the samples: about %d allocations"
+                 % s["growth_allocations"],
+                 "estimated from 7 samples", "sizes seen: 1.00kB ~x", "not estimated"):
+        assert want in flat, (want, out)
+    assert "saves" not in out, out
+    # the same steps recorded in full: exact figures, no note
+    g = growth(paths[0], "-q")
+    assert g["sampled"] is False and g["samples"] == 0 and g["save_objects"] == 6, g
+    assert g["sites"][0]["samples"] is None and g["sites"][0]["counts"] == [1] * 7
+    out = text(lib.mapprof("growth", "-q", paths[0]).stdout)
+    assert "Sampled" not in out and "about" not in out and "saves 6 allocations" in out, out
+    # one sampled dump among two: said as such, and still no saving
+    out = " ".join(text(lib.mapprof("growth", "-q", paths[0], paths[65536]).stdout).split())
+    assert "1 of the 2 dumps sampled: a growth step" in out and "saves" not in out, out
+    # a real sampled run of a realloc-doubling array: whatever the samples caught, the report
+    # says what it rests on (nothing found is "not seen in the samples", not "no growth")
+    exe = build("report_growth", "report_growth.c", "O2")
+    cp, dump = lib.run_profiled([exe, "vector", "100000"], env={"MAPPROF_SAMPLE": "64K"})
+    assert cp.returncode == 0, cp.stderr
+    raw = sum(c["alloc_objects"] for c in lib.read_dump(dump)["chains"])
+    g = growth(dump)
+    assert g["sampled"] is True and g["samples"] == raw, (g["samples"], raw)
+    assert g["save_objects"] is None and all(s["save_objects"] is None for s in g["sites"]), g
+    out = " ".join(text(lib.mapprof("growth", dump).stdout).split())
+    assert "estimates from %d samples" % raw in out, out
+    assert ("seen in the samples: about" in out) != \
+        ("No container growth seen in the %d samples" % raw in out), out

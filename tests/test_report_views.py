@@ -334,6 +334,60 @@ def test_report_diff():
     assert lib.mapprof("diff", a, check=False).returncode == 1
 
 
+def inline_prog(opt):
+    key = ("inline", opt)
+    if key not in _bins:
+        _bins[key] = lib.build_prog("report_inline_" + opt,
+                                    [os.path.join(lib.ROOT, "tests", "progs", "report_inline.c")],
+                                    flags=["-" + opt, "-g"])
+    return _bins[key]
+
+
+def fill_children(tree):
+    """The children of fill in a `tree --json` tree, as (name, inlined, value)."""
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        if n["name"] == "fill":
+            return sorted((c["name"], bool(c.get("inlined")), c["value"])
+                          for c in n["children"])
+        stack.extend(n["children"])
+    raise AssertionError("no fill in the tree")
+
+
+def test_report_diff_across_inlining():
+    """report_inline.c's static mk_item is called at -O0 and inlined at -O2 (its own malloc and
+    the one of name_of under it): the same call paths. diff of the two builds must show no
+    chain and no change (it showed a -N/+N pair per path with identical text), both ways round
+    and with the samples of one build split between an inlined and a called mk_item on one
+    line; merging the two builds gives one mk_item under fill. Within one build the tree keeps
+    the inlined mk_item apart from the called one."""
+    dumps = {}
+    for opt in ("O0", "O2"):
+        for mode in ([], ["both"]):
+            cp, dump = lib.run_profiled([inline_prog(opt), "1000"] + mode)
+            assert cp.returncode == 0, cp.stderr
+            dumps[(opt,) + tuple(mode)] = dump
+    # the builds differ as the test needs: -O2 inlined mk_item, -O0 called it
+    assert fill_children(view_json("tree", "--json", dumps[("O0",)])["tree"]) == \
+        [("mk_item", False, 2000)]
+    assert fill_children(view_json("tree", "--json", dumps[("O2",)])["tree"]) == \
+        [("mk_item", True, 2000)]
+    assert fill_children(view_json("tree", "--json", dumps[("O2", "both")])["tree"]) == \
+        [("mk_item", False, 1000), ("mk_item", True, 1000)]
+    for a, b in ((("O0",), ("O2",)), (("O2",), ("O0",)), (("O0", "both"), ("O2", "both")),
+                 (("O2", "both"), ("O0", "both")), (("O2", "both"), ("O0",)),
+                 (("O0",), ("O2", "both"))):
+        for sample in ("alloc_objects", "alloc_space", "inuse_objects"):
+            d = view_json("diff", "--json", "--sample", sample, dumps[a], dumps[b])
+            assert d["delta"] == 0 and d["chains"] == [] and d["functions"] == [], (a, b, d)
+        out = text(lib.mapprof("diff", dumps[a], dumps[b]).stdout)
+        assert out.count("(no change)") == 2, out
+    # dumps of the two builds merged: one call path, one mk_item
+    both = view_json("tree", "--json", dumps[("O0",)], dumps[("O2",)])["tree"]
+    assert fill_children(both) == [("mk_item", False, 4000)], fill_children(both)
+
+
 def test_report_sampled_dump_is_scaled():
     truth, dump = run_sites(100, env={"MAPPROF_SAMPLE": "256"})
     prof = lib.profile_json([dump])
