@@ -83,8 +83,9 @@ struct site {
 	 * run's last class: one per container) and their bytes. What that saves is the run minus
 	 * these; bytes can go the other way (uthash: one array twice the final size is more than
 	 * every step's array together), so they are kept as a magnitude and a sign. */
-	bool presize; /* false: the container cannot be sized ahead, nothing is offered */
-	bool twice;   /* the recommended size is twice the final one (uthash_like) */
+	bool presize;        /* false: the container cannot be sized ahead, nothing is offered */
+	bool twice;          /* the recommended size is twice the final one (uthash_like) */
+	uint64_t containers; /* how many containers the run is: see growth_site */
 	uint64_t once_objects, once_bytes;
 	uint64_t save_objects, save_bytes;
 	bool costs; /* sizing once allocates save_bytes more than the growth did */
@@ -251,10 +252,28 @@ static bool growth_site(const struct matcher *mt, const struct pchain *c, struct
 	s->factor = pow(hi / lo, 1.0 / (double)(s->last - s->first));
 	s->presize = !s->k || s->k->presize;
 	s->twice = uthash_like(s);
-	s->once_objects = lastc->objects;
-	s->once_bytes =
-	    s->twice && lastc->bytes <= UINT64_MAX / 2 ? 2 * lastc->bytes : lastc->bytes;
-	s->save_objects = s->objects - lastc->objects;
+	/* One chain can be many containers: every dict a module import fills grows through the
+	 * same dictresize. Each starts at the run's first size and stops at its own last: the
+	 * containers that stopped at a size are the ones that reached it less those that went on
+	 * (208B x49, 400B x27, ...: 22 stopped at 208B). Sized once, each makes one allocation at
+	 * its own final size; a single container (every size once) makes the run's last. */
+	uint64_t once_bytes = 0;
+	for (size_t i = s->first; i <= s->last; i++) {
+		uint64_t here = c->classes[i].objects,
+		         next = i < s->last ? c->classes[i + 1].objects : 0;
+		uint64_t ended = here > next ? here - next : 0;
+		s->containers = sat_add(s->containers, ended);
+		/* their bytes: this class's bytes in proportion */
+		uint64_t b =
+		    here ? (uint64_t)((double)c->classes[i].bytes * (double)ended / (double)here)
+		         : 0;
+		once_bytes = sat_add(once_bytes, b);
+	}
+	if (!s->containers)
+		s->containers = 1;
+	s->once_objects = s->containers;
+	s->once_bytes = s->twice && once_bytes <= UINT64_MAX / 2 ? 2 * once_bytes : once_bytes;
+	s->save_objects = s->objects > s->containers ? s->objects - s->containers : 0;
 	s->costs = s->once_bytes > s->bytes;
 	s->save_bytes = s->costs ? s->once_bytes - s->bytes : s->bytes - s->once_bytes;
 	return true;
@@ -340,8 +359,10 @@ static void site_saving(struct strbuf *sb, const struct site *s, bool sampled)
 		        "no saving to offer: %s cannot be sized ahead (see how:); growing cost "
 		        "%llu allocations and ",
 		        s->k->container, (unsigned long long)s->save_objects);
-		format_value(&t, S_ALLOC_SPACE, s->bytes - s->c->classes[s->last].bytes);
-		sb_adds(&t, " before its final size");
+		format_value(&t, S_ALLOC_SPACE,
+		             s->bytes > s->once_bytes ? s->bytes - s->once_bytes : 0);
+		sb_adds(&t,
+		        s->containers > 1 ? " before their final sizes" : " before its final size");
 	} else if (s->twice) {
 		unsigned lg = uthash_log2(s);
 		sb_addf(&t, "sizing once at the recommended %llu buckets (", 1ull << lg);
@@ -359,6 +380,13 @@ static void site_saving(struct strbuf *sb, const struct site *s, bool sampled)
 		format_value(&t, S_ALLOC_SPACE, final_size(s));
 		sb_adds(&t, ", ");
 		add_saving(&t, s->save_objects, s->bytes - last, false);
+	} else if (s->containers > 1) {
+		sb_addf(
+		    &t,
+		    "about %llu containers grew here (the counts of each size above): sizing each "
+		    "once at its own final size ",
+		    (unsigned long long)s->containers);
+		add_saving(&t, s->save_objects, s->save_bytes, s->costs);
 	} else {
 		sb_adds(&t, "sizing once at the final size ");
 		add_saving(&t, s->save_objects, s->save_bytes, s->costs);
@@ -549,9 +577,9 @@ int cmd_growth(struct options *o)
 			sb_addf(
 			    &sb,
 			    ",\"growth_allocations\":%llu,\"growth_bytes\":%llu,\"factor\":%.4f,"
-			    "\"presizable\":%s,",
+			    "\"presizable\":%s,\"containers\":%llu,",
 			    (unsigned long long)s->objects, (unsigned long long)s->bytes, s->factor,
-			    s->presize ? "true" : "false");
+			    s->presize ? "true" : "false", (unsigned long long)s->containers);
 			if (s->presize && !sampled) {
 				sb_addf(&sb,
 				        "\"sized_once_bytes\":%llu,\"save_objects\":%llu,\"save_"

@@ -5,7 +5,10 @@
  *                                              pre-sized when built with -DUT_PRESIZE=LOG2)
  *        report_growth vector N [--presize]   an array grown by realloc doubling at one line
  *        report_growth flat N                 as many bytes as `vector N`, in equal requests
- *        report_growth varied N               N strings of assorted lengths (no growth) */
+ *        report_growth varied N               N strings of assorted lengths (no growth)
+ *        report_growth arrays K               K arrays of 24-byte elements grown by realloc
+ *                                              doubling at one line, array i to 16 << i
+ *                                              elements: K containers through one chain */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,7 @@ struct item {
 };
 
 static unsigned long growth_allocs, growth_bytes;
+static unsigned long containers, final_bytes; /* arrays mode */
 static unsigned long sizes[64];
 static int nsizes;
 
@@ -51,7 +55,7 @@ static void print_truth(const char *mode, long n, int presize)
 	       mode, n, presize ? "true" : "false", growth_allocs, growth_bytes);
 	for (int i = 0; i < nsizes; i++)
 		printf("%s%lu", i ? "," : "", sizes[i]);
-	printf("]}}\n");
+	printf("],\"containers\":%lu,\"final_bytes\":%lu}}\n", containers, final_bytes);
 	fflush(stdout);
 }
 
@@ -103,6 +107,31 @@ NOINLINE static void fill_flat(long n)
 	}
 }
 
+struct point {
+	double x, y, z;
+};
+
+/* Array i of k is grown from nothing, 16 elements first, doubling at one line (its first
+ * allocation too), to 16 << i elements: k containers grow through one call chain. */
+NOINLINE static void fill_arrays(long k)
+{
+	for (long i = 0; i < k; i++) {
+		struct point *v = NULL;
+		size_t cap = 0, len = 0, want = (size_t)16 << i;
+		while (len < want) {
+			if (len == cap) {
+				cap = cap ? cap * 2 : 16;
+				v = realloc(v, cap * sizeof(*v));
+				note_growth(cap * sizeof(*v));
+			}
+			v[len++] = (struct point){(double)len, 0, 0};
+		}
+		containers++;
+		final_bytes += cap * sizeof(*v);
+		free(v);
+	}
+}
+
 /* Strings of assorted lengths at one line: sizes vary, but not geometrically. */
 NOINLINE static void fill_varied(long n)
 {
@@ -140,6 +169,9 @@ int main(int argc, char **argv)
 		free(v);
 	} else if (strcmp(mode, "flat") == 0) {
 		fill_flat(n);
+		print_truth(mode, n, 0);
+	} else if (strcmp(mode, "arrays") == 0) {
+		fill_arrays(n);
 		print_truth(mode, n, 0);
 	} else if (strcmp(mode, "varied") == 0) {
 		fill_varied(n);
