@@ -66,9 +66,228 @@ void sym_set_debug_dirs(const char *dirs)
 	debuginfo_path = sb_detach(&sb);
 }
 
+/* The first candidate debug file that find_debuginfo left unread because it is not a regular
+ * file, for open_module to record: libdwfl calls find_debuginfo from inside
+ * dwfl_module_getdwarf, which has no way to pass it back. Malloc'd; NULL when none. */
+static char *refused_candidate;
+
+/* Whether opening and reading path could block or never end: a FIFO (open waits for a
+ * writer), a socket, a terminal or another device. A missing file or a directory is harmless:
+ * libdw's open fails, or elf_begin rejects it. */
+static bool unsafe_path(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		return false;
+	if (!refused_candidate)
+		refused_candidate = xstrdup(path);
+	return true;
+}
+
+static bool unsafe_join(struct strbuf *sb, const char *a, const char *b, const char *c)
+{
+	sb_reset(sb);
+	if (a) {
+		sb_adds(sb, a);
+		sb_addch(sb, '/');
+	}
+	if (b) {
+		sb_adds(sb, b);
+		sb_addch(sb, '/');
+	}
+	sb_adds(sb, c);
+	return unsafe_path(sb_str(sb));
+}
+
+/* HEAD/SUB/LINK, then HEAD/T/LINK for each tail T of SUB after a '/', then HEAD/LINK: the
+ * names libdwfl tries below a directory of the debug path (its explore_dir). */
+static bool explore_unsafe(struct strbuf *sb, const char *head, const char *sub, const char *link)
+{
+	for (;;) {
+		if (unsafe_join(sb, head, sub, link))
+			return true;
+		if (!sub)
+			return false;
+		sub = strchr(sub, '/');
+		if (sub && !*++sub)
+			return false;
+	}
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* The names find_debuginfo checks in each directory of the debug path: the debug link's (or,
+ * without one, FILE.debug and FILE's own name, as libdwfl invents them), and the build-ids'
+ * DIR/.build-id/xx/rest.debug names, the module's and that of its .gnu_debugaltlink (dwz). */
+struct debug_names {
+	const char *links[3];
+	size_t nlinks;
+	char *buildid[2]; /* ".build-id/xx/rest.debug", malloc'd */
+	size_t nbuildid;
+};
+
+/* Whether no file that libdwfl's standard search may open for one entry of the debug path
+ * (dwfl_standard_find_debuginfo: build-id, then .gnu_debuglink in the directory of FILE, below
+ * it, and below DIR/ for each tail of FILE's absolute directory; an alternate file also in a
+ * .dwz directory) is unsafe to open. A superset of its candidates: one too many only costs a
+ * stat. */
+static bool entry_safe(const char *entry, const char *file, const struct debug_names *dn)
+{
+	if (entry[0] == '+' || entry[0] == '-')
+		entry++;
+	const char *slash = strrchr(file, '/');
+	char *dir = slash ? xstrndup(file, (size_t)(slash - file)) : NULL;
+	struct strbuf sb = STRBUF_INIT;
+	bool unsafe = false;
+	for (size_t i = 0; i < dn->nlinks && !unsafe; i++) {
+		const char *link = dn->links[i];
+		if (!entry[0])
+			unsafe = unsafe_join(&sb, dir, NULL, link) ||
+			         unsafe_join(&sb, dir, ".dwz", base_name(link));
+		else if (entry[0] != '/')
+			unsafe = explore_unsafe(&sb, dir, entry, link);
+		else
+			unsafe =
+			    unsafe_join(&sb, entry, NULL, base_name(link)) ||
+			    unsafe_join(&sb, entry, ".dwz", base_name(link)) ||
+			    (dir && dir[0] == '/' && explore_unsafe(&sb, entry, dir + 1, link));
+	}
+	for (size_t i = 0; i < dn->nbuildid && entry[0] == '/' && !unsafe; i++)
+		unsafe = unsafe_join(&sb, entry, NULL, dn->buildid[i]);
+	sb_release(&sb);
+	free(dir);
+	return !unsafe;
+}
+
+static char *buildid_name(const unsigned char *bits, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, ".build-id/");
+	for (size_t i = 0; i < len; i++)
+		sb_addf(&sb, i == 1 ? "/%02x" : "%02x", bits[i]);
+	sb_adds(&sb, ".debug");
+	return sb_detach(&sb);
+}
+
+/* The build-id of the dwz file that FILE's .gnu_debugaltlink names (the name, NUL, the
+ * build-id), opened as open_module opens a module; NULL when it has none. */
+static char *altlink_buildid(const char *file)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0)
+		return NULL;
+	char *r = NULL;
+	Elf *elf =
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+	size_t shstrndx;
+	if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+		for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+			GElf_Shdr mem, *sh = gelf_getshdr(scn, &mem);
+			const char *name = sh ? elf_strptr(elf, shstrndx, sh->sh_name) : NULL;
+			if (!name || strcmp(name, ".gnu_debugaltlink") != 0)
+				continue;
+			Elf_Data *d = elf_getdata(scn, NULL);
+			const char *b = d ? d->d_buf : NULL;
+			const char *nul = b ? memchr(b, 0, d->d_size) : NULL;
+			size_t len = nul ? d->d_size - (size_t)(nul + 1 - b) : 0;
+			if (len >= 2)
+				r = buildid_name((const unsigned char *)nul + 1, len);
+			break;
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return r;
+}
+
+/* libdwfl's standard search opens every candidate debug file with a plain blocking open: a
+ * FIFO at one of those paths (FILE.debug next to the binary, in .debug/ or under --debug-dir's
+ * .build-id/) would hang the report forever, and a device could be read without end. So the
+ * candidates are checked first, and the search runs on a copy of the debug path without the
+ * entries that hold an unsafe one: that file is skipped (open_module warns), the rest of the
+ * search is the standard one. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                          const char *file_name, const char *debuglink_file,
+                          GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	const char *path = debuginfo_path ? debuginfo_path : ":.debug:/usr/lib/debug";
+	struct debug_names dn = {.nlinks = 0, .nbuildid = 0};
+	char *invented = NULL;
+	if (debuglink_file) {
+		dn.links[dn.nlinks++] = debuglink_file;
+	} else if (file_name) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_adds(&sb, base_name(file_name));
+		sb_adds(&sb, ".debug");
+		invented = sb_detach(&sb);
+		dn.links[dn.nlinks++] = invented;
+		dn.links[dn.nlinks++] = base_name(file_name);
+	}
+	const unsigned char *bits;
+	GElf_Addr vaddr;
+	int n = dwfl_module_build_id(mod, &bits, &vaddr);
+	if (n >= 2)
+		dn.buildid[dn.nbuildid++] = buildid_name(bits, (size_t)n);
+	if (file_name && debuglink_file && !debuglink_crc) {
+		/* libdwfl asks for a dwz file with the name of the file that links it */
+		char *alt = altlink_buildid(file_name);
+		if (alt)
+			dn.buildid[dn.nbuildid++] = alt;
+	}
+	char *canon = file_name ? realpath(file_name, NULL) : NULL;
+	struct strbuf kept = STRBUF_INIT;
+	size_t nkept = 0;
+	bool all = true;
+	for (const char *p = path;;) {
+		const char *end = strchr(p, ':');
+		char *entry = xstrndup(p, end ? (size_t)(end - p) : strlen(p));
+		if (!file_name || (entry_safe(entry, file_name, &dn) &&
+		                   (!canon || entry_safe(entry, canon, &dn)))) {
+			if (nkept++)
+				sb_addch(&kept, ':');
+			sb_adds(&kept, entry);
+		} else {
+			all = false;
+		}
+		free(entry);
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	int fd;
+	if (all) {
+		fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
+		                                  debuglink_file, debuglink_crc,
+		                                  debuginfo_file_name);
+	} else {
+		/* dwfl reads the path through a pointer to debuginfo_path at each search. An
+		 * empty path would mean the file's own directory: with every entry dropped, one
+		 * absolute directory that cannot exist is left, so that only the build-id's
+		 * debuginfod query (when enabled) remains. */
+		char *saved = debuginfo_path;
+		debuginfo_path = nkept ? (char *)sb_str(&kept) : (char *)"/proc/self/fd/-1";
+		fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
+		                                  debuglink_file, debuglink_crc,
+		                                  debuginfo_file_name);
+		debuginfo_path = saved;
+	}
+	sb_release(&kept);
+	free(canon);
+	free(invented);
+	for (size_t i = 0; i < dn.nbuildid; i++)
+		free(dn.buildid[i]);
+	return fd;
+}
+
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = &debuginfo_path,
 };
@@ -249,10 +468,19 @@ static void open_module(struct symbolizer *s, struct sym_module *m, bool warn)
 	m->dwfl = dwfl;
 	m->mod = mod;
 	Dwarf_Addr bias;
+	free(refused_candidate);
+	refused_candidate = NULL;
 	if (dwfl_module_getdwarf(mod, &bias))
 		m->state = SYM_DWARF;
 	else if (dwfl_module_getsymtab(mod) > 0)
 		m->state = SYM_SYMTAB;
+	if (refused_candidate) {
+		/* told on the first frame that uses the module (lookup), as a stripped
+		 * module is */
+		m->refused_debug = strpool_intern(&s->pool, refused_candidate);
+		free(refused_candidate);
+		refused_candidate = NULL;
+	}
 }
 
 enum sym_state sym_module_state(struct symbolizer *s, int module)
@@ -342,51 +570,329 @@ static struct sym_name_entry *name_slot(struct symbolizer *s, uintptr_t dw, uint
 	return &s->names[j];
 }
 
-static const char *qualified_name(struct symbolizer *s, Dwarf_Die *die, const char *name)
+/* What naming a DIE needs besides the DIE: the module's symbol table (the mangled names of
+ * out-of-line copies), the CU's function index (those copies' DIEs) and the unit (its
+ * language). */
+struct name_ctx {
+	struct symbolizer *s;
+	struct sym_module *m;
+	const struct sym_cu_index *ix; /* NULL when not known */
+	Dwarf_Die *cu;
+	Dwarf_Addr bias; /* a module address is the DWARF address + bias */
+};
+
+static const char *die_name_at(const struct name_ctx *c, Dwarf_Die *die, int depth);
+static const char *instance_symbol(const struct name_ctx *c, Dwarf_Die *die, Dwarf_Die *decl);
+
+static bool is_class(int tag)
 {
+	return tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type;
+}
+
+/* A lambda's closure type: an unnamed class whose members gcc names "<lambda>" (its
+ * constructors and destructor, "~<lambda>") or whose operator() it marks artificial. */
+static bool is_lambda(Dwarf_Die *type, Dwarf_Die *call)
+{
+	Dwarf_Die child;
+	bool found = false;
+	if (!is_class(dwarf_tag(type)) || dwarf_diename(type) || dwarf_child(type, &child) != 0)
+		return false;
+	do {
+		const char *n =
+		    dwarf_tag(&child) == DW_TAG_subprogram ? dwarf_diename(&child) : NULL;
+		if (n && strcmp(n, "operator()") == 0) {
+			*call = child;
+			found = found || dwarf_hasattr(&child, DW_AT_artificial);
+		} else if (n && strstr(n, "<lambda>")) {
+			found = true;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return found;
+}
+
+static void scope_prefix(const struct name_ctx *c, Dwarf_Die *die, struct strbuf *sb, bool *approx,
+                         int depth);
+
+/* A type as libiberty's demangler prints it in a parameter list ("int", "char const*",
+ * "std::string const&" with typedefs followed to the type the mangling names): enough to tell
+ * lambdas apart by their parameters. */
+static void type_name(const struct name_ctx *c, Dwarf_Die *type, struct strbuf *sb, int depth)
+{
+	Dwarf_Attribute a;
+	Dwarf_Die inner;
+	bool has_inner = dwarf_formref_die(dwarf_attr_integrate(type, DW_AT_type, &a), &inner);
+	const char *suffix = NULL;
+	bool dummy;
+	switch (depth > 16 ? -1 : dwarf_tag(type)) {
+	case DW_TAG_base_type:
+	case DW_TAG_unspecified_type:
+		sb_adds(sb, dwarf_diename(type) ? dwarf_diename(type) : "?");
+		return;
+	case DW_TAG_typedef:
+		if (has_inner)
+			type_name(c, &inner, sb, depth + 1);
+		else
+			sb_adds(sb, "void");
+		return;
+	case DW_TAG_pointer_type:
+		suffix = "*";
+		break;
+	case DW_TAG_reference_type:
+		suffix = "&";
+		break;
+	case DW_TAG_rvalue_reference_type:
+		suffix = "&&";
+		break;
+	case DW_TAG_const_type:
+		suffix = " const";
+		break;
+	case DW_TAG_volatile_type:
+		suffix = " volatile";
+		break;
+	case DW_TAG_class_type:
+	case DW_TAG_structure_type:
+	case DW_TAG_union_type:
+	case DW_TAG_enumeration_type:
+		scope_prefix(c, type, sb, &dummy, depth + 1);
+		sb_adds(sb, dwarf_diename(type) ? dwarf_diename(type) : "{unnamed type}");
+		return;
+	default:
+		sb_adds(sb, "?");
+		return;
+	}
+	if (has_inner)
+		type_name(c, &inner, sb, depth + 1);
+	else
+		sb_adds(sb, "void");
+	sb_adds(sb, suffix);
+}
+
+/* The parameter list of a lambda's operator(), "(int, char const*)", its object parameter
+ * left out. */
+static void lambda_params(const struct name_ctx *c, Dwarf_Die *call, struct strbuf *sb, int depth)
+{
+	Dwarf_Die p;
+	bool first = true;
+	sb_addch(sb, '(');
+	if (dwarf_child(call, &p) == 0) {
+		do {
+			Dwarf_Attribute a;
+			Dwarf_Die t;
+			if (dwarf_tag(&p) != DW_TAG_formal_parameter ||
+			    dwarf_hasattr(&p, DW_AT_artificial))
+				continue;
+			if (!first)
+				sb_adds(sb, ", ");
+			first = false;
+			if (dwarf_formref_die(dwarf_attr_integrate(&p, DW_AT_type, &a), &t))
+				type_name(c, &t, sb, depth + 1);
+			else
+				sb_adds(sb, "?");
+		} while (dwarf_siblingof(&p, &p) == 0);
+	}
+	sb_addch(sb, ')');
+}
+
+/* Whether the compiler of a DIE's unit numbers lambdas separately for each parameter list, as
+ * the C++ ABI says ("{lambda()#1}", "{lambda(int)#1}"): gcc does from version 13 (its ABI
+ * version 18); gcc 12 and older number all lambdas of a scope in one sequence ("{lambda()#1}",
+ * "{lambda(int)#2}"). */
+static bool lambdas_by_signature(Dwarf_Die *die)
+{
+	Dwarf_Die cu;
+	Dwarf_Attribute a;
+	const char *prod = dwarf_diecu(die, &cu, NULL, NULL)
+	                       ? dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a))
+	                       : NULL;
+	/* "GNU C++17 12.2.0 -O2 ...": the version is the first word that starts with a digit */
+	const char *v = prod && strncmp(prod, "GNU ", 4) == 0 ? prod : NULL;
+	while (v && (v = strchr(v, ' ')) && !(v[1] >= '0' && v[1] <= '9'))
+		v++;
+	if (!v)
+		return true;
+	const char *abi = strstr(prod, "-fabi-version=");
+	if (abi && atoi(abi + 14) > 0)
+		return atoi(abi + 14) >= 18;
+	return atoi(v + 1) >= 13;
+}
+
+/* The unnamed classes of one scope in DIE order, through its lexical blocks: gcc numbers a
+ * function's lambdas, and its other unnamed types, in the order they appear, as the mangling
+ * does ("{lambda()#2}", "{unnamed type#1}"). Counts those before TARGET that have the same kind
+ * (and, for lambdas numbered by signature, the same parameters, SIG; any lambda when SIG is
+ * ""); returns whether TARGET was reached. */
+static bool count_before(const struct name_ctx *c, Dwarf_Die *scope, Dwarf_Die *target,
+                         const char *sig, struct strbuf *tmp, int *n, int level)
+{
+	Dwarf_Die child;
+	if (level > 64 || dwarf_child(scope, &child) != 0)
+		return false;
+	do {
+		if (child.addr == target->addr)
+			return true;
+		int tag = dwarf_tag(&child);
+		if (tag == DW_TAG_lexical_block) {
+			if (count_before(c, &child, target, sig, tmp, n, level + 1))
+				return true;
+			continue;
+		}
+		if (!is_class(tag) || dwarf_diename(&child))
+			continue;
+		Dwarf_Die call = child;
+		if (!is_lambda(&child, &call)) {
+			*n += !sig;
+			continue;
+		}
+		if (!sig)
+			continue;
+		if (!sig[0]) {
+			++*n;
+			continue;
+		}
+		sb_reset(tmp);
+		lambda_params(c, &call, tmp, level);
+		*n += strcmp(sb_str(tmp), sig) == 0;
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return false;
+}
+
+/* An unnamed class as the demangler names it: "{lambda(int)#1}" for a lambda's closure type,
+ * "{unnamed type#1}" for any other, numbered within SCOPE (the DIE it is declared in). */
+static void unnamed_class(const struct name_ctx *c, Dwarf_Die *type, Dwarf_Die *scope,
+                          struct strbuf *sb, int depth)
+{
+	Dwarf_Die call = *type;
+	struct strbuf sig = STRBUF_INIT, tmp = STRBUF_INIT;
+	bool lambda = is_lambda(type, &call);
+	if (lambda)
+		lambda_params(c, &call, &sig, depth);
+	int n = 1;
+	const char *by = !lambda ? NULL : lambdas_by_signature(type) ? sb_str(&sig) : "";
+	if (scope && !count_before(c, scope, type, by, &tmp, &n, 0))
+		n = 1; /* not found below its scope (a corrupt file): no number to tell */
+	if (lambda)
+		sb_addf(sb, "{lambda%s#%d}", sb_str(&sig), n);
+	else
+		sb_addf(sb, "{unnamed type#%d}", n);
+	sb_release(&sig);
+	sb_release(&tmp);
+}
+
+/* Appends the qualification of a declaration, "ns::Class::", as the demangler prints it: a
+ * namespace without a name is "(anonymous namespace)", an unnamed class "{lambda()#1}" or
+ * "{unnamed type#1}" (unnamed_class), and a function around a local class or function its
+ * own full name ("main::", "f(int)::") in place of everything outside it. *approx is set
+ * when the result is only DWARF's guess at what the mangled name would say (an unnamed class
+ * or an enclosing function). */
+static void scope_prefix(const struct name_ctx *c, Dwarf_Die *die, struct strbuf *sb, bool *approx,
+                         int depth)
+{
+	Dwarf_Die *scopes = NULL;
+	int n = depth > 8 ? 0 : dwarf_getscopes_die(die, &scopes);
+	size_t start = sb->len;
+	for (int i = n - 1; i >= 1; i--) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag == DW_TAG_subprogram) {
+			const char *fn = die_name_at(c, &scopes[i], depth + 1);
+			*approx = true;
+			sb->len = start; /* the function's name holds its own qualification */
+			sb_adds(sb, fn ? fn : "?");
+			sb_adds(sb, "::");
+		} else if (tag == DW_TAG_namespace) {
+			const char *part = dwarf_diename(&scopes[i]);
+			sb_adds(sb, part ? part : "(anonymous namespace)");
+			sb_adds(sb, "::");
+		} else if (is_class(tag)) {
+			const char *part = dwarf_diename(&scopes[i]);
+			if (part) {
+				sb_adds(sb, part);
+			} else {
+				*approx = true;
+				unnamed_class(c, &scopes[i], i + 1 < n ? &scopes[i + 1] : NULL, sb,
+				              depth + 1);
+			}
+			sb_adds(sb, "::");
+		}
+	}
+	free(scopes);
+}
+
+/* The demangled name without gcc's clone suffixes (" [clone .constprop.0]", " [clone
+ * .cold]"), which DWARF's names never carry. */
+static const char *without_clones(struct symbolizer *s, const char *mangled)
+{
+	char *d = demangle(mangled);
+	if (!d)
+		return NULL;
+	char *clone = strstr(d, " [clone ");
+	if (clone)
+		*clone = '\0';
+	const char *r = strpool_intern(&s->pool, d);
+	free(d);
+	return r;
+}
+
+/* A C++ name qualified by its enclosing namespaces and classes ("std::_Hashtable<...>::
+ * _M_rehash"), for compilers that emit no DW_AT_linkage_name on member functions. Where DWARF
+ * can only guess (a lambda's operator(), a member of another unnamed class, a function's
+ * local class: gcc gives them no linkage name), the mangled name of an out-of-line copy in the
+ * symbol table wins ("main::{lambda()#1}::operator()() const"); an inlined lambda without one
+ * gets DWARF's guess in the same form. */
+static const char *qualified_name(const struct name_ctx *c, Dwarf_Die *die, const char *name,
+                                  int depth)
+{
+	struct symbolizer *s = c->s;
 	Dwarf_Die decl;
 	declaration_of(die, &decl);
 	uintptr_t dw = (uintptr_t)dwarf_cu_getdwarf(decl.cu);
-	struct sym_name_entry *slot = dw ? name_slot(s, dw, dwarf_dieoffset(&decl)) : NULL;
+	uint64_t off = dwarf_dieoffset(&decl);
+	struct sym_name_entry *slot = dw ? name_slot(s, dw, off) : NULL;
 	if (slot && slot->dwarf)
 		return slot->name;
-	Dwarf_Die *scopes = NULL;
-	int n = dwarf_getscopes_die(&decl, &scopes);
 	struct strbuf sb = STRBUF_INIT;
-	for (int i = n - 1; i >= 1; i--) {
-		int tag = dwarf_tag(&scopes[i]);
-		if (tag != DW_TAG_namespace && tag != DW_TAG_class_type &&
-		    tag != DW_TAG_structure_type && tag != DW_TAG_union_type)
-			continue;
-		const char *part = dwarf_diename(&scopes[i]);
-		sb_adds(&sb, part ? part : "(anonymous namespace)");
-		sb_adds(&sb, "::");
-	}
-	free(scopes);
+	bool approx = false;
+	scope_prefix(c, &decl, &sb, &approx, depth);
 	sb_adds(&sb, name);
-	const char *r = strpool_intern(&s->pool, sb_str(&sb));
+	/* gcc's own words for unnamed types in a template instance's name ("run<main()::
+	 * <lambda()> >"): every instance for a lambda would have the same one */
+	if (strstr(name, "<lambda") || strstr(name, "<unnamed"))
+		approx = true;
+	const char *r = NULL;
+	if (approx) {
+		const char *sym = instance_symbol(c, die, &decl);
+		r = sym ? without_clones(s, sym) : NULL;
+	}
+	if (!r)
+		r = strpool_intern(&s->pool, sb_str(&sb));
 	sb_release(&sb);
-	if (slot) {
+	/* the table may have grown while the enclosing scopes were named */
+	slot = dw ? name_slot(s, dw, off) : NULL;
+	if (slot && !slot->dwarf) {
 		slot->dwarf = dw;
-		slot->offset = dwarf_dieoffset(&decl);
+		slot->offset = off;
 		slot->name = r;
 		s->nnames++;
 	}
 	return r;
 }
 
-static const char *die_name(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Die *die)
+static const char *die_name_at(const struct name_ctx *c, Dwarf_Die *die, int depth)
 {
 	Dwarf_Attribute a;
 	const char *n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
 	if (!n)
 		n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
 	if (n)
-		return sym_demangle(s, n);
+		return sym_demangle(c->s, n);
 	n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
-	if (n && is_cxx(cu))
-		return qualified_name(s, die, n);
+	if (n && is_cxx(c->cu))
+		return qualified_name(c, die, n, depth);
 	return n;
+}
+
+static const char *die_name(const struct name_ctx *c, Dwarf_Die *die)
+{
+	return die_name_at(c, die, 0);
 }
 
 static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inl)
@@ -447,6 +953,7 @@ struct fn_range {
 struct sym_cu_index {
 	uintptr_t dwarf;
 	uint64_t cu_offset;
+	Dwarf_Die unit; /* the CU, or the split unit of a skeleton CU: where its functions are */
 	struct fn_entry *e;
 	size_t n, e_alloc;
 	struct fn_range *r; /* sorted by lo after indexing */
@@ -505,10 +1012,97 @@ static uint64_t cu_hash(uintptr_t dw, uint64_t off)
 	return mp_hash_mix(mp_hash_mix(0, dw), off);
 }
 
+static char *dir_of(const char *file)
+{
+	char *real = file ? realpath(file, NULL) : NULL;
+	const char *slash = real ? strrchr(real, '/') : NULL;
+	char *dir = slash ? xstrndup(real, (size_t)(slash - real)) : NULL;
+	free(real);
+	return dir;
+}
+
+/* Whether a split DWARF file that libdw would open for a skeleton CU is unsafe to open (see
+ * unsafe_path): DW_AT_dwo_name when absolute, else in the directory of the file that holds the
+ * skeleton (libdw's debugdir: the debug file's, or the module's own; both are checked), then
+ * below DW_AT_comp_dir (itself below that directory when relative). *where gets the unsafe
+ * file, or the first name libdw tries (for the warning when it is missing). */
+static bool split_unsafe(Dwarf_Die *cu, const char *const files[2], char **where)
+{
+	Dwarf_Attribute a;
+	const char *name = dwarf_formstring(dwarf_attr(cu, DW_AT_dwo_name, &a));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr(cu, DW_AT_GNU_dwo_name, &a));
+	const char *comp = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a));
+	if (!name)
+		return false;
+	struct strbuf sb = STRBUF_INIT;
+	bool unsafe = false;
+	for (int i = 0; i < 2 && !unsafe; i++) {
+		char *dir = dir_of(files[i]);
+		/* the name alone (absolute), in dir, below comp_dir, below dir/comp_dir */
+		const char *heads[4][2] = {{NULL, NULL}, {dir, NULL}, {comp, NULL}, {dir, comp}};
+		for (int k = 0; k < 4 && !unsafe; k++) {
+			if ((k == 0) != (name[0] == '/') || (k && !heads[k][0]) ||
+			    (k == 2 && comp[0] != '/') || (k == 3 && (!comp || comp[0] == '/')))
+				continue;
+			sb_reset(&sb);
+			for (int h = 0; h < 2; h++)
+				if (heads[k][h])
+					sb_addf(&sb, "%s/", heads[k][h]);
+			sb_adds(&sb, name);
+			unsafe = unsafe_path(sb_str(&sb));
+			if (unsafe || !*where) {
+				free(*where);
+				*where = xstrdup(sb_str(&sb));
+			}
+		}
+		free(dir);
+	}
+	sb_release(&sb);
+	/* unsafe_path notes it for open_module; this one is told here */
+	free(refused_candidate);
+	refused_candidate = NULL;
+	return unsafe;
+}
+
+/* The unit that holds a CU's functions: the CU itself, or for a skeleton CU (gcc
+ * -gsplit-dwarf) its split unit from the .dwo file. A .dwo that is missing, or not a regular
+ * file, is told once per module, and the skeleton is used: its functions then show without
+ * inlined frames. */
+static void unit_of(struct symbolizer *s, struct sym_module *m, Dwarf_Die *cu, Dwarf_Die *out)
+{
+	uint8_t type = 0;
+	*out = *cu;
+	if (dwarf_cu_info(cu->cu, NULL, &type, NULL, NULL, NULL, NULL, NULL) != 0 ||
+	    type != DW_UT_skeleton)
+		return;
+	const char *files[2] = {NULL, NULL};
+	dwfl_module_info((Dwfl_Module *)m->mod, NULL, NULL, NULL, NULL, NULL, &files[0], &files[1]);
+	char *where = NULL;
+	bool unsafe = split_unsafe(cu, files, &where);
+	Dwarf_Die sub;
+	if (!unsafe && dwarf_cu_info(cu->cu, NULL, NULL, NULL, &sub, NULL, NULL, NULL) == 0 &&
+	    sub.addr) {
+		*out = sub;
+	} else if (!m->told_split && !s->quiet) {
+		m->told_split = true;
+		if (unsafe)
+			warning("%s: %s is not a regular file; not read as its split DWARF (.dwo) "
+			        "file, so its frames there show no inlined calls",
+			        m->path, where);
+		else
+			warning("%s: split DWARF file %s not found (built with -gsplit-dwarf: "
+			        "keep the .dwo files beside it); frames in its functions show no "
+			        "inlined calls",
+			        m->path, where ? where : "(unnamed)");
+	}
+	free(where);
+}
+
 /* The function index of a CU, built on the first address in it: the CUs touched are kept in
  * a hash table by (Dwarf *, CU offset), so a program with thousands of CUs finds its own in
  * constant time. */
-static struct sym_cu_index *cu_index(struct symbolizer *s, Dwarf_Die *cu)
+static struct sym_cu_index *cu_index(struct symbolizer *s, struct sym_module *m, Dwarf_Die *cu)
 {
 	uintptr_t dw = (uintptr_t)dwarf_cu_getdwarf(cu->cu);
 	uint64_t off = dwarf_dieoffset(cu);
@@ -537,15 +1131,16 @@ static struct sym_cu_index *cu_index(struct symbolizer *s, Dwarf_Die *cu)
 	struct sym_cu_index *ix = xcalloc(1, sizeof(*ix));
 	ix->dwarf = dw;
 	ix->cu_offset = off;
-	index_children(ix, cu, -1, 0, 0);
+	unit_of(s, m, cu, &ix->unit);
+	index_children(ix, &ix->unit, -1, 0, 0);
 	if (ix->nr > 1)
 		qsort(ix->r, ix->nr, sizeof(*ix->r), cmp_range);
 	ix->maxhi = xreallocarray(NULL, ix->nr ? ix->nr : 1, sizeof(*ix->maxhi));
-	uint64_t m = 0;
+	uint64_t top = 0;
 	for (size_t i = 0; i < ix->nr; i++) {
-		if (ix->r[i].hi > m)
-			m = ix->r[i].hi;
-		ix->maxhi[i] = m;
+		if (ix->r[i].hi > top)
+			top = ix->r[i].hi;
+		ix->maxhi[i] = top;
 	}
 	s->cus[j] = ix;
 	s->ncus++;
@@ -581,13 +1176,107 @@ static int innermost_at(const struct sym_cu_index *ix, uint64_t pc)
 	return best;
 }
 
+/* A module's compilation units by address, from their own DW_AT_low_pc/high_pc or DW_AT_ranges,
+ * for files whose .debug_aranges does not cover an address: clang emits none unless asked
+ * (-gdwarf-aranges), and libdw 0.188's dwfl_module_addrdie then finds no CU at all. Built once
+ * per module on the first such address, so each later one is a binary search. */
+struct cu_range {
+	uint64_t lo, hi;
+	Dwarf_Die cu;
+};
+
+struct sym_cu_map {
+	struct cu_range *r; /* sorted by lo */
+	uint64_t *maxhi;    /* maxhi[i]: the largest hi of r[0..i] */
+	size_t n;
+	Dwarf_Addr bias;
+};
+
+static int cmp_cu_range(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
+static struct sym_cu_map *build_cu_map(Dwfl_Module *mod)
+{
+	struct sym_cu_map *map = xcalloc(1, sizeof(*map));
+	Dwarf *dw = dwfl_module_getdwarf(mod, &map->bias);
+	Dwarf_CU *cu = NULL;
+	Dwarf_Die cudie;
+	uint8_t type;
+	size_t alloc = 0;
+	while (dw && dwarf_get_units(dw, cu, &cu, NULL, &type, &cudie, NULL) == 0) {
+		/* type units and partial units (dwz) hold no code of their own */
+		if (type != DW_UT_compile && type != DW_UT_skeleton)
+			continue;
+		Dwarf_Addr base, lo, hi;
+		for (ptrdiff_t off = 0; (off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0;) {
+			if (hi <= lo)
+				continue;
+			ALLOC_GROW(map->r, map->n + 1, alloc);
+			map->r[map->n++] = (struct cu_range){lo, hi, cudie};
+		}
+	}
+	if (map->n > 1)
+		qsort(map->r, map->n, sizeof(*map->r), cmp_cu_range);
+	map->maxhi = xreallocarray(NULL, map->n ? map->n : 1, sizeof(*map->maxhi));
+	uint64_t m = 0;
+	for (size_t i = 0; i < map->n; i++) {
+		if (map->r[i].hi > m)
+			m = map->r[i].hi;
+		map->maxhi[i] = m;
+	}
+	return map;
+}
+
+static void free_cu_map(struct sym_cu_map *map)
+{
+	if (!map)
+		return;
+	free(map->r);
+	free(map->maxhi);
+	free(map);
+}
+
+/* The CU whose ranges hold pc (a module address), or NULL; of nested or overlapping ones (a
+ * corrupt file), the one that starts last. */
+static Dwarf_Die *cu_by_ranges(struct sym_module *m, Dwarf_Addr pc, Dwarf_Addr *bias)
+{
+	if (!m->cu_map)
+		m->cu_map = build_cu_map((Dwfl_Module *)m->mod);
+	struct sym_cu_map *map = m->cu_map;
+	uint64_t a = pc - map->bias;
+	size_t lo = 0, hi = map->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (map->r[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && map->maxhi[i] > a;) {
+		if (a < map->r[i].hi) {
+			*bias = map->bias;
+			return &map->r[i].cu;
+		}
+	}
+	return NULL;
+}
+
 /* Innermost first: each DW_TAG_inlined_subroutine is one inlined frame whose caller's position
- * is its DW_AT_call_file:line; the enclosing DW_TAG_subprogram ends the walk. */
-static void lookup_dwarf(struct symbolizer *s, Dwfl_Module *mod, Dwarf_Addr pc, const char *symname,
-                         struct framevec *fv)
+ * is its DW_AT_call_file:line; the enclosing DW_TAG_subprogram ends the walk. The line table is
+ * the CU's (a skeleton's, with split DWARF); names, languages and call files are read from the
+ * unit that holds the functions. */
+static void lookup_dwarf(struct symbolizer *s, struct sym_module *m, Dwarf_Addr pc,
+                         const char *symname, struct framevec *fv)
 {
 	Dwarf_Addr bias = 0;
-	Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
+	Dwarf_Die *cu = dwfl_module_addrdie((Dwfl_Module *)m->mod, pc, &bias);
+	if (!cu)
+		cu = cu_by_ranges(m, pc, &bias);
 	const char *file = NULL;
 	int line = 0;
 	if (cu) {
@@ -596,17 +1285,19 @@ static void lookup_dwarf(struct symbolizer *s, Dwfl_Module *mod, Dwarf_Addr pc, 
 			file = dwarf_linesrc(l, NULL, NULL);
 			dwarf_lineno(l, &line);
 		}
-		struct sym_cu_index *ix = cu_index(s, cu);
+		struct sym_cu_index *ix = cu_index(s, m, cu);
+		Dwarf_Die *unit = &ix->unit;
+		struct name_ctx nc = {s, m, ix, unit, bias};
 		int depth = 0;
 		for (int i = innermost_at(ix, pc - bias); i >= 0 && depth < 256;
 		     i = ix->e[i].parent, depth++) {
 			struct fn_entry *e = &ix->e[i];
 			if (e->tag == DW_TAG_inlined_subroutine) {
-				push_frame(s, fv, die_name(s, cu, &e->die), file, line, true);
-				file = call_file(cu, &e->die);
+				push_frame(s, fv, die_name(&nc, &e->die), file, line, true);
+				file = call_file(unit, &e->die);
 				line = call_line(&e->die);
 			} else {
-				const char *name = die_name(s, cu, &e->die);
+				const char *name = die_name(&nc, &e->die);
 				push_frame(s, fv, name ? name : symname, file, line, false);
 				return;
 			}
@@ -800,8 +1491,8 @@ static void table_pass(const struct sym_table *t, size_t hi, uint64_t addr, bool
 	}
 }
 
-/* The name of the symbol that holds addr, or NULL. */
-static const char *table_lookup(const struct sym_table *t, uint64_t addr)
+/* The symbol that holds addr, or NULL. */
+static const struct sym_entry *table_pick(const struct sym_table *t, uint64_t addr)
 {
 	/* hi: the number of symbols that start at or below addr */
 	size_t lo = 0, hi = t->n;
@@ -818,11 +1509,53 @@ static const char *table_lookup(const struct sym_table *t, uint64_t addr)
 	if (!pk.closest && (!pk.sizeless || pk.sizeless->value != addr))
 		table_pass(t, hi, addr, false, &pk);
 	if (pk.closest)
-		return pk.closest->name;
+		return pk.closest;
 	uint64_t min_label = hi ? t->maxend[hi - 1] : 0;
 	if (pk.sizeless && pk.sizeless->value >= min_label)
-		return pk.sizeless->name;
+		return pk.sizeless;
 	return NULL;
+}
+
+/* The name of the symbol that holds addr, or NULL. */
+static const char *table_lookup(const struct sym_table *t, uint64_t addr)
+{
+	const struct sym_entry *e = table_pick(t, addr);
+	return e ? e->name : NULL;
+}
+
+/* The mangled name of the function whose code starts at a DWARF function's first address,
+ * or NULL. */
+static const char *mangled_at(const struct name_ctx *c, Dwarf_Die *fn)
+{
+	Dwarf_Addr pc, base, lo, hi;
+	if (dwarf_entrypc(fn, &pc) != 0) {
+		if (dwarf_ranges(fn, 0, &base, &lo, &hi) <= 0)
+			return NULL;
+		pc = lo;
+	}
+	if (!c->m->table)
+		return NULL;
+	const struct sym_entry *e = table_pick(c->m->table, pc + c->bias);
+	if (!e || e->value != pc + c->bias || strncmp(e->name, "_Z", 2) != 0)
+		return NULL;
+	return e->name;
+}
+
+/* The mangled name of an out-of-line copy of a function: DIE itself when it is one, else any
+ * concrete function of the CU that stands for the same declaration. NULL when it was only ever
+ * inlined, or the symbol table lacks it. */
+static const char *instance_symbol(const struct name_ctx *c, Dwarf_Die *die, Dwarf_Die *decl)
+{
+	const char *r = dwarf_tag(die) == DW_TAG_subprogram ? mangled_at(c, die) : NULL;
+	for (size_t i = 0; !r && c->ix && i < c->ix->n; i++) {
+		Dwarf_Die d;
+		if (c->ix->e[i].tag != DW_TAG_subprogram)
+			continue;
+		declaration_of(&c->ix->e[i].die, &d);
+		if (d.addr == decl->addr)
+			r = mangled_at(c, &c->ix->e[i].die);
+	}
+	return r;
 }
 
 /* A module without DWARF whose file has no .symtab: at most the dynamic symbols name its
@@ -890,13 +1623,18 @@ static void lookup(struct symbolizer *s, int module, uint64_t offset, struct fra
 	open_module(s, m, true);
 	if (!m->mod)
 		return;
+	if (m->refused_debug && !m->told_refused && !s->quiet) {
+		m->told_refused = true;
+		warning("%s: %s is not a regular file; not read as a debug file", m->path,
+		        m->refused_debug);
+	}
 	/* A return address: step back into the call instruction, as pprof does. */
 	Dwarf_Addr pc = offset ? offset - 1 : 0;
 	if (!m->table)
 		m->table = build_table((Dwfl_Module *)m->mod);
 	const char *symname = table_lookup(m->table, pc);
 	if (m->state == SYM_DWARF)
-		lookup_dwarf(s, (Dwfl_Module *)m->mod, pc, symname, fv);
+		lookup_dwarf(s, m, pc, symname, fv);
 	else if (symname)
 		push_frame(s, fv, symname, NULL, 0, false);
 	else if (!m->told_stripped && !s->quiet) {
@@ -989,6 +1727,7 @@ void sym_free(struct symbolizer *s)
 	free(s->cus);
 	for (size_t i = 0; i < s->nmods; i++) {
 		free_table(s->mods[i].table);
+		free_cu_map(s->mods[i].cu_map);
 		if (s->mods[i].dwfl)
 			dwfl_end(s->mods[i].dwfl);
 		free(s->mods[i].buildid);

@@ -36,15 +36,21 @@ struct sym_module {
 	uint32_t nranges;
 	bool unloaded, vdso, main;
 	bool told_stripped; /* a frame in it had no name: said if it is stripped or cut short */
+	bool told_refused;  /* said that refused_debug was not read */
+	bool told_split;    /* said that a split DWARF (.dwo) file was not found or not read */
+	const char *refused_debug; /* interned: a candidate debug file that is not a regular file
+	                            * (a FIFO, a device), left unread; NULL when none */
 	enum sym_state state;
-	void *dwfl;              /* Dwfl *, opened on first use */
-	void *mod;               /* Dwfl_Module * */
-	struct sym_table *table; /* the ELF symbols sorted by address, built on first use */
+	void *dwfl;                /* Dwfl *, opened on first use */
+	void *mod;                 /* Dwfl_Module * */
+	struct sym_table *table;   /* the ELF symbols sorted by address, built on first use */
+	struct sym_cu_map *cu_map; /* its CUs by address, built when .debug_aranges fails */
 };
 
 struct sym_cache_entry;
 struct sym_name_entry;
 struct sym_cu_index;
+struct sym_cu_map;
 struct sym_table;
 
 struct symbolizer {
