@@ -823,6 +823,51 @@ static bool simplify_qualified(const char *in, struct strbuf *sb, int depth)
 	return true;
 }
 
+/* Past the bracketed text that starts at open (nested brackets of the same kind included), or
+ * at the end of the string. */
+static const char *skip_balanced(const char *open, char lo, char hi)
+{
+	int level = 0;
+	for (const char *c = open; *c; c++) {
+		if (*c == lo)
+			level++;
+		else if (*c == hi && --level == 0)
+			return c + 1;
+	}
+	return open + strlen(open);
+}
+
+/* The length of the C++ operator token at s ("+", "<<=", "()", "[]", "->*"), or 0 for a word
+ * operator or a conversion ("new", "delete", "bool"). */
+static size_t operator_token(const char *s)
+{
+	static const char *const tokens[] = {
+	    "<=>", "<<=", ">>=", "->*", "()", "[]", "<<", ">>", "<=", ">=", "==", "!=", "&&",
+	    "||",  "++",  "--",  "->",  "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<",
+	    ">",   "+",   "-",   "*",   "/",  "%",  "^",  "&",  "|",  "~",  "!",  "=",  ","};
+	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+		if (strncmp(s, tokens[i], strlen(tokens[i])) == 0)
+			return strlen(tokens[i]);
+	return 0;
+}
+
+/* Past a parameter list that starts at open and the qualifiers that may follow it (" const",
+ * " volatile", " &", " &&", " noexcept"). */
+static const char *after_parameters(const char *open)
+{
+	const char *c = skip_balanced(open, '(', ')');
+	for (;;) {
+		static const char *const quals[] = {" const", " volatile", " &&", " &",
+		                                    " noexcept"};
+		size_t i = 0, n = sizeof(quals) / sizeof(quals[0]);
+		while (i < n && strncmp(c, quals[i], strlen(quals[i])) != 0)
+			i++;
+		if (i == n)
+			return c;
+		c += strlen(quals[i]);
+	}
+}
+
 /* pprof's short C++ names: template arguments, parameter lists, const qualifiers and return
  * types dropped ("std::_Hashtable<...>::_M_rehash(unsigned long, ...)" becomes
  * "std::_Hashtable::_M_rehash"); "(anonymous namespace)", "operator new" and lambdas' braces kept.
@@ -849,10 +894,21 @@ static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part)
 		}
 		if (!angle && strncmp(c, "operator", 8) == 0 &&
 		    (c == in || c[-1] == ':' || c[-1] == ' ')) {
-			/* copy the operator's name up to its parameter list */
 			const char *q = c + 8;
-			if (q[0] == '(' && q[1] == ')')
-				q += 2;
+			size_t tok = operator_token(q);
+			if (tok) {
+				/* "operator+", "operator<<", "operator()": the token, then any
+				 * template arguments dropped ("operator+<char, ...>") */
+				q += tok;
+				sb_add(sb, c, (size_t)(q - c));
+				if (q[0] == ' ' && q[1] == '<')
+					q++; /* "operator< <int>", as the demangler spaces it */
+				if (*q == '<')
+					q = skip_balanced(q, '<', '>');
+				c = q - 1;
+				continue;
+			}
+			/* "operator new", "operator bool": up to the parameter list */
 			while (*q && *q != '(')
 				q++;
 			sb_add(sb, c, (size_t)(q - c));
@@ -881,7 +937,14 @@ static void simplify_at(const char *in, struct strbuf *sb, int depth, bool part)
 				c += 20;
 				continue;
 			}
-			break; /* the parameter list: it and any qualifiers after it are dropped */
+			/* the parameter list: dropped, with any qualifiers after it; and the end of
+			 * the name, unless a "::" follows, which makes it an enclosing function's
+			 * ("work(int)::{lambda()#1}::operator()", "f(int)::Local::go(int)") */
+			const char *after = after_parameters(c);
+			if (strncmp(after, "::", 2) != 0)
+				break;
+			c = after - 1;
+			continue;
 		} else if (*c == ' ' && !part) {
 			/* a space outside brackets ends a return type: keep what follows */
 			sb->len = start;

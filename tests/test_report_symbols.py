@@ -303,10 +303,18 @@ def check_lambdas(opt):
     assert len(lam_int) == 1 and rows[lam_int[0]]["flat"] == truth["lambda_int"], sorted(rows)
     # a real anonymous namespace keeps its name
     assert rows["(anonymous namespace)::anon_alloc"]["flat"] == truth["anon"]
+    # short names: an enclosing function's parameter list is dropped, not the rest of the name
+    # (the local class and the lambda in work(int) read as with_local_class and work, merged
+    # with the functions themselves); an operator template drops its template arguments
+    assert rows.get("with_local_class::Local::go", {}).get("flat") == truth["local"], \
+        sorted(rows)
+    work = [n for n in rows if re.fullmatch(r"work::\{lambda\(\)#\d+\}::operator\(\)", n)]
+    assert len(work) == 1 and rows[work[0]]["flat"] == truth["work_lambda"], sorted(rows)
+    assert rows.get("operator+", {}).get("flat") == truth["plus"], sorted(rows)
     # --focus matches the lambdas by their names
     focused = top_rows(dump, "--focus", "lambda")
     assert sum(r["flat"] for r in focused.values()) == \
-        truth["lambda1"] + truth["lambda2"] + truth["lambda_int"], focused
+        truth["lambda1"] + truth["lambda2"] + truth["lambda_int"] + truth["work_lambda"], focused
     prof = export(dump)
     leaves = leaf_functions(prof)
     names = nm_names(exe)

@@ -63,6 +63,36 @@ NOINLINE static void with_local_class(int n)
 	__asm__ volatile("" ::: "memory");
 }
 
+/* An operator template: its short name is "operator+", without "<int>". */
+template <class T> struct Box {
+	T v;
+};
+
+template <class T> NOINLINE Box<T> operator+(Box<T> a, Box<T> b)
+{
+	for (int i = 0; i < a.v; i++) {
+		void *p = malloc(96);
+		USE(p);
+		free(p);
+	}
+	__asm__ volatile("" ::: "memory");
+	return Box<T>{a.v + b.v};
+}
+
+/* A lambda in a function that takes parameters: work(int)::{lambda()#1}, whose short name
+ * keeps the function's "work::" and its own braces. */
+NOINLINE static void work(int n)
+{
+	run([n] {
+		for (int i = 0; i < n; i++) {
+			void *p = malloc(112);
+			USE(p);
+			free(p);
+		}
+	});
+	__asm__ volatile("" ::: "memory");
+}
+
 int main()
 {
 	/* main::{lambda()#1}, main::{lambda()#2}, main::{lambda(int)#1} */
@@ -91,8 +121,12 @@ int main()
 	    4);
 	anon_alloc(6);
 	with_local_class(2);
+	Box<int> sum = Box<int>{7} + Box<int>{1};
+	USE(&sum);
+	work(9);
 	(void)churn;
-	printf("{\"lambda1\":3,\"lambda2\":5,\"lambda_int\":4,\"anon\":6,\"local\":2}\n");
+	printf("{\"lambda1\":3,\"lambda2\":5,\"lambda_int\":4,\"anon\":6,\"local\":2,"
+	       "\"plus\":7,\"work_lambda\":9}\n");
 	fflush(stdout);
 	return 0;
 }
