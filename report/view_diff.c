@@ -92,6 +92,16 @@ static void chain_label(struct strbuf *sb, struct profile *p, const struct pchai
 	}
 }
 
+/* A sampled dump's values are estimates: said beside its name, with the sampling period. */
+static void sampled_note(struct strbuf *sb, const struct dump *d)
+{
+	if (!d->info.sample_period)
+		return;
+	sb_adds(sb, ", sampled (one allocation per ");
+	format_value(sb, S_ALLOC_SPACE, d->info.sample_period);
+	sb_adds(sb, " on average): its values are estimates");
+}
+
 int cmd_diff(struct options *o)
 {
 	need_args(o, 2, 2, "BASE and NEW dumps");
@@ -164,8 +174,13 @@ int cmd_diff(struct options *o)
 
 	struct strbuf sb = STRBUF_INIT;
 	if (o->json) {
-		sb_addf(&sb, "{\"sample\":\"%s\",\"base_total\":%llu,\"new_total\":%llu,\"delta\":",
-		        sample_names[s], (unsigned long long)bt, (unsigned long long)nt);
+		sb_addf(
+		    &sb,
+		    "{\"sample\":\"%s\",\"base_sampled\":%s,\"new_sampled\":%s,\"base_total\":%llu,"
+		    "\"new_total\":%llu,\"delta\":",
+		    sample_names[s], base->info.sample_period ? "true" : "false",
+		    now->info.sample_period ? "true" : "false", (unsigned long long)bt,
+		    (unsigned long long)nt);
 		json_delta(&sb, bt, nt);
 		sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
 		for (size_t i = 0; i < nf && i < limit; i++) {
@@ -188,9 +203,11 @@ int cmd_diff(struct options *o)
 		}
 		sb_adds(&sb, "]}\n");
 	} else {
-		sb_addf(&sb, "Base: %s (pid %llu)\nNew:  %s (pid %llu)\n", base->path,
-		        (unsigned long long)base->info.pid, now->path,
-		        (unsigned long long)now->info.pid);
+		sb_addf(&sb, "Base: %s (pid %llu)", base->path, (unsigned long long)base->info.pid);
+		sampled_note(&sb, base);
+		sb_addf(&sb, "\nNew:  %s (pid %llu)", now->path, (unsigned long long)now->info.pid);
+		sampled_note(&sb, now);
+		sb_addch(&sb, '\n');
 		sb_addf(&sb, "Total %s: ", sample_names[s]);
 		format_value(&sb, s, bt);
 		sb_adds(&sb, " -> ");
@@ -249,9 +266,14 @@ int cmd_diff(struct options *o)
 	int rc = 0;
 	if (o->fail_if_increase >= 0 && nt > bt && (bt == 0 || pct > o->fail_if_increase)) {
 		fflush(stdout);
-		fprintf(stderr, "mapprof: %s grew by %s%.2f%% (%llu -> %llu), more than %.2f%%\n",
-		        sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0,
-		        (unsigned long long)bt, (unsigned long long)nt, o->fail_if_increase);
+		fprintf(
+		    stderr, "mapprof: %s grew by %s%.2f%% (%llu -> %llu), more than %.2f%%%s\n",
+		    sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0,
+		    (unsigned long long)bt, (unsigned long long)nt, o->fail_if_increase,
+		    base->info.sample_period || now->info.sample_period
+		        ? " (estimates from a sampled dump: a sampled run's totals vary from run "
+		          "to run)"
+		        : "");
 		rc = 3;
 	}
 	free(cr);

@@ -308,6 +308,23 @@ def test_report_merge_writes_a_valid_dump():
         pass
 
 
+def test_report_diff_says_sampled():
+    """A sampled dump in a diff is said to be one (its values are estimates), in the text
+    header, in the JSON (base_sampled, new_sampled) and in the --fail-if-increase line, which
+    otherwise gated on an estimate without notice."""
+    _, exact = run_sites(1)
+    _, sampled = run_sites(20, env={"MAPPROF_SAMPLE": "4096"})
+    out = text(lib.mapprof("diff", exact, sampled).stdout).splitlines()
+    assert out[0].startswith("Base: ") and "sampled" not in out[0], out[:2]
+    assert out[1].startswith("New: ") and "sampled (one allocation per 4.00kB on average)" in \
+        out[1], out[:2]
+    d = view_json("diff", "--json", exact, sampled)
+    assert d["base_sampled"] is False and d["new_sampled"] is True, d
+    cp = lib.mapprof("diff", "--fail-if-increase", "1", exact, sampled, check=False)
+    assert cp.returncode == 3 and "estimates from a sampled dump" in text(cp.stderr), \
+        text(cp.stderr)
+
+
 def test_report_diff():
     t1, a = run_sites(1)
     t2, b = run_sites(3)
