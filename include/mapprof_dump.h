@@ -154,9 +154,10 @@ struct mp_end {
  * is this header, then exe_len bytes of executable path (no NUL), then zero
  * bytes up to a multiple of 8. A merge of merged dumps lists their sources. */
 struct mp_source {
-	uint64_t pid; /* the input's INFO pid, ppid, start_ns and sequence */
+	uint64_t pid; /* the input's INFO pid, ppid, start_ns, sample_period and sequence */
 	uint64_t ppid;
 	uint64_t start_ns;
+	uint64_t sample_period; /* > 0: the input was sampled (its counts merged as estimates) */
 	uint32_t sequence;
 	uint32_t exe_len;
 };

@@ -35,10 +35,10 @@ static void json_dump(struct strbuf *sb, const struct dump *d)
 			const struct dump_source *src = &d->sources[k];
 			sb_addf(sb,
 			        "%s{\"pid\":%llu,\"ppid\":%llu,\"start_ns\":%llu,\"sequence\":%u,"
-			        "\"exe\":",
+			        "\"sample_period\":%llu,\"exe\":",
 			        k ? "," : "", (unsigned long long)src->pid,
 			        (unsigned long long)src->ppid, (unsigned long long)src->start_ns,
-			        src->sequence);
+			        src->sequence, (unsigned long long)src->sample_period);
 			sb_json_str(sb, src->exe);
 			sb_addch(sb, '}');
 		}

@@ -29,7 +29,7 @@ _Static_assert(sizeof(struct mp_frame) == 16, "frame");
 _Static_assert(sizeof(struct mp_chain) == 48, "chain");
 _Static_assert(sizeof(struct mp_size_class) == 40, "size class");
 _Static_assert(sizeof(struct mp_end) == 48, "end");
-_Static_assert(sizeof(struct mp_source) == 32, "source");
+_Static_assert(sizeof(struct mp_source) == 40, "source");
 
 struct parser {
 	struct dump *d;
@@ -109,9 +109,9 @@ static int parse_sources(struct parser *ps, const unsigned char *pl, uint64_t le
 			cap = cap ? cap * 2 : 8;
 			d->sources = xreallocarray(d->sources, cap, sizeof(*d->sources));
 		}
-		d->sources[d->nsources++] =
-		    (struct dump_source){e.pid, e.ppid, e.start_ns, e.sequence,
-		                         xstrndup((const char *)pl + at, e.exe_len)};
+		d->sources[d->nsources++] = (struct dump_source){
+		    e.pid,           e.ppid,     e.start_ns,
+		    e.sample_period, e.sequence, xstrndup((const char *)pl + at, e.exe_len)};
 		at += padded;
 	}
 	if (!d->nsources)
@@ -670,6 +670,15 @@ struct dump *dump_load(const char *arg)
 	if (dump_parse(d, data, size, &err))
 		die("%s: %s", path, err);
 	return d;
+}
+
+uint64_t dump_sampled(const struct dump *d)
+{
+	uint64_t period = d->info.sample_period;
+	for (size_t i = 0; i < d->nsources; i++)
+		if (d->sources[i].sample_period > period)
+			period = d->sources[i].sample_period;
+	return period;
 }
 
 void dump_free(struct dump *d)

@@ -42,7 +42,7 @@ struct dump {
 	struct mp_end end;
 	/* A merged dump's SOURCES: the process images it came from (none: the dump is its own). */
 	struct dump_source {
-		uint64_t pid, ppid, start_ns;
+		uint64_t pid, ppid, start_ns, sample_period;
 		uint32_t sequence;
 		char *exe;
 	} * sources;
@@ -57,6 +57,10 @@ static inline const struct mp_frame *dump_frame(const struct dump *d, const stru
 {
 	return c->frame_ids ? &d->frames[c->frame_ids[k]] : &c->frames[k];
 }
+
+/* The sampling period a dump's values come from: its own, or for a merged dump (written
+ * already scaled, sample_period 0) the largest of its sources'. 0: exact counts. */
+uint64_t dump_sampled(const struct dump *d);
 
 /* Parses a dump from memory; on failure returns -1 and puts "what is wrong (at offset N)" in
  * *err (malloc'd). `data` must stay valid and is owned by the dump on success. */

@@ -67,8 +67,8 @@ static bool classes_add_up(const struct pchain *c)
 
 static void add_source(struct strbuf *rec, const struct dump_source *src)
 {
-	struct mp_source e = {src->pid, src->ppid, src->start_ns, src->sequence,
-	                      (uint32_t)strlen(src->exe)};
+	struct mp_source e = {src->pid,           src->ppid,     src->start_ns,
+	                      src->sample_period, src->sequence, (uint32_t)strlen(src->exe)};
 	const char *exe = src->exe;
 	static const char zeros[8];
 	put(rec, &e, sizeof(e));
@@ -85,9 +85,9 @@ static void write_sources(struct strbuf *sb, const struct profile *p)
 		for (size_t k = 0; k < d->nsources; k++)
 			add_source(&rec, &d->sources[k]);
 		if (!d->nsources)
-			add_source(&rec, &(struct dump_source){d->info.pid, d->info.ppid,
-			                                       d->info.start_ns, d->info.sequence,
-			                                       d->exe});
+			add_source(&rec, &(struct dump_source){
+			                     d->info.pid, d->info.ppid, d->info.start_ns,
+			                     d->info.sample_period, d->info.sequence, d->exe});
 	}
 	record(sb, MP_TAG_SOURCES, rec.buf, rec.len);
 	sb_release(&rec);

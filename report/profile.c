@@ -670,8 +670,8 @@ static struct dump_source image(const struct dump *d, size_t x)
 {
 	if (d->nsources)
 		return d->sources[x];
-	return (struct dump_source){d->info.pid, d->info.ppid, d->info.start_ns, d->info.sequence,
-	                            d->exe};
+	return (struct dump_source){d->info.pid,           d->info.ppid,     d->info.start_ns,
+	                            d->info.sample_period, d->info.sequence, d->exe};
 }
 
 /* Whether merged dump m holds a process image of d's (*pid; *same when it is the same snapshot). */

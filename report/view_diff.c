@@ -95,10 +95,11 @@ static void chain_label(struct strbuf *sb, struct profile *p, const struct pchai
 /* A sampled dump's values are estimates: said beside its name, with the sampling period. */
 static void sampled_note(struct strbuf *sb, const struct dump *d)
 {
-	if (!d->info.sample_period)
+	uint64_t period = dump_sampled(d);
+	if (!period)
 		return;
 	sb_adds(sb, ", sampled (one allocation per ");
-	format_value(sb, S_ALLOC_SPACE, d->info.sample_period);
+	format_value(sb, S_ALLOC_SPACE, period);
 	sb_adds(sb, " on average): its values are estimates");
 }
 
@@ -178,8 +179,8 @@ int cmd_diff(struct options *o)
 		    &sb,
 		    "{\"sample\":\"%s\",\"base_sampled\":%s,\"new_sampled\":%s,\"base_total\":%llu,"
 		    "\"new_total\":%llu,\"delta\":",
-		    sample_names[s], base->info.sample_period ? "true" : "false",
-		    now->info.sample_period ? "true" : "false", (unsigned long long)bt,
+		    sample_names[s], dump_sampled(base) ? "true" : "false",
+		    dump_sampled(now) ? "true" : "false", (unsigned long long)bt,
 		    (unsigned long long)nt);
 		json_delta(&sb, bt, nt);
 		sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
@@ -270,7 +271,7 @@ int cmd_diff(struct options *o)
 		    stderr, "mapprof: %s grew by %s%.2f%% (%llu -> %llu), more than %.2f%%%s\n",
 		    sample_names[s], bt ? "" : "more than ", bt ? pct : 100.0,
 		    (unsigned long long)bt, (unsigned long long)nt, o->fail_if_increase,
-		    base->info.sample_period || now->info.sample_period
+		    dump_sampled(base) || dump_sampled(now)
 		        ? " (estimates from a sampled dump: a sampled run's totals vary from run "
 		          "to run)"
 		        : "");

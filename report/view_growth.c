@@ -473,7 +473,7 @@ static bool sampled_note(struct strbuf *sb, const struct profile *p)
 	uint64_t period = 0;
 	bool one_period = true;
 	for (size_t i = 0; i < p->ndumps; i++) {
-		uint64_t sp = p->dumps[i]->info.sample_period;
+		uint64_t sp = dump_sampled(p->dumps[i]);
 		if (!sp)
 			continue;
 		one_period = one_period && (!nsampled || sp == period);
@@ -493,12 +493,13 @@ static bool sampled_note(struct strbuf *sb, const struct profile *p)
 		format_value(&t, S_ALLOC_SPACE, period);
 		sb_adds(&t, " allocated, on average)");
 	}
-	sb_addf(&t,
-	        ", so steps and whole sites can be missing, small ones most often. The "
-	        "allocations and bytes below are estimates from %llu samples, not counts, and what "
-	        "sizing once would save is not estimated. Record without MAPPROF_SAMPLE for exact "
-	        "growth figures.",
-	        (unsigned long long)p->samples);
+	sb_adds(&t, ", so steps and whole sites can be missing, small ones most often. The "
+	            "allocations and bytes below are estimates");
+	if (p->samples)
+		sb_addf(&t, " from %llu samples", (unsigned long long)p->samples);
+	sb_adds(&t,
+	        ", not counts, and what sizing once would save is not estimated. Record without "
+	        "MAPPROF_SAMPLE for exact growth figures.");
 	wrap(sb, sb_str(&t), 0, 0, 96);
 	sb_release(&t);
 	return true;

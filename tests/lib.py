@@ -198,7 +198,7 @@ MAGIC = b"MAPPROF\0"
 VERSION = 2  # the version the shim writes; version 1 (frames inline in CHAIN) is read too
 TAG_INFO, TAG_EXE, TAG_CMDLINE, TAG_MODULE, TAG_CHAIN, TAG_FRAMES, TAG_SOURCES, TAG_END = \
     1, 2, 3, 4, 5, 6, 7, 0x454E44
-SOURCE_FMT = "<QQQII"  # pid, ppid, start_ns, sequence, exe_len; then the path, padded to 8
+SOURCE_FMT = "<QQQQII"  # pid, ppid, start_ns, sample_period, sequence, exe_len; then the path
 INFO_FREES_TRACKED, INFO_SAMPLED, INFO_FORKED = 1, 2, 4
 MODULE_MAIN, MODULE_UNLOADED, MODULE_VDSO = 1, 2, 4
 MODULE_NONE = 0xFFFFFFFF
@@ -312,16 +312,18 @@ def read_dump(path, merged=False):
 
 
 def _sources(p, off, fail):
-    """SOURCES (mapprof merge): [{"pid", "ppid", "start_ns", "sequence", "exe"}]."""
+    """SOURCES (mapprof merge): [{"pid", "ppid", "start_ns", "sample_period", "sequence",
+    "exe"}]."""
     hs, at, out = struct.calcsize(SOURCE_FMT), 0, []
     while at < len(p):
         if len(p) - at < hs:
             fail(off, "SOURCES entry cut short")
-        pid, ppid, start, seq, n = struct.unpack_from(SOURCE_FMT, p, at)
+        pid, ppid, start, period, seq, n = struct.unpack_from(SOURCE_FMT, p, at)
         at += hs
         if at + n > len(p) or any(p[at + n:at + (n + 7) // 8 * 8]):
             fail(off, "SOURCES entry's path runs past the record or is badly padded")
-        out.append({"pid": pid, "ppid": ppid, "start_ns": start, "sequence": seq,
+        out.append({"pid": pid, "ppid": ppid, "start_ns": start, "sample_period": period,
+                    "sequence": seq,
                     "exe": p[at:at + n].decode(errors="surrogateescape")})
         at += (n + 7) // 8 * 8
     if not out:

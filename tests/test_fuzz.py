@@ -38,7 +38,8 @@ def synth_dump(nchains=3, unknown_tag=False, classes=True, version=2, sources=Fa
     if unknown_tag:
         out += record(0x99, b"future record")
     if sources:  # a merged dump's SOURCES: two process images
-        out += record(7, b"".join(struct.pack("<QQQII", pid, 1, 10**18, seq, len(exe)) + exe +
+        out += record(7, b"".join(struct.pack("<QQQQII", pid, 1, 10**18, 4096 * seq, seq,
+                                              len(exe)) + exe +
                                   b"\0" * (-len(exe) % 8)
                                   for pid, seq, exe in ((4242, 0, b"/usr/bin/prog"),
                                                         (4243, 2, b"/usr/bin/other-prog"))))

@@ -474,3 +474,14 @@ def test_report_growth_sampled_says_estimates():
     assert "estimates from %d samples" % raw in out, out
     assert ("seen in the samples: about" in out) != \
         ("No container growth seen in the %d samples" % raw in out), out
+    # merged, the dump is written already scaled (sample_period 0); its SOURCES still say it
+    # was sampled, so growth and diff say so too (they took it for exact counts)
+    merged = os.path.join(os.path.dirname(dump), "merged-sampled.dump")
+    lib.mapprof("merge", "-q", "-o", merged, dump)
+    assert lib.read_dump(merged, merged=True)["sources"][0]["sample_period"] == 64 * 1024
+    g = growth(merged)
+    assert g["sampled"] is True and g["save_objects"] is None, g
+    out = " ".join(text(lib.mapprof("growth", merged).stdout).split())
+    assert "Sampled dump" in out and "estimates" in out, out
+    head = text(lib.mapprof("diff", merged, merged).stdout).splitlines()[:2]
+    assert all("sampled (one allocation per 64.0kB on average)" in h for h in head), head

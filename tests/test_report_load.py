@@ -350,8 +350,8 @@ def test_report_load_merge_writes_what_it_reads():
 
 # ---- a merged dump names the process images it came from (SOURCES) ----
 
-def source(pid, exe, sequence=0, start_ns=0, ppid=1):
-    return struct.pack("<QQQII", pid, ppid, start_ns, sequence, len(exe)) + exe + \
+def source(pid, exe, sequence=0, start_ns=0, ppid=1, sample_period=0):
+    return struct.pack("<QQQQII", pid, ppid, start_ns, sample_period, sequence, len(exe)) + exe + \
         b"\0" * (-len(exe) % 8)
 
 
@@ -367,8 +367,10 @@ def test_report_load_merge_names_its_sources():
     c = synthetic(chains=[(site, [(6, 2, 40)])], pid=13, exe=b"/bin/beta", start_ns=7)
     d = merged("src-ab", a, b)
     assert d["sources"] == [
-        {"pid": 11, "ppid": 1, "start_ns": 5, "sequence": 0, "exe": "/bin/alpha"},
-        {"pid": 12, "ppid": 1, "start_ns": 6, "sequence": 0, "exe": "/bin/alpha"}], d["sources"]
+        {"pid": 11, "ppid": 1, "start_ns": 5, "sample_period": 0, "sequence": 0,
+         "exe": "/bin/alpha"},
+        {"pid": 12, "ppid": 1, "start_ns": 6, "sample_period": 0, "sequence": 0,
+         "exe": "/bin/alpha"}], d["sources"]
     ab = os.path.join(TMP, "src-ab.merged.dump")
     head = text(lib.mapprof("top", ab).stdout).splitlines()[0]
     assert head == "Exe: /bin/alpha and 1 more dump (pids 11 12)", head
@@ -414,7 +416,7 @@ def test_report_load_sources_checked():
     cp = lib.mapprof("top", write("src-good.dump", with_sources(good)))
     assert text(cp.stdout).startswith("Exe: /bin/x (pid 42)"), text(cp.stdout)[:200]
     refused("src-short.dump", with_sources(good[:20]), "SOURCES entry 0 cut short")
-    bad = struct.pack("<QQQII", 42, 1, 0, 0, 100) + b"/bin/x\0\0"
+    bad = struct.pack("<QQQQII", 42, 1, 0, 0, 0, 100) + b"/bin/x\0\0"
     refused("src-long.dump", with_sources(bad), "past the record's end")
     refused("src-nul.dump", with_sources(source(42, b"/bin\0x")), "NUL")
     refused("src-empty.dump", with_sources(b""), "empty SOURCES")
