@@ -672,6 +672,14 @@ struct dump *dump_load(const char *arg)
 	return d;
 }
 
+struct dump_source dump_image(const struct dump *d, size_t i)
+{
+	if (d->nsources)
+		return d->sources[i];
+	return (struct dump_source){d->info.pid,           d->info.ppid,     d->info.start_ns,
+	                            d->info.sample_period, d->info.sequence, d->exe};
+}
+
 uint64_t dump_sampled(const struct dump *d)
 {
 	uint64_t period = d->info.sample_period;

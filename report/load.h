@@ -58,6 +58,14 @@ static inline const struct mp_frame *dump_frame(const struct dump *d, const stru
 	return c->frame_ids ? &d->frames[c->frame_ids[k]] : &c->frames[k];
 }
 
+/* The process images a dump holds: itself, or a merged dump's SOURCES (dump_image(d, 0 ..
+ * dump_nimages(d) - 1)). */
+static inline size_t dump_nimages(const struct dump *d)
+{
+	return d->nsources ? d->nsources : 1;
+}
+struct dump_source dump_image(const struct dump *d, size_t i);
+
 /* The sampling period a dump's values come from: its own, or for a merged dump (written
  * already scaled, sample_period 0) the largest of its sources'. 0: exact counts. */
 uint64_t dump_sampled(const struct dump *d);

@@ -81,13 +81,10 @@ static void write_sources(struct strbuf *sb, const struct profile *p)
 {
 	struct strbuf rec = STRBUF_INIT;
 	for (size_t i = 0; i < p->ndumps; i++) {
-		const struct dump *d = p->dumps[i];
-		for (size_t k = 0; k < d->nsources; k++)
-			add_source(&rec, &d->sources[k]);
-		if (!d->nsources)
-			add_source(&rec, &(struct dump_source){
-			                     d->info.pid, d->info.ppid, d->info.start_ns,
-			                     d->info.sample_period, d->info.sequence, d->exe});
+		for (size_t k = 0; k < dump_nimages(p->dumps[i]); k++) {
+			struct dump_source src = dump_image(p->dumps[i], k);
+			add_source(&rec, &src);
+		}
 	}
 	record(sb, MP_TAG_SOURCES, rec.buf, rec.len);
 	sb_release(&rec);

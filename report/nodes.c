@@ -371,22 +371,21 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 	for (size_t i = 0; i < p->ndumps; i++)
 		sampled += p->dumps[i]->info.sample_period != 0;
 	/* The process images the profile holds: each dump, or a merged dump's sources. */
-	size_t nimages = 0, nexes = 0;
-	const char *exes[3];
+	size_t nimages = 0, nexes = 0, exes_alloc = 0;
+	const char **exes = NULL; /* the distinct executables */
 	struct strbuf pids = STRBUF_INIT;
 	for (size_t i = 0; i < p->ndumps; i++) {
-		const struct dump *d = p->dumps[i];
-		for (size_t k = 0; k < (d->nsources ? d->nsources : 1); k++, nimages++) {
-			const char *e = d->nsources ? d->sources[k].exe : d->exe;
+		for (size_t k = 0; k < dump_nimages(p->dumps[i]); k++, nimages++) {
+			struct dump_source img = dump_image(p->dumps[i], k);
 			size_t x = 0;
-			while (x < nexes && x < 3 && strcmp(exes[x], e) != 0)
+			while (x < nexes && strcmp(exes[x], img.exe) != 0)
 				x++;
-			if (x == nexes && nexes++ < 3)
-				exes[x] = e;
+			if (x == nexes) {
+				ALLOC_GROW(exes, nexes + 1, exes_alloc);
+				exes[nexes++] = img.exe;
+			}
 			if (nimages < 8)
-				sb_addf(&pids, " %llu",
-				        (unsigned long long)(d->nsources ? d->sources[k].pid
-				                                         : d->info.pid));
+				sb_addf(&pids, " %llu", (unsigned long long)img.pid);
 		}
 	}
 	if (nimages == 1)
@@ -404,6 +403,7 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 		        nimages > 8 ? " ..." : "");
 	}
 	sb_release(&pids);
+	free(exes);
 	/* How many samples the estimates rest on: a count of n samples is off by about
 	 * 1/sqrt(n) (a Poisson count's relative error). */
 	if (sampled == p->ndumps)

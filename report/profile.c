@@ -660,26 +660,12 @@ static void keep_latest_snapshots(struct dump **ds, size_t n)
 	free(ix);
 }
 
-/* The process images a dump holds: itself, or a merged dump's SOURCES. */
-static size_t nimages(const struct dump *d)
-{
-	return d->nsources ? d->nsources : 1;
-}
-
-static struct dump_source image(const struct dump *d, size_t x)
-{
-	if (d->nsources)
-		return d->sources[x];
-	return (struct dump_source){d->info.pid,           d->info.ppid,     d->info.start_ns,
-	                            d->info.sample_period, d->info.sequence, d->exe};
-}
-
 /* Whether merged dump m holds a process image of d's (*pid; *same when it is the same snapshot). */
 static bool shares_image(const struct dump *d, const struct dump *m, uint64_t *pid, bool *same)
 {
-	for (size_t x = 0; x < nimages(d); x++)
+	for (size_t x = 0; x < dump_nimages(d); x++)
 		for (size_t k = 0; k < m->nsources; k++) {
-			struct dump_source a = image(d, x), b = m->sources[k];
+			struct dump_source a = dump_image(d, x), b = m->sources[k];
 			if (a.pid == b.pid && a.start_ns == b.start_ns) {
 				*same = a.sequence == b.sequence;
 				*pid = a.pid;

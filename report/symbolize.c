@@ -944,11 +944,69 @@ struct fn_entry {
 	int tag;
 };
 
-struct fn_range {
+/* Address ranges [lo, hi), each of an item (a function entry, a CU), sorted by lo (then the
+ * order they were added in) once all are in, with the running maximum of hi: the ranges that
+ * hold an address are those below range_upto's count, walked down while maxhi still ends above
+ * the address. */
+struct addr_range {
 	uint64_t lo, hi;
-	uint32_t entry;
-	uint32_t order; /* position in DIE order: the first of equally deep functions wins */
+	uint32_t item;
+	uint32_t order; /* when it was added (for functions, DIE order) */
 };
+
+struct range_index {
+	struct addr_range *r;
+	uint64_t *maxhi; /* maxhi[i]: the largest hi of r[0..i] */
+	size_t n, alloc;
+};
+
+static void range_add(struct range_index *x, uint64_t lo, uint64_t hi, uint32_t item)
+{
+	ALLOC_GROW(x->r, x->n + 1, x->alloc);
+	x->r[x->n] = (struct addr_range){lo, hi, item, (uint32_t)x->n};
+	x->n++;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct addr_range *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void range_seal(struct range_index *x)
+{
+	if (x->n > 1)
+		qsort(x->r, x->n, sizeof(*x->r), cmp_range);
+	x->maxhi = xreallocarray(NULL, x->n ? x->n : 1, sizeof(*x->maxhi));
+	uint64_t top = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		if (x->r[i].hi > top)
+			top = x->r[i].hi;
+		x->maxhi[i] = top;
+	}
+}
+
+/* The number of ranges that start at or below a. */
+static size_t range_upto(const struct range_index *x, uint64_t a)
+{
+	size_t lo = 0, hi = x->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->r[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void range_free(struct range_index *x)
+{
+	free(x->r);
+	free(x->maxhi);
+}
 
 struct sym_cu_index {
 	uintptr_t dwarf;
@@ -956,9 +1014,7 @@ struct sym_cu_index {
 	Dwarf_Die unit; /* the CU, or the split unit of a skeleton CU: where its functions are */
 	struct fn_entry *e;
 	size_t n, e_alloc;
-	struct fn_range *r; /* sorted by lo after indexing */
-	uint64_t *maxhi;    /* maxhi[i]: the largest hi of r[0..i] */
-	size_t nr, r_alloc;
+	struct range_index ranges; /* the functions' code, item: the entry */
 };
 
 static void index_children(struct sym_cu_index *ix, Dwarf_Die *die, int parent, int depth,
@@ -973,16 +1029,11 @@ static void index_children(struct sym_cu_index *ix, Dwarf_Die *die, int parent, 
 		if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
 			Dwarf_Addr base, lo, hi;
 			ptrdiff_t off = 0;
-			size_t first = ix->nr;
-			while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
-				if (hi <= lo)
-					continue;
-				ALLOC_GROW(ix->r, ix->nr + 1, ix->r_alloc);
-				ix->r[ix->nr] =
-				    (struct fn_range){lo, hi, (uint32_t)ix->n, (uint32_t)ix->nr};
-				ix->nr++;
-			}
-			if (ix->nr > first) {
+			size_t first = ix->ranges.n;
+			while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0)
+				if (hi > lo)
+					range_add(&ix->ranges, lo, hi, (uint32_t)ix->n);
+			if (ix->ranges.n > first) {
 				ALLOC_GROW(ix->e, ix->n + 1, ix->e_alloc);
 				ix->e[ix->n] = (struct fn_entry){child, parent, depth + 1, tag};
 				me = (int)ix->n++;
@@ -997,14 +1048,6 @@ static void index_children(struct sym_cu_index *ix, Dwarf_Die *die, int parent, 
 		}
 		index_children(ix, &child, me, me == parent ? depth : depth + 1, level + 1);
 	} while (dwarf_siblingof(&child, &child) == 0);
-}
-
-static int cmp_range(const void *a, const void *b)
-{
-	const struct fn_range *x = a, *y = b;
-	if (x->lo != y->lo)
-		return x->lo < y->lo ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
 }
 
 static uint64_t cu_hash(uintptr_t dw, uint64_t off)
@@ -1133,15 +1176,7 @@ static struct sym_cu_index *cu_index(struct symbolizer *s, struct sym_module *m,
 	ix->cu_offset = off;
 	unit_of(s, m, cu, &ix->unit);
 	index_children(ix, &ix->unit, -1, 0, 0);
-	if (ix->nr > 1)
-		qsort(ix->r, ix->nr, sizeof(*ix->r), cmp_range);
-	ix->maxhi = xreallocarray(NULL, ix->nr ? ix->nr : 1, sizeof(*ix->maxhi));
-	uint64_t top = 0;
-	for (size_t i = 0; i < ix->nr; i++) {
-		if (ix->r[i].hi > top)
-			top = ix->r[i].hi;
-		ix->maxhi[i] = top;
-	}
+	range_seal(&ix->ranges);
 	s->cus[j] = ix;
 	s->ncus++;
 	return ix;
@@ -1152,24 +1187,17 @@ static struct sym_cu_index *cu_index(struct symbolizer *s, struct sym_module *m,
  * past pc. The deepest wins; of equally deep ones, the first in DIE order. */
 static int innermost_at(const struct sym_cu_index *ix, uint64_t pc)
 {
-	size_t lo = 0, hi = ix->nr;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ix->r[mid].lo <= pc)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	const struct range_index *x = &ix->ranges;
 	int best = -1;
 	uint32_t best_order = 0;
-	for (size_t i = lo; i-- > 0 && ix->maxhi[i] > pc;) {
-		const struct fn_range *r = &ix->r[i];
+	for (size_t i = range_upto(x, pc); i-- > 0 && x->maxhi[i] > pc;) {
+		const struct addr_range *r = &x->r[i];
 		if (pc >= r->hi)
 			continue;
-		int d = ix->e[r->entry].depth;
+		int d = ix->e[r->item].depth;
 		if (best < 0 || d > ix->e[best].depth ||
 		    (d == ix->e[best].depth && r->order < best_order)) {
-			best = (int)r->entry;
+			best = (int)r->item;
 			best_order = r->order;
 		}
 	}
@@ -1180,25 +1208,12 @@ static int innermost_at(const struct sym_cu_index *ix, uint64_t pc)
  * for files whose .debug_aranges does not cover an address: clang emits none unless asked
  * (-gdwarf-aranges), and libdw 0.188's dwfl_module_addrdie then finds no CU at all. Built once
  * per module on the first such address, so each later one is a binary search. */
-struct cu_range {
-	uint64_t lo, hi;
-	Dwarf_Die cu;
-};
-
 struct sym_cu_map {
-	struct cu_range *r; /* sorted by lo */
-	uint64_t *maxhi;    /* maxhi[i]: the largest hi of r[0..i] */
-	size_t n;
+	struct range_index ranges; /* item: the CU in cus */
+	Dwarf_Die *cus;
+	size_t ncus, cus_alloc;
 	Dwarf_Addr bias;
 };
-
-static int cmp_cu_range(const void *a, const void *b)
-{
-	const struct cu_range *x = a, *y = b;
-	if (x->lo != y->lo)
-		return x->lo < y->lo ? -1 : 1;
-	return x->hi < y->hi ? -1 : x->hi > y->hi;
-}
 
 static struct sym_cu_map *build_cu_map(Dwfl_Module *mod)
 {
@@ -1207,28 +1222,19 @@ static struct sym_cu_map *build_cu_map(Dwfl_Module *mod)
 	Dwarf_CU *cu = NULL;
 	Dwarf_Die cudie;
 	uint8_t type;
-	size_t alloc = 0;
 	while (dw && dwarf_get_units(dw, cu, &cu, NULL, &type, &cudie, NULL) == 0) {
 		/* type units and partial units (dwz) hold no code of their own */
 		if (type != DW_UT_compile && type != DW_UT_skeleton)
 			continue;
+		ALLOC_GROW(map->cus, map->ncus + 1, map->cus_alloc);
+		map->cus[map->ncus] = cudie;
 		Dwarf_Addr base, lo, hi;
-		for (ptrdiff_t off = 0; (off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0;) {
-			if (hi <= lo)
-				continue;
-			ALLOC_GROW(map->r, map->n + 1, alloc);
-			map->r[map->n++] = (struct cu_range){lo, hi, cudie};
-		}
+		for (ptrdiff_t off = 0; (off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0;)
+			if (hi > lo)
+				range_add(&map->ranges, lo, hi, (uint32_t)map->ncus);
+		map->ncus++;
 	}
-	if (map->n > 1)
-		qsort(map->r, map->n, sizeof(*map->r), cmp_cu_range);
-	map->maxhi = xreallocarray(NULL, map->n ? map->n : 1, sizeof(*map->maxhi));
-	uint64_t m = 0;
-	for (size_t i = 0; i < map->n; i++) {
-		if (map->r[i].hi > m)
-			m = map->r[i].hi;
-		map->maxhi[i] = m;
-	}
+	range_seal(&map->ranges);
 	return map;
 }
 
@@ -1236,8 +1242,8 @@ static void free_cu_map(struct sym_cu_map *map)
 {
 	if (!map)
 		return;
-	free(map->r);
-	free(map->maxhi);
+	range_free(&map->ranges);
+	free(map->cus);
 	free(map);
 }
 
@@ -1248,19 +1254,12 @@ static Dwarf_Die *cu_by_ranges(struct sym_module *m, Dwarf_Addr pc, Dwarf_Addr *
 	if (!m->cu_map)
 		m->cu_map = build_cu_map((Dwfl_Module *)m->mod);
 	struct sym_cu_map *map = m->cu_map;
+	const struct range_index *x = &map->ranges;
 	uint64_t a = pc - map->bias;
-	size_t lo = 0, hi = map->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (map->r[mid].lo <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i-- > 0 && map->maxhi[i] > a;) {
-		if (a < map->r[i].hi) {
+	for (size_t i = range_upto(x, a); i-- > 0 && x->maxhi[i] > a;) {
+		if (a < x->r[i].hi) {
 			*bias = map->bias;
-			return &map->r[i].cu;
+			return &map->cus[x->r[i].item];
 		}
 	}
 	return NULL;
@@ -1720,8 +1719,7 @@ void sym_free(struct symbolizer *s)
 		if (!s->cus[i])
 			continue;
 		free(s->cus[i]->e);
-		free(s->cus[i]->r);
-		free(s->cus[i]->maxhi);
+		range_free(&s->cus[i]->ranges);
 		free(s->cus[i]);
 	}
 	free(s->cus);
