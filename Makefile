@@ -79,7 +79,13 @@ done; \
 if [ -n "$$missing" ]; then \
   echo "mapprof: installing Debian packages:$$missing"; \
   if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+  tries=0; \
+  until out=$$($$SUDO apt-get update -qq 2>&1); do \
+    case "$$out" in *"Could not get lock"*) ;; *) printf '%s\n' "$$out" >&2; exit 1;; esac; \
+    tries=$$((tries + 1)); [ $$tries -lt 120 ] || { printf '%s\n' "$$out" >&2; exit 1; }; \
+    [ $$tries -gt 1 ] || echo "mapprof: waiting for another apt to finish"; sleep 5; \
+  done; \
+  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 fi
 endef
 
