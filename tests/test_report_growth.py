@@ -151,6 +151,53 @@ def test_report_growth_many_containers_one_chain():
     assert "about 8 containers grew here" in out and "saves 28 allocations" in out, out
 
 
+def check_order(opt):
+    """Many small maps grown through one chain and one large map through another: the large map
+    is the first site by default, where its 14 bucket arrays came last behind the small maps'
+    6,000 (the order was by growth allocations: a program's big dict ranked 20th behind
+    import-time dicts). The default order is the bytes outgrown (the arrays each container
+    replaced by a larger one: the run's bytes less each container's final array), which the
+    program counts; --sample alloc_objects still orders by growth allocations, alloc_space by
+    growth bytes."""
+    exe = build("report_growth_mixed", "report_growth_mixed.cc", opt, lang="c++")
+    truth, dump = run([exe, "2000", "30", "100000"])
+    small, big = truth["small"], truth["big"]
+    assert small["allocations"] > 100 * big["allocations"], truth
+    g = growth(dump)
+    assert [len(through([s], "fill_big")) for s in g["sites"]] == [1, 0], g["sites"]
+    assert g["order"] == "outgrown_bytes", g["order"]
+    first, second = g["sites"]
+    assert first["containers"] == 1 and first["growth_allocations"] == big["allocations"]
+    assert first["outgrown_bytes"] == big["bytes"] - big["final_bytes"], (first, big)
+    assert through([second], "fill_small") and second["containers"] == small["containers"]
+    assert second["outgrown_bytes"] == small["bytes"] - small["final_bytes"], (second, small)
+    assert second["growth_allocations"] == small["allocations"], (second, small)
+    assert g["outgrown_bytes"] == first["outgrown_bytes"] + second["outgrown_bytes"], g
+    # asked for by count, the small maps first; by bytes, the large one
+    for sample, order, want in (("alloc_objects", "growth_allocations", "fill_small"),
+                                ("alloc_space", "growth_bytes", "fill_big")):
+        g = growth(dump, "--sample", sample)
+        assert g["order"] == order and through(g["sites"][:1], want), (sample, g["sites"])
+    # the text: the order said, the large map's site first with its figures
+    out = text(lib.mapprof("growth", dump).stdout)
+    one = " ".join(out.split("\n#2 ")[0].split())
+    assert "Sites in order of the bytes outgrown" in one and "fill_big" in one, out
+    assert "fill_small" not in one and "%d growth allocations" % big["allocations"] in one, out
+    assert "sizing once at the final size saves %d allocations" % (big["allocations"] - 1) in one
+    out = text(lib.mapprof("growth", "--sample", "alloc_objects", dump).stdout)
+    one = " ".join(out.split("\n#2 ")[0].split())
+    assert "Sites in order of growth allocations (--sample alloc_objects)" in one, out
+    assert "fill_small" in one and "about 2000 containers grew here" in one, out
+
+
+def test_report_growth_order_big_map_first_O2():
+    check_order("O2")
+
+
+def test_report_growth_order_big_map_first_O0():
+    check_order("O0")
+
+
 def test_report_growth_none_without_growth():
     for opt in ("O0", "O2"):
         exe = build("report_growth", "report_growth.c", opt)
