@@ -197,6 +197,16 @@ static void read_settings(void)
 			       s);
 		else if (sig == SIGKILL || sig == SIGSTOP)
 			mp_log("MAPPROF_SIGNAL=%s cannot be caught; ignored", s);
+		else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		         sig == SIGTRAP || sig == SIGSYS)
+			/* A fault's signal: the handler would return to the faulting
+			 * instruction, which faults again, forever (a crash becomes a
+			 * hang writing dumps). */
+			mp_log("MAPPROF_SIGNAL=%s is raised by faults; ignored", s);
+		else if (sig > SIGSYS && sig < SIGRTMIN)
+			/* 32 and 33: the C library's own (cancellation, setxid), which
+			 * sigaction refuses. */
+			mp_log("MAPPROF_SIGNAL=%s is reserved by the C library; ignored", s);
 		else
 			mp.dump_signal = sig;
 	}

@@ -145,3 +145,24 @@ def test_read_only_file_system():
     d = mount_tmpfs(64, ro=True)
     check_refused(d, "Read-only file system")
     assert os.listdir(d) == []
+
+
+def test_bad_signal_fault():
+    """A signal raised by faults: refused, like the uncatchable ones. The program's crash stays a
+    crash: a handler of mapprof's would return to the faulting instruction, which faults again,
+    forever, each time writing a dump."""
+    for name in ("SEGV", "SIGBUS", "FPE", "ILL", "TRAP", "SYS", "11"):
+        check_bad("MAPPROF_SIGNAL", name)
+    prog = robust.build("robust_exit")
+    d = lib.tmpdir()
+    cp, _ = lib.run_profiled([prog, "fault"], env={"MAPPROF_SIGNAL": "SEGV"},
+                             out=os.path.join(d, "%p.dump"), timeout=30)
+    assert cp.returncode == -11, "exit %d, the program's own is -11 (SIGSEGV): %s" % (
+        cp.returncode, cp.stderr[-500:])
+    assert len(os.listdir(d)) <= 1, "%d dumps" % len(os.listdir(d))
+
+
+def test_bad_signal_reserved():
+    """32 and 33 are the C library's own (sigaction refuses them): one line, not silence."""
+    for value in ("32", "33"):
+        check_bad("MAPPROF_SIGNAL", value)

@@ -9,6 +9,7 @@
  * main_pthread_exit 0, abort SIGABRT, segv SIGSEGV. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,6 +193,13 @@ int main(int argc, char **argv)
 		print();
 		signal(SIGSEGV, SIG_DFL);
 		raise(SIGSEGV);
+		return 1;
+	}
+	if (strcmp(mode, "fault") == 0) {
+		/* A real fault, not a raise: the kernel sends SIGSEGV again each
+		 * time a handler returns to the faulting store. */
+		print();
+		*(volatile int *)(uintptr_t)strlen(mode) = 1;
 		return 1;
 	}
 	if (strcmp(mode, "thread_exit") == 0 || strcmp(mode, "main_pthread_exit") == 0) {
