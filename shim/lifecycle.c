@@ -393,11 +393,42 @@ static void resolve_real(void)
 	mp_real.sigaction = next_sym("sigaction");
 }
 
+/* The final dump of this image, once claimed (mp.dumped), is whole (or has
+ * failed): 1. A thread that ends the process while another writes that dump
+ * (an _exit, exec or second exit from another thread) waits for this, or it
+ * would end the process in the middle of the dump and leave none. */
+static uint32_t final_done;
+
+static void final_done_set(uint32_t v)
+{
+	__atomic_store_n(&final_done, v, __ATOMIC_RELEASE);
+	if (v)
+		syscall(SYS_futex, &final_done, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Bounded: the writer may wait for a lock this thread holds (the loader's,
+ * in a library's destructor that calls _exit), and a dump lost is better
+ * than a process that never ends. The writer's progress is not measured:
+ * 10 seconds is far more than a dump takes. */
+static void final_done_wait(void)
+{
+	for (int i = 0; i < 100 && !__atomic_load_n(&final_done, __ATOMIC_ACQUIRE) &&
+	                __atomic_load_n(&mp.dumped, __ATOMIC_ACQUIRE);
+	     i++) {
+		struct timespec t = {0, 100 * 1000000};
+		syscall(SYS_futex, &final_done, FUTEX_WAIT_PRIVATE, 0, &t, NULL, 0);
+	}
+}
+
 /* A fork from a signal handler that interrupted this thread inside the shim
  * (it may hold the locks a fork takes): nothing is locked, and the child,
  * whose tables the interrupted code goes on to change when the handler
  * returns, only forwards and writes no dump. */
 static __thread bool fork_in_shim;
+
+/* The first thread to call exit or quick_exit, or to return from main (its
+ * thread_local destructors run first in exit), in this process. */
+static pid_t exiting_tid;
 
 static void on_fork_prepare(void)
 {
@@ -467,6 +498,8 @@ static void on_fork_child(void)
 		/* Not profiled, and without a dump thread. */
 		mp.pid = getpid();
 		mp.dumped = true;
+		final_done_set(1);
+		exiting_tid = 0;
 		mp_set_enabled(false);
 		return;
 	}
@@ -478,6 +511,8 @@ static void on_fork_child(void)
 	mp.info_flags |= MP_INFO_FORKED;
 	mp.sequence = 0;
 	mp.dumped = false;
+	final_done_set(0);
+	exiting_tid = 0;
 	mp_set_enabled(!mp.secure);
 	if (had_dump_thread && mp_enabled())
 		start_dump_thread();
@@ -570,25 +605,27 @@ bool mp_ready_slow(void)
  * shim's exit. That exit runs the main thread's thread_local destructors
  * before the program's atexit handlers: one of them waits there while a
  * signal of MAPPROF_END_SIGNALS ends the process, as the shim's exit does. */
+static void exit_begins(void);
+
 static void main_thread_exit_hook(void *arg)
 {
 	(void)arg;
 	mp_end_signals_wait();
+	exit_begins();
 }
 
 __attribute__((constructor)) static void mp_constructor(void)
 {
 	if (mp_ready() && mp_enabled()) {
 		start_dump_thread();
-		if (mp.dump_thread_started && mp.end_signals) {
+		if (mp.dump_thread_started && mp.end_signals)
 			mp_end_signals_install();
-			if (__cxa_thread_atexit_impl) {
-				mp_tl.in_hook++; /* its list entry is the shim's, not the program's
-				                  */
-				__cxa_thread_atexit_impl(main_thread_exit_hook, NULL,
-				                         &__dso_handle);
-				mp_tl.in_hook--;
-			}
+		/* The main thread's (a library loaded later by another thread
+		 * would see that thread's end as the process's). */
+		if (__cxa_thread_atexit_impl && syscall(SYS_gettid) == getpid()) {
+			mp_tl.in_hook++; /* its list entry is the shim's, not the program's */
+			__cxa_thread_atexit_impl(main_thread_exit_hook, NULL, &__dso_handle);
+			mp_tl.in_hook--;
 		}
 	}
 }
@@ -620,8 +657,14 @@ static bool dump_final_to(char *path, size_t size)
 	 * this one, which waits (the dump thread writes the dump). */
 	if (!end_runner)
 		mp_end_signals_wait();
-	if (!mp_enabled() || mp.dumped)
+	if (!mp_enabled() || mp.dumped) {
+		if (mp.dumped) {
+			int saved = errno;
+			final_done_wait();
+			errno = saved;
+		}
 		return false;
+	}
 	int saved = errno;
 	mp_tl.in_hook++; /* from here on, a handler that ends the process finds us inside */
 	bool ok = false, claimed = false;
@@ -637,10 +680,13 @@ static bool dump_final_to(char *path, size_t size)
 			mp.final_by_exit = !path && !end_runner;
 			mp_set_enabled(false);
 			ok = mp_dump_write(0, path, size) == 0;
+			final_done_set(1);
 		}
 		__atomic_sub_fetch(&mp.final_writing, 1, __ATOMIC_ACQ_REL);
 	}
 	mp_tl.in_hook--;
+	if (!claimed && mp.dumped)
+		final_done_wait();
 	int end = __atomic_load_n(&mp.end_signal, __ATOMIC_ACQUIRE);
 	if (end && !end_runner) {
 		/* A listed signal came meanwhile. If the dump thread took the dump,
@@ -706,12 +752,33 @@ __attribute__((destructor)) static void mp_destructor(void)
 		mp_dump_final();
 }
 
+/* Another thread calling exit (or quick_exit, or returning from main) while
+ * one is exiting: in glibc 2.36 the first takes every exit handler, the
+ * loader's destructors and the dump among them, and the second, finding
+ * none left, flushes stdio and ends the process at once, in the middle of
+ * the first one's dump (half the runs of 16 threads calling exit together
+ * left no dump). So the second writes the dump first, or waits for the one
+ * being written, and then goes on; what the first one's handlers do after
+ * that is not counted (without mapprof, the second's end may cut them short
+ * anyway). */
+static void exit_begins(void)
+{
+	pid_t me = (pid_t)syscall(SYS_gettid), first = 0;
+	if (getpid() != mp.pid)
+		return; /* a vfork child's exit (it shares our memory) */
+	if (!__atomic_compare_exchange_n(&exiting_tid, &first, me, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE) &&
+	    first != me)
+		mp_dump_final();
+}
+
 /* exit writes its dump from the shim's destructor, after the program's
  * atexit handlers; while a signal of MAPPROF_END_SIGNALS ends the process it
  * waits before them, as the process would already be gone without the shim. */
 MP_EXPORT void exit(int status)
 {
 	mp_end_signals_wait();
+	exit_begins();
 	((void (*)(int))mp_next_sym((void **)&mp_real.exit, "exit"))(status);
 	__builtin_unreachable();
 }
@@ -723,6 +790,7 @@ MP_EXPORT void quick_exit(int status)
 {
 	static void *next;
 	mp_end_signals_wait();
+	exit_begins();
 	((void (*)(int))mp_next_sym(&next, "quick_exit"))(status);
 	__builtin_unreachable();
 }
@@ -759,6 +827,7 @@ static void exec_failed(bool dumped)
 	int saved = errno;
 	if (mp.last_dump[0]) /* not a FIFO's or a device's */
 		unlink(mp.last_dump);
+	final_done_set(0); /* first: a thread waiting for it sees dumped go */
 	mp.dumped = false;
 	mp_set_enabled(true);
 	errno = saved;

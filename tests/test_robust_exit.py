@@ -125,3 +125,42 @@ def test_exit_library_destructors_counted():
         want = {"ctor_site_1": [1, 5000, 0, 0], "dtor_site_1": [1, 1002, 0, 0],
                 "ctor_site_2": [1, 10000, 0, 0], "dtor_site_2": [1, 2004, 0, 0]}
         assert got == want, "%s: %s, want %s" % (env, got, want)
+
+
+def check_race(mode, how, runs=12, count=2000):
+    """The main thread ends the process (MODE) while 16 threads call exit or _exit (HOW) at the
+    same moment: whichever end comes first, the status is the program's and the one dump is whole,
+    with every block main allocated before."""
+    prog = robust.build("robust_exit_race")
+    syms = lib.Symbols(prog)
+    for i in range(runs):
+        out = lib.tmpdir()
+        cp, dump = lib.run_profiled([prog, mode, how, str(count)],
+                                    out=os.path.join(out, "%e.%p.dump"), timeout=60)
+        what = "%s with threads calling %s, run %d" % (mode, how, i + 1)
+        assert cp.returncode == 3, "%s: status %d: %s" % (what, cp.returncode, cp.stderr[-500:])
+        robust.no_shim_lines(cp, what)
+        robust.no_temp_files(out)
+        assert robust.files(out) == [os.path.basename(dump)], "%s: files %s" % (
+            what, robust.files(out))
+        d = lib.read_dump(dump)
+        kept = sum(c["alloc_objects"] for c in d["chains"]
+                   if "keep" in lib.frame_functions(d, c, syms))
+        assert kept == count, "%s: %d blocks of main's site in the dump, it allocated %d" % (
+            what, kept, count)
+
+
+def test_exit_race_exit_threads_exit():
+    check_race("exit", "exit")
+
+
+def test_exit_race_return_threads_exit():
+    check_race("return", "exit")
+
+
+def test_exit_race_quick_exit_threads_exit():
+    check_race("quick_exit", "exit")
+
+
+def test_exit_race_exit_threads_underscore_exit():
+    check_race("exit", "_exit")
