@@ -5,6 +5,7 @@
  * never the reverse, and never with mp.lock held: a program may allocate from
  * its own dl_iterate_phdr callback. */
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <string.h>
 
@@ -159,14 +160,24 @@ static void refresh(bool mark_unloaded)
 	}
 	bool first = true;
 	iterate(add_module, &first);
+	bool epoch = false;
 	mp_spin_lock(&mp.modules_lock);
 	if (mark_unloaded)
 		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
-			if (!m->seen)
+			if (!m->seen && !(m->flags & MP_MODULE_UNLOADED)) {
 				m->flags |= MP_MODULE_UNLOADED;
+				epoch |= __atomic_load_n(&m->used, __ATOMIC_RELAXED);
+			}
 	mp.dl_adds = c.adds;
 	mp.dl_subs = c.subs;
 	mp_spin_unlock(&mp.modules_lock);
+	/* A module that holds chains' frames is gone: the next object loaded at
+	 * its addresses would make the very return addresses of those chains
+	 * and be counted to them. A new epoch makes every chain key new; the
+	 * next call of each chain finds its chain again by its frames (table.c),
+	 * and code at the unloaded module's addresses gets chains of its own. */
+	if (epoch)
+		__atomic_add_fetch(&mp.unload_epoch, MP_EPOCH_ONE, __ATOMIC_RELEASE);
 }
 
 /* Before a dump: also marks the modules dlclose'd since they were recorded. */
@@ -179,10 +190,28 @@ void mp_modules_check(void)
 {
 	struct counters c = {0, 0};
 	iterate(read_counters, &c);
-	if (c.adds != __atomic_load_n(&mp.dl_adds, __ATOMIC_RELAXED) ||
-	    c.subs != __atomic_load_n(&mp.dl_subs, __ATOMIC_RELAXED) ||
+	bool subs = c.subs != __atomic_load_n(&mp.dl_subs, __ATOMIC_RELAXED);
+	if (subs || c.adds != __atomic_load_n(&mp.dl_adds, __ATOMIC_RELAXED) ||
 	    !__atomic_load_n(&mp.modules, __ATOMIC_ACQUIRE))
-		refresh(false);
+		refresh(subs);
+}
+
+/* dlclose, watched for what it unloads (see refresh); other unloads (the C
+ * library's own, of its NSS or iconv modules) are seen at the next new
+ * chain or dump. dlclose does not depend on its caller, so wrapping it
+ * changes nothing for the program; its errno and dlerror() are kept. */
+MP_EXPORT int dlclose(void *handle)
+{
+	static void *next;
+	int r = ((int (*)(void *))mp_next_sym(&next, "dlclose"))(handle);
+	if (r == 0 && mp_ready() && mp_enabled() && !mp_tl.in_hook) {
+		int saved = errno;
+		mp_tl.in_hook++;
+		mp_modules_refresh();
+		mp_tl.in_hook--;
+		errno = saved;
+	}
+	return r;
 }
 
 static bool contains(const struct mp_module_rec *m, uintptr_t ip)
@@ -219,6 +248,8 @@ void mp_frames_resolve(const uintptr_t *ips, uint32_t n, struct mp_frame *out)
 			m = find(ip);
 		out[k].reserved = 0;
 		if (m) {
+			if (!__atomic_load_n(&m->used, __ATOMIC_RELAXED))
+				__atomic_store_n(&m->used, true, __ATOMIC_RELAXED);
 			out[k].module = m->id;
 			out[k].offset = ips[k] - m->load_bias;
 		} else {

@@ -71,7 +71,8 @@ struct mp_real {
  * when the chain is first seen (so a later dlclose cannot change them), as
  * ids in the process's table of distinct frames (mp.frames). */
 struct mp_chain_rec {
-	UT_hash_handle hh; /* keyed by ips[0..nframes] (the last word holds flags) */
+	UT_hash_handle hh;        /* keyed by ips[0..nframes] (the last word: flags, epoch) */
+	UT_hash_handle hh_frames; /* keyed by frames[0..nframes] (the last: flags) */
 	uint32_t id;
 	uint32_t flags; /* MP_CHAIN_* */
 	uint32_t nframes;
@@ -103,6 +104,7 @@ struct mp_module_rec {
 	char *path;
 	bool seen;     /* found by the current refresh */
 	bool shadowed; /* a newer module overlaps it (its address range was reused) */
+	bool used;     /* atomic: a chain has a frame in it */
 };
 
 /* Counters of one (chain, size class) pair. The same layout serves the
@@ -171,6 +173,11 @@ struct mp_state {
 	bool secure;    /* AT_SECURE: ignore the environment, write nothing */
 	bool dumped;    /* the exit dump is written; stop recording */
 	uint32_t max_depth;
+	/* atomic: the unload epoch, in the high half (MP_EPOCH_ONE a step):
+	 * bumped when dlclose unloads a module that holds a chain's frames;
+	 * part of every chain's key (its flags word), so code loaded later at
+	 * those addresses makes chains of its own (modules.c) */
+	uint64_t unload_epoch;
 	uint32_t unwinder;        /* MP_UNWIND_* */
 	uint64_t sample_period;   /* MAPPROF_SAMPLE; 0 = record every call */
 	bool frees_off;           /* MAPPROF_INUSE=0: no live-block map, frees only forwarded */
@@ -198,11 +205,13 @@ struct mp_state {
 	pid_t ppid;
 	uint64_t start_ns;
 
-	pthread_mutex_t lock;             /* chains, global counters, tcache list */
-	int modules_lock;                 /* spin: the module list (modules.c) */
-	int arena_lock;                   /* spin: the bookkeeping arena (arena.c) */
-	struct mp_chain_rec *chain_table; /* uthash head */
-	struct mp_chain_rec **chains;     /* by id */
+	pthread_mutex_t lock;              /* chains, global counters, tcache list */
+	int modules_lock;                  /* spin: the module list (modules.c) */
+	int arena_lock;                    /* spin: the bookkeeping arena (arena.c) */
+	struct mp_chain_rec *chain_table;  /* uthash head: by return addresses */
+	struct mp_chain_rec *chain_frames; /* uthash head: by frames, each chain once */
+	uint32_t chain_keys;               /* keys ever added to chain_table */
+	struct mp_chain_rec **chains;      /* by id */
 	uint32_t nchains;
 	struct mp_frame *frames; /* distinct frames, by id */
 	uint32_t nframes, frames_cap;
@@ -342,9 +351,15 @@ void mp_gate_leave(bool registered);
 void mp_heavy_barrier(void);
 void mp_unwind_reopen(bool child); /* fork parent and child */
 
-/* modules.c: the module map (call with mp.lock held). */
+/* modules.c: the module map (never call with mp.lock held). */
 void mp_modules_refresh(void);
 void mp_modules_check(void); /* refresh if anything was loaded or unloaded */
+/* The flags word of a chain key: flags (MP_CHAIN_*) and the unload epoch. */
+#define MP_EPOCH_ONE (1ull << 32)
+static inline uint64_t mp_chain_word(uint32_t flags)
+{
+	return __atomic_load_n(&mp.unload_epoch, __ATOMIC_RELAXED) | flags;
+}
 /* ips[0..n) as module + offset; the modules are those loaded now. */
 void mp_frames_resolve(const uintptr_t *ips, uint32_t n, struct mp_frame *out);
 

@@ -239,46 +239,84 @@ static bool frame_intern(const struct mp_frame *f, uint32_t *id)
 	return true;
 }
 
-/* key: ips[0..n-1] plus one word of flags at ips[n]; the frames, resolved
- * by the caller, in mp.resolving. mp.lock held. */
-static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
+/* The chain whose frames (and flags) are those of frames[0..n], or NULL.
+ * mp.lock held. */
+static struct mp_chain_rec *chain_by_frames(const uint32_t *frames, uint32_t n)
 {
-	if (mp.nchains >= MP_MAX_CHAINS || (mp.nchains == mp.chains_cap && !chains_grow()))
-		return NULL;
-	struct mp_chain_rec *c = mp_arena_alloc(sizeof(*c));
-	uintptr_t *ips = mp_arena_alloc((n + 1) * sizeof(*ips));
-	uint32_t *frames = mp_arena_alloc(n * sizeof(*frames) + 1);
-	if (!c || !ips || !frames)
-		return NULL;
-	for (uint32_t k = 0; k < n; k++)
-		if (!frame_intern(&mp.resolving[k], &frames[k]))
-			return NULL;
-	memcpy(ips, key, (n + 1) * sizeof(*ips));
-	*c = (struct mp_chain_rec){
-	    .id = mp.nchains,
-	    .flags = (uint32_t)key[n],
-	    .nframes = n,
-	    .hash = h,
-	    .ips = ips,
-	    .frames = frames,
-	};
-	HASH_ADD_KEYPTR_BYHASHVALUE(hh, mp.chain_table, c->ips, (unsigned)((n + 1) * sizeof(*ips)),
-	                            (unsigned)h, c);
-	if (!mp.chain_table)
-		return NULL; /* uthash could not make its table */
-	mp.chains[mp.nchains++] = c;
+	struct mp_chain_rec *c;
+	HASH_FIND(hh_frames, mp.chain_frames, frames, (unsigned)((n + 1) * sizeof(*frames)), c);
 	return c;
 }
 
-/* The chain of key[0..n) (key[n] holds its flags, h is its hash), found or
- * made in the global table; NULL when it cannot be recorded. */
+/* key: ips[0..n-1] plus the flags word at ips[n]; the frames, resolved by
+ * the caller, in mp.resolving. A key new only by its epoch (mp_chain_word)
+ * or by its addresses (an object loaded again elsewhere) whose frames an
+ * older chain has is that chain: its record takes the new key, or one more
+ * record with that chain's id is keyed by it. So the chains stay distinct
+ * by their frames, and the dump (mp.chains) holds each once. mp.lock held. */
+static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
+{
+	static uint32_t ids[MP_MAX_DEPTH + 1]; /* under mp.lock */
+	for (uint32_t k = 0; k < n; k++)
+		if (!frame_intern(&mp.resolving[k], &ids[k]))
+			return NULL;
+	ids[n] = (uint32_t)key[n];
+	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
+	struct mp_chain_rec *o = chain_by_frames(ids, n), *c;
+	uint32_t *frames = NULL;
+	if (!o) {
+		frames = mp_arena_alloc((n + 1) * sizeof(*frames));
+		if (!frames)
+			return NULL;
+		memcpy(frames, ids, (n + 1) * sizeof(*frames));
+	}
+	if (o && memcmp(o->ips, key, n * sizeof(*key)) == 0) {
+		/* Only the epoch is new: the record moves to the new key. */
+		HASH_DELETE(hh, mp.chain_table, o);
+		o->ips[n] = key[n];
+		o->hash = h;
+		c = o;
+	} else {
+		if (!o && (mp.nchains >= MP_MAX_CHAINS ||
+		           (mp.nchains == mp.chains_cap && !chains_grow())))
+			return NULL;
+		c = mp_arena_alloc(sizeof(*c));
+		uintptr_t *ips = mp_arena_alloc(keylen);
+		if (!c || !ips)
+			return NULL;
+		memcpy(ips, key, keylen);
+		*c = (struct mp_chain_rec){
+		    .id = o ? o->id : mp.nchains,
+		    .flags = (uint32_t)key[n],
+		    .nframes = n,
+		    .hash = h,
+		    .ips = ips,
+		    .frames = o ? o->frames : frames,
+		};
+	}
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, mp.chain_table, c->ips, keylen, (unsigned)h, c);
+	if (!mp.chain_table)
+		return NULL; /* uthash could not make its table */
+	mp.chain_keys++;
+	if (!o) {
+		HASH_ADD_KEYPTR(hh_frames, mp.chain_frames, c->frames,
+		                (unsigned)((n + 1) * sizeof(*frames)), c);
+		if (!mp.chain_frames)
+			return NULL;
+		mp.chains[mp.nchains++] = c;
+	}
+	return c;
+}
+
+/* The chain of key[0..n) (key[n] holds its flags word, h is its hash),
+ * found or made in the global table; NULL when it cannot be recorded. */
 static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 {
 	struct mp_chain_rec *c;
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
 	pthread_mutex_lock(&mp.lock);
 	HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
-	uint32_t seen = mp.nchains;
+	uint32_t seen = mp.chain_keys;
 	pthread_mutex_unlock(&mp.lock);
 	if (c)
 		return c;
@@ -287,9 +325,9 @@ static struct mp_chain_rec *chain_find(uintptr_t *key, uint32_t n, uint64_t h)
 	 * the map. */
 	mp_modules_check();
 	pthread_mutex_lock(&mp.lock);
-	/* Another thread may have made it meanwhile; if no chain was made at
+	/* Another thread may have made it meanwhile; if no key was added at
 	 * all since the lookup above, no need to look again. */
-	if (mp.nchains != seen)
+	if (mp.chain_keys != seen)
 		HASH_FIND_BYHASHVALUE(hh, mp.chain_table, key, keylen, (unsigned)h, c);
 	if (!c) {
 		mp_frames_resolve(key, n, mp.resolving);
@@ -1052,7 +1090,7 @@ static inline __attribute__((always_inline)) void record_checked(void *p, size_t
 	bool truncated;
 	uint32_t nfp;
 	uint32_t n = mp_stack_capture(key, mp.max_depth, &truncated, &nfp);
-	key[n] = truncated ? MP_CHAIN_TRUNCATED : 0;
+	key[n] = mp_chain_word(truncated ? MP_CHAIN_TRUNCATED : 0);
 	uint64_t h = hash_ips(key, n + 1);
 	if (size > TC_BIG)
 		tc = NULL;
@@ -1116,7 +1154,8 @@ void mp_record_alloc(void *p, size_t size)
 		uint32_t nfp;
 		int n = mp_stack_fp_fast(mp.max_depth, &truncated, &nfp, &sum);
 		if (n >= 0) {
-			mp_hash_add(&sum, truncated ? MP_CHAIN_TRUNCATED : 0, (uint32_t)n);
+			mp_hash_add(&sum, mp_chain_word(truncated ? MP_CHAIN_TRUNCATED : 0),
+			            (uint32_t)n);
 			uint64_t h = mp_hash_final(sum, (uint32_t)n + 1);
 			struct tc_entry *e = tc_find(tc, tc_key(h, nfp, cls));
 			if (likely(e)) {

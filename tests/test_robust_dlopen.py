@@ -64,3 +64,49 @@ def test_dlclosed_library_frames_symbolize():
             found[f["function"]] = found.get(f["function"], 0) + c["alloc_objects"]
     assert found == {"site_lib_a": t["sites"]["site_lib_a"]["objects"],
                      "site_lib_b": t["sites"]["site_lib_b"]["objects"]}, found
+
+
+def lib_counts(d, libpath, name, syms):
+    """The summed counts of the chains whose innermost frame lies in LIBPATH's module, and the
+    names nm gives those frames."""
+    ids = {m["id"] for m in d["modules"] if m["path"] == libpath}
+    chains = [c for c in d["chains"] if c["frames"][0][0] in ids]
+    return lib.tally(chains), {syms.lookup(c["frames"][0][1] - 1) for c in chains}
+
+
+def check_reuse(env):
+    prog = robust.build("robust_dlreuse")
+    _, liba, libb = build()
+    cp, dump = lib.run_profiled([prog, liba, libb], env=env)
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    if not lib.truth(cp, "where")["same_address"]:
+        raise lib.Skip("the loader put the second library elsewhere")
+    t = lib.truth(cp, "main")
+    d = lib.read_dump(dump)
+    for path, name in ((liba, "site_lib_a"), (libb, "site_lib_b")):
+        got, names = lib_counts(d, path, name, lib.Symbols(path))
+        want = lib.as_counts(t["sites"][name])
+        assert got == want and names == {name}, (
+            "%s (%s): dump %s at %s, the program counted %s" % (
+                name, os.path.basename(path), lib.fmt_counts(got), sorted(names),
+                lib.fmt_counts(want)))
+    # The program's own site, called before, between and after the libraries (each dlclose a
+    # new epoch of chain keys): one chain, all of its calls (lib.read_dump refuses two chains
+    # with the same frames).
+    syms = lib.Symbols(prog)
+    mains = [c for c in d["chains"] if "site_main" in lib.frame_functions(d, c, syms)]
+    assert len(mains) == 1 and lib.tally(mains) == lib.as_counts(t["sites"]["site_main"]), (
+        "site_main: %d chains, %s; the program counted %s" % (
+            len(mains), lib.fmt_counts(lib.tally(mains)),
+            lib.fmt_counts(lib.as_counts(t["sites"]["site_main"]))))
+
+
+def test_dlopen_second_library_where_the_closed_one_was():
+    """Library B, loaded where the dlclose'd A was, runs code at A's very return addresses: B's
+    allocations are B's chains, not counted to A's (whose frames were resolved while A was
+    loaded)."""
+    check_reuse({})
+
+
+def test_dlopen_second_library_where_the_closed_one_was_fp():
+    check_reuse({"MAPPROF_UNWIND": "fp"})
