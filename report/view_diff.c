@@ -183,7 +183,12 @@ int cmd_diff(struct options *o)
 		    dump_sampled(now) ? "true" : "false", (unsigned long long)bt,
 		    (unsigned long long)nt);
 		json_delta(&sb, bt, nt);
-		sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
+		/* from nothing to something is no percentage: null, where 0 read as "no change"
+		 * to a script gating on it */
+		if (bt || !nt)
+			sb_addf(&sb, ",\"delta_pct\":%.4f,\"functions\":[", bt ? pct : 0.0);
+		else
+			sb_adds(&sb, ",\"delta_pct\":null,\"functions\":[");
 		for (size_t i = 0; i < nf && i < limit; i++) {
 			const struct drow *r = &fr[i];
 			sb_adds(&sb, i ? ",{\"name\":" : "{\"name\":");

@@ -325,6 +325,23 @@ def test_report_diff_says_sampled():
         text(cp.stderr)
 
 
+def test_report_diff_from_nothing():
+    """A BASE total of 0 (here --focus leaf_ keeps nothing of another program) and a NEW one
+    above it: delta_pct is null, where it was 0.0, which a script gating on it took for no change
+    (the text says "0 -> 250 (+250)" and --fail-if-increase trips)."""
+    cp, a = lib.run_profiled([inline_prog("O2")])
+    assert cp.returncode == 0, cp.returncode
+    t, b = run_sites(1)
+    d = view_json("diff", "--json", "--focus", "leaf_", a, b)
+    want = t["leaf_alpha"]["objects"] + t["leaf_beta"]["objects"]
+    assert (d["base_total"], d["new_total"], d["delta"]) == (0, want, want), d
+    assert d["delta_pct"] is None, d
+    d = view_json("diff", "--json", "--focus", "leaf_", b, a)
+    assert d["delta_pct"] == -100.0, d
+    d = view_json("diff", "--json", "--focus", "leaf_", a, a)
+    assert d["delta_pct"] == 0.0, d
+
+
 def test_report_diff():
     t1, a = run_sites(1)
     t2, b = run_sites(3)
