@@ -675,10 +675,28 @@ static bool shares_image(const struct dump *d, const struct dump *m, uint64_t *p
 	return false;
 }
 
+/* Whether merged dump m holds every process image of merged dump d, each the same snapshot
+ * (sequence): d adds nothing to m (the same file given twice, a copy, or a merge of some of m's
+ * inputs). */
+static bool holds_all(const struct dump *d, const struct dump *m)
+{
+	for (size_t x = 0; x < d->nsources; x++) {
+		bool found = false;
+		for (size_t k = 0; k < m->nsources && !found; k++)
+			found = d->sources[x].pid == m->sources[k].pid &&
+			        d->sources[x].start_ns == m->sources[k].start_ns &&
+			        d->sources[x].sequence == m->sources[k].sequence;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 /* A dump whose process image (pid, start_ns) a merged dump lists among its SOURCES: if it is the
- * same snapshot (sequence), the merged dump has it already and it is left out; otherwise the
- * process's early allocations are counted twice, which one line says (as for two merged dumps
- * that share an input). */
+ * same snapshot (sequence), the merged dump has it already and it is left out, and so is a
+ * merged dump all of whose inputs another merged dump holds (of two that hold the same, the one
+ * given later); otherwise the process's early allocations are counted twice, which one line says
+ * (as for two merged dumps that share an input). */
 static void merged_again(struct dump **ds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -688,12 +706,14 @@ static void merged_again(struct dump **ds, size_t n)
 			if (j == i || !ds[j] || !ds[j]->nsources ||
 			    !shares_image(ds[i], ds[j], &pid, &same))
 				continue;
-			if (!ds[i]->nsources && same) {
+			bool in_j = ds[i]->nsources ? holds_all(ds[i], ds[j]) : same;
+			bool j_in = ds[i]->nsources && holds_all(ds[j], ds[i]);
+			if (in_j && (!j_in || j < i)) {
 				error("%s: already in %s (merged), left out", ds[i]->path,
 				      ds[j]->path);
 				dump_free(ds[i]);
 				ds[i] = NULL;
-			} else if (!ds[i]->nsources || i < j) {
+			} else if (!j_in && (!ds[i]->nsources || i < j)) {
 				error(
 				    "%s and %s both hold process %llu: its allocations are counted "
 				    "twice",

@@ -6,6 +6,7 @@ version 1 dump (frames inline in each chain, no FRAMES record) still loads, to t
 profile."""
 import json
 import os
+import shutil
 import struct
 import subprocess
 
@@ -398,9 +399,43 @@ def test_report_load_merge_names_its_sources():
     assert len(err) == 1 and "both hold process 11" in err[0] and "counted twice" in err[0], err
     assert json.loads(cp.stdout)["total"] == 16
     # two merged dumps sharing an input: said once
-    cp = lib.mapprof("top", "--json", ab, abc)
+    ac = os.path.join(TMP, "src-ac.dump")
+    lib.mapprof("merge", "-q", os.path.join(TMP, "src-ab.0.dump"), os.path.join(TMP, "src-c.dump"),
+                "-o", ac)
+    cp = lib.mapprof("top", "--json", ab, ac)
     err = text(cp.stderr).strip().splitlines()
     assert len(err) == 1 and "both hold process 11" in err[0], err
+    assert json.loads(cp.stdout)["total"] == 7 + 5, text(cp.stdout)[:300]
+
+
+def test_report_load_merged_dump_given_again():
+    """A merged dump all of whose inputs another merged dump given holds (the same file twice, a
+    copy of it, or a merge of some of its inputs) adds nothing: it is left out with one line,
+    as a plain dump that a merged one holds is. The same merged file given twice was counted
+    twice (every figure doubled, with a line saying so), though the same file given twice is
+    documented to be read once."""
+    site = [(NONE, 0x1000)]
+    a = write("again-a.dump", synthetic(chains=[(site, [(5, 3, 16)])], pid=21, start_ns=5))
+    b = write("again-b.dump", synthetic(chains=[(site, [(5, 4, 16)])], pid=22, start_ns=6))
+    c = write("again-c.dump", synthetic(chains=[(site, [(6, 2, 40)])], pid=23, start_ns=7))
+    ab, abc = os.path.join(TMP, "again-ab.dump"), os.path.join(TMP, "again-abc.dump")
+    lib.mapprof("merge", "-q", a, b, "-o", ab)
+    lib.mapprof("merge", "-q", a, b, c, "-o", abc)
+    copy = os.path.join(TMP, "again-ab-copy.dump")
+    shutil.copyfile(ab, copy)
+    for args, total, left, into in (((ab, ab), 7, ab, ab), ((ab, copy), 7, copy, ab),
+                                    ((copy, ab), 7, ab, copy), ((ab, abc), 9, ab, abc),
+                                    ((abc, ab), 9, ab, abc)):
+        for cmd in (("top", "--json"), ("merge", "-o", os.path.join(TMP, "again-out.dump"))):
+            cp = lib.mapprof(*(cmd + args))
+            err = text(cp.stderr).strip().splitlines()
+            assert err == ["mapprof: %s: already in %s (merged), left out" % (left, into)], \
+                (args, err)
+            if cmd[0] == "top":
+                assert json.loads(cp.stdout)["total"] == total, (args, text(cp.stdout)[:300])
+            else:
+                d = lib.read_dump(cmd[2], merged=True)
+                assert d["totals"]["alloc_objects"] == total, (args, d["totals"])
 
 
 def test_report_load_sources_checked():
