@@ -105,6 +105,9 @@ int cmd_export(struct options *o)
 	const char *fmt = o->format ? o->format : "json";
 	if (strcmp(fmt, "json") && strcmp(fmt, "collapsed") && strcmp(fmt, "pprof"))
 		die_usage("export: unknown format '%s' (json, collapsed or pprof)", fmt);
+	/* --json is export's own format: with another, one of the two would be ignored */
+	if (o->json && strcmp(fmt, "json"))
+		die_usage("export: --json and --format %s ask for two formats; give one", fmt);
 	struct profile p;
 	load_profile(&p, o, 0);
 	struct strbuf sb = STRBUF_INIT;

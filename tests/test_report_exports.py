@@ -52,6 +52,22 @@ def test_report_export_collapsed():
                    if f.split("_[i]")[0] in ("main", "outer_delta", "mid_epsilon", "leaf_beta"))
 
 
+def test_report_export_json_with_another_format():
+    """export --json with --format collapsed or pprof is a usage error (exit 1): it wrote the
+    other format, silently ignoring --json, which the docs give export as its JSON switch.
+    --json alone, or with --format json, is the JSON export."""
+    _, dump = run("report_sites.c", "report_sites_O2", 1)
+    for fmt in ("collapsed", "pprof"):
+        out = os.path.join(lib.tmpdir("mapprof-export-"), "out")
+        cp = lib.mapprof("export", "--json", "--format", fmt, dump, "-o", out, check=False)
+        assert cp.returncode == 1, (fmt, cp.returncode, text(cp.stderr))
+        assert "--json and --format %s" % fmt in text(cp.stderr), text(cp.stderr)
+        assert not os.path.exists(out), fmt
+    for args in (("--json",), ("--json", "--format", "json")):
+        d = json.loads(text(lib.mapprof("export", *args, dump).stdout))
+        assert d["format"] == "mapprof-profile", args
+
+
 def varint(b, i):
     r = s = 0
     while True:
