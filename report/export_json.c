@@ -118,7 +118,7 @@ int cmd_export(struct options *o)
 		if (strcmp(fmt, "json") == 0)
 			export_json(&sb, &p, &out);
 		else
-			export_collapsed(&sb, &p, o->sample, &out);
+			export_collapsed(&sb, &p, o->sample, o->lines, &out);
 		out_close(&out, &sb);
 	} else {
 		export_pprof(&p, o);

@@ -71,7 +71,7 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 
 /* The exports into sb (written out as they grow when out is not NULL). */
 void export_json(struct strbuf *sb, struct profile *p, struct output *out);
-void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s,
+void export_collapsed(struct strbuf *sb, struct profile *p, enum sample_index s, bool lines,
                       struct output *out);
 
 /* Sets marks[i] for every chain i that `mapprof growth` reports (for the flame graph). */

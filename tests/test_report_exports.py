@@ -52,6 +52,21 @@ def test_report_export_collapsed():
                    if f.split("_[i]")[0] in ("main", "outer_delta", "mid_epsilon", "leaf_beta"))
 
 
+def test_report_export_collapsed_lines():
+    """export --format collapsed --lines names each frame `function file:line`, as the views and
+    flame do with --lines; it ignored --lines and wrote the function names alone."""
+    truth, dump = run("report_sites.c", "report_sites_O2", 2)
+    src = os.path.join(PROGS, "report_sites.c")
+    with open(src) as f:
+        line = [i for i, l in enumerate(f, 1) if "calloc(8, 8)" in l]
+    out = text(lib.mapprof("export", "--format", "collapsed", "--lines", dump).stdout)
+    folded = dict(l.rsplit(" ", 1) for l in out.splitlines())
+    key = [k for k in folded if k.endswith(";leaf_beta %s:%d" % (src, line[0]))]
+    assert len(key) == 1 and int(folded[key[0]]) == truth["leaf_beta"]["objects"], out
+    assert ";main %s:" % src in key[0], key
+    assert sum(map(int, folded.values())) == lib.profile_json([dump])["totals"]["alloc_objects"]
+
+
 def test_report_export_json_with_another_format():
     """export --json with --format collapsed or pprof is a usage error (exit 1): it wrote the
     other format, silently ignoring --json, which the docs give export as its JSON switch.

@@ -36,7 +36,9 @@ static void views(struct dump *d)
 	struct strbuf sb = STRBUF_INIT;
 	export_json(&sb, &p, NULL);
 	sb_reset(&sb);
-	export_collapsed(&sb, &p, S_ALLOC_SPACE, NULL);
+	export_collapsed(&sb, &p, S_ALLOC_SPACE, false, NULL);
+	sb_reset(&sb);
+	export_collapsed(&sb, &p, S_ALLOC_OBJECTS, true, NULL);
 	sb_release(&sb);
 
 	bool *marks = calloc(p.nchains + 1, sizeof(bool));
