@@ -367,9 +367,15 @@ void json_chain(struct strbuf *sb, const struct profile *p, const struct pchain 
 
 void text_header(struct strbuf *sb, const struct profile *p, const struct options *o)
 {
-	size_t sampled = 0;
-	for (size_t i = 0; i < p->ndumps; i++)
-		sampled += p->dumps[i]->info.sample_period != 0;
+	/* Sampled process images: a dump with its samples (scaled here), or a merged dump's
+	 * sampled inputs (scaled when merged: its own sample_period is 0) */
+	size_t sampled = 0, merged_sampled = 0;
+	for (size_t i = 0; i < p->ndumps; i++) {
+		const struct dump *d = p->dumps[i];
+		sampled += d->info.sample_period != 0;
+		for (size_t k = 0; k < d->nsources; k++)
+			merged_sampled += d->sources[k].sample_period != 0;
+	}
 	/* The process images the profile holds: each dump, or a merged dump's sources. */
 	size_t nimages = 0, nexes = 0, exes_alloc = 0;
 	const char **exes = NULL; /* the distinct executables */
@@ -406,12 +412,17 @@ void text_header(struct strbuf *sb, const struct profile *p, const struct option
 	free(exes);
 	/* How many samples the estimates rest on: a count of n samples is off by about
 	 * 1/sqrt(n) (a Poisson count's relative error). */
-	if (sampled == p->ndumps)
-		sb_addf(sb, ", sampled (values scaled from %llu samples)",
+	if (sampled + merged_sampled == nimages)
+		sb_adds(sb, ", sampled");
+	else if (sampled + merged_sampled)
+		sb_addf(sb, ", %zu of the %zu dumps sampled", sampled + merged_sampled, nimages);
+	if (sampled && merged_sampled)
+		sb_addf(sb, " (values scaled from %llu samples, and estimates scaled when merged)",
 		        (unsigned long long)p->samples);
 	else if (sampled)
-		sb_addf(sb, ", %zu of the %zu dumps sampled (values scaled from %llu samples)",
-		        sampled, p->ndumps, (unsigned long long)p->samples);
+		sb_addf(sb, " (values scaled from %llu samples)", (unsigned long long)p->samples);
+	else if (merged_sampled)
+		sb_adds(sb, " (values are estimates, scaled when merged)");
 	sb_addch(sb, '\n');
 	sb_adds(sb, "Totals: ");
 	for (int s = 0; s < profile_nsamples(p); s++) {

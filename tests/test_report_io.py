@@ -555,6 +555,19 @@ def test_report_io_header_dumps_and_sampling():
     for view in ("tree", "growth"):
         cp = run(view, "-q", a, s)
         assert "1 of the 2 dumps sampled" in text(cp.stdout).splitlines()[0]
+    # a merged dump with a sampled input (written already scaled, its own sample_period 0) is
+    # still said to hold estimates; the header said nothing of sampling
+    d = lib.tmpdir("mapprof-io-")
+    ms, ms2 = os.path.join(d, "as.dump"), os.path.join(d, "ss2.dump")
+    assert run("merge", "-q", a, s, "-o", ms).returncode == 0
+    assert run("merge", "-q", s, s2, "-o", ms2).returncode == 0
+    assert head(ms).endswith("), 1 of the 2 dumps sampled (values are estimates, scaled when "
+                             "merged)"), head(ms)
+    assert head(ms2).endswith("), sampled (values are estimates, scaled when merged)"), head(ms2)
+    assert head(ms, a2).endswith("), 1 of the 3 dumps sampled (values are estimates, scaled "
+                                 "when merged)"), head(ms, a2)
+    assert head(ms, s2).endswith("), 2 of the 3 dumps sampled (values scaled from %d samples, "
+                                 "and estimates scaled when merged)" % n2), head(ms, s2)
 
 
 def test_report_io_missing_debug_dir_is_skipped():
