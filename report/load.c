@@ -465,17 +465,52 @@ struct reader {
 	unsigned char *buf;
 	size_t len, alloc;
 	bool eof;
-	z_stream *gz; /* a gzip'd dump: bytes come from inflating gz_in, not from fd */
-	const unsigned char *gz_in;
-	size_t gz_len;
+	/* A gzip'd dump: bytes come from inflating what is read from fd into gz_in (gz_len
+	 * bytes, of room for gz_alloc), a buffer's worth at a time, as the records ask for
+	 * them: a pipe that keeps sending gzip'd data is read no further than a plain one. */
+	z_stream *gz;
+	unsigned char *gz_in;
+	size_t gz_len, gz_alloc;
+	bool gz_in_eof;      /* fd has no more compressed bytes */
+	bool gz_member_done; /* a gzip member ended with no input left: the next starts anew */
 };
 
-/* Inflates into r->buf, as far as there is room: every gzip member in turn, as gunzip does. */
-static void inflate_more(struct reader *r)
+/* Reads more compressed bytes, once all before are inflated; false at the input's end. */
+static bool gz_read(struct reader *r)
 {
 	z_stream *z = r->gz;
-	size_t in_left = r->gz_len - (size_t)(z->next_in - r->gz_in);
-	z->avail_in = in_left > UINT_MAX ? UINT_MAX : (unsigned)in_left;
+	if (z->avail_in || r->gz_in_eof)
+		return z->avail_in != 0;
+	for (;;) {
+		ssize_t n = read(r->fd, r->gz_in, r->gz_alloc);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("%s: read error: %s", r->path, strerror(errno));
+		r->gz_len = (size_t)n;
+		z->next_in = r->gz_in;
+		z->avail_in = (unsigned)n;
+		r->gz_in_eof = n == 0;
+		return n != 0;
+	}
+}
+
+/* Inflates into r->buf, as far as there is room and there is input (reading it when READ):
+ * every gzip member in turn, as gunzip does. */
+static void inflate_more(struct reader *r, bool read)
+{
+	z_stream *z = r->gz;
+	if (!z->avail_in && (!read || !gz_read(r))) {
+		if (r->gz_in_eof && r->gz_member_done)
+			r->eof = true;
+		else if (r->gz_in_eof)
+			die("%s: truncated gzip data (%zu bytes inflated)", r->path, r->len);
+		return;
+	}
+	if (r->gz_member_done) {
+		inflateReset(z); /* the next member */
+		r->gz_member_done = false;
+	}
 	z->next_out = r->buf + r->len;
 	size_t room = r->alloc - r->len;
 	z->avail_out = room > UINT_MAX ? UINT_MAX : (unsigned)room;
@@ -483,16 +518,25 @@ static void inflate_more(struct reader *r)
 	int rc = inflate(z, Z_NO_FLUSH);
 	r->len += before - z->avail_out;
 	if (rc == Z_STREAM_END) {
-		if ((size_t)(z->next_in - r->gz_in) == r->gz_len)
+		/* the end of the input, or another member: the next call reads on if need be
+		 * (not now: a writer may keep the pipe open after the dump) */
+		r->gz_member_done = true;
+		if (!z->avail_in && r->gz_in_eof)
 			r->eof = true;
-		else
-			inflateReset(z); /* the next member */
 		return;
 	}
-	if (rc == Z_BUF_ERROR && z->avail_in == 0 && z->avail_out != 0)
-		die("%s: truncated gzip data (%zu bytes inflated)", r->path, r->len);
 	if (rc != Z_OK && rc != Z_BUF_ERROR)
 		die("%s: corrupt gzip data: %s", r->path, z->msg ? z->msg : "inflate failed");
+}
+
+/* Doubles the room for bytes read (a regular file's size bounds the first allocation). */
+static void grow(struct reader *r)
+{
+	size_t n = r->alloc ? r->alloc * 2 : 1 << 16;
+	if (!r->alloc && r->regular && !r->gz && r->size + 8 < n)
+		n = (size_t)r->size + 8;
+	r->buf = xreallocarray(r->buf, n, 1);
+	r->alloc = n;
 }
 
 /* Reads until len >= want or the end of the input; true when len >= want. Grows the buffer
@@ -500,15 +544,10 @@ static void inflate_more(struct reader *r)
 static bool fill(struct reader *r, uint64_t want)
 {
 	while (r->len < want && !r->eof) {
-		if (r->len == r->alloc) {
-			size_t n = r->alloc ? r->alloc * 2 : 1 << 16;
-			if (!r->alloc && r->regular && r->size + 8 < n)
-				n = (size_t)r->size + 8;
-			r->buf = xreallocarray(r->buf, n, 1);
-			r->alloc = n;
-		}
+		if (r->len == r->alloc)
+			grow(r);
 		if (r->gz) {
-			inflate_more(r);
+			inflate_more(r, true);
 			continue;
 		}
 		/* As much as there is room for, not just what is wanted: a record
@@ -551,17 +590,39 @@ static uint64_t fixed_part(uint32_t tag)
  * file, a few bytes if there are any; from a stream, what arrives within AFTER_END_WAIT_MS. */
 static void after_end(struct reader *r, uint64_t off)
 {
-	if (r->regular || r->gz || r->eof || r->len > off) {
-		if (r->regular || r->gz)
+	if (r->regular || r->eof || r->len > off) {
+		if (r->regular)
 			fill(r, off + (r->gz ? 1 : 8)); /* gzip'd: inflated as far as a byte more */
 		return;
 	}
 	struct pollfd p = {.fd = r->fd, .events = POLLIN};
-	int n;
-	while ((n = poll(&p, 1, AFTER_END_WAIT_MS)) < 0 && errno == EINTR)
-		;
-	if (n > 0)
-		fill(r, off + 1); /* one read returns what is there, or the end */
+	for (;;) {
+		if (r->gz) {
+			/* what has come inflated first: a byte more, or the end of the input */
+			while (r->len <= off && !r->eof && r->gz->avail_in) {
+				if (r->len == r->alloc)
+					grow(r);
+				inflate_more(r, false);
+			}
+			if (r->len > off || r->eof)
+				return;
+		}
+		int n;
+		while ((n = poll(&p, 1, AFTER_END_WAIT_MS)) < 0 && errno == EINTR)
+			;
+		if (n <= 0)
+			return;
+		if (!r->gz) {
+			fill(r, off + 1); /* one read returns what is there, or the end */
+			return;
+		}
+		if (!gz_read(r) && !r->gz_member_done) /* the end, inside a member */
+			die("%s: truncated gzip data (%zu bytes inflated)", r->path, r->len);
+		if (r->gz_in_eof) {
+			r->eof = true;
+			return;
+		}
+	}
 }
 
 /* Reads the file header, then record by record up to the END record and what follows it
@@ -629,20 +690,26 @@ static unsigned char *read_all(const char *path, bool stdin_, size_t *size)
 	                   .regular = S_ISREG(st.st_mode) && st.st_size > 0,
 	                   .size = (uint64_t)st.st_size};
 	if (fill(&r, 2) && r.buf[0] == 0x1f && r.buf[1] == 0x8b) {
-		/* gzip'd (a CI artefact, say): the compressed bytes read whole, then inflated only
-		 * as the records are read, so that data which are no dump, or data after a dump's
-		 * END, are refused without inflating them all (gzip's ratio reaches 1000:1). */
-		fill(&r, UINT64_MAX);
-		close(fd);
+		/* gzip'd (a CI artefact, say): read and inflated only as the records are read, so
+		 * that data which are no dump, or data after a dump's END, are refused without
+		 * inflating them all (gzip's ratio reaches 1000:1), and a pipe is read as a plain
+		 * one is (it was read to its end first: a writer that kept it open held the
+		 * reader, and one that never ended took its memory) */
 		z_stream zs;
 		memset(&zs, 0, sizeof(zs));
 		if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
 			die("%s: zlib: inflateInit2 failed", path);
 		zs.next_in = r.buf;
-		struct reader z = {
-		    .path = path, .fd = -1, .gz = &zs, .gz_in = r.buf, .gz_len = r.len};
+		zs.avail_in = (unsigned)r.len;
+		struct reader z = {.path = path,
+		                   .fd = fd,
+		                   .gz = &zs,
+		                   .gz_in = r.buf,
+		                   .gz_len = r.len,
+		                   .gz_alloc = r.alloc};
 		read_records(&z);
 		inflateEnd(&zs);
+		close(fd);
 		free(r.buf);
 		*size = z.len;
 		return z.buf ? z.buf : xmalloc(1);

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+import zlib
 
 import lib
 
@@ -391,6 +392,67 @@ def test_report_io_stream_left_open_after_end():
         p.wait()
     assert p.returncode == 0, text(err)
     assert json.loads(out)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
+
+
+def test_report_io_gzip_stream_read_as_it_comes():
+    """gzip'd data on a pipe are read and inflated as the records ask for them, as plain data
+    are: a whole gzip'd dump from a pipe its writer keeps open is read without waiting for the
+    close, and an endless gzip'd stream that is no dump (or has data after END) is refused at
+    once. The compressed stream was read to its end first: the first waited for the writer, the
+    second read on and on, its memory growing. Data of a second gzip member right after END is
+    still refused, and a stream that ends inside a member is truncated."""
+    import gzip
+    with open(sites_dump(), "rb") as f:
+        data = f.read()
+
+    def piped(first, then=None, timeout=20):
+        p = subprocess.Popen([lib.MAPPROF, "top", "--json", "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def feed():
+            try:
+                p.stdin.write(first)
+                p.stdin.flush()
+                while then is not None:
+                    p.stdin.write(then)
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            p.wait(timeout=timeout)
+            return p.returncode, p.stdout.read(), text(p.stderr.read())
+        except subprocess.TimeoutExpired:
+            raise AssertionError("gzip'd stream %r... not read as it came" % first[:16])
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+
+    rc, out, err = piped(gzip.compress(data))  # the writer keeps the pipe open
+    assert rc == 0, err
+    assert json.loads(out)["total"] == lib.read_dump(sites_dump())["totals"]["alloc_objects"]
+    endless = zlib.compressobj(1, zlib.DEFLATED, 31)
+    head = endless.compress(b"y\n" * (1 << 16)) + endless.flush(zlib.Z_SYNC_FLUSH)
+    chunk = endless.compress(b"y\n" * (1 << 16)) + endless.flush(zlib.Z_SYNC_FLUSH)
+    rc, _, err = piped(head, chunk)
+    assert rc == 2 and "not a mapprof dump" in err, (rc, err)
+    endless = zlib.compressobj(1, zlib.DEFLATED, 31)
+    head = endless.compress(data + b"\0" * 4096) + endless.flush(zlib.Z_SYNC_FLUSH)
+    chunk = endless.compress(b"\0" * (1 << 16)) + endless.flush(zlib.Z_SYNC_FLUSH)
+    rc, _, err = piped(head, chunk)
+    assert rc == 2 and "data after the END record (at offset %d)" % len(data) in err, (rc, err)
+    rc, _, err = piped(gzip.compress(data) + gzip.compress(b"x"))
+    assert rc == 2 and "data after the END record" in err, (rc, err)
+    p = subprocess.run([lib.MAPPROF, "top", "-"], input=gzip.compress(data)[:-4],
+                       capture_output=True, timeout=20)
+    assert p.returncode == 2 and b"truncated gzip data" in p.stderr, p.stderr
 
 
 # ---- options ----
