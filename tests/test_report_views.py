@@ -340,6 +340,11 @@ def test_report_diff_from_nothing():
     assert d["delta_pct"] == -100.0, d
     d = view_json("diff", "--json", "--focus", "leaf_", a, a)
     assert d["delta_pct"] == 0.0, d
+    # the gate is over the chains kept, as docs/cli.md says
+    cp = lib.mapprof("diff", "--focus", "leaf_", "--fail-if-increase", "1000", a, b, check=False)
+    assert cp.returncode == 3 and "0 -> %d" % want in text(cp.stderr), text(cp.stderr)
+    assert lib.mapprof("diff", "--focus", "nomatch", "--fail-if-increase", "0", a, b,
+                       check=False).returncode == 0
 
 
 def test_report_diff():
