@@ -3,6 +3,7 @@
  * -peek, extended downwards to the allocator. Reads only the profile. The tree below each
  * function is built, printed and freed one function at a time, and the output is written as it
  * is made: `peek .` of a large profile prints far more than the profile holds. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "trie.h"
@@ -33,8 +34,10 @@ static void print_one(struct strbuf *sb, struct profile *p, const struct options
 		sb_json_str(sb, e->key);
 		sb_addf(sb, ",\"cum\":%llu,\"self\":%llu,\"callers\":[",
 		        (unsigned long long)e->v[s], (unsigned long long)self);
-		for (size_t i = 0; i < e->callers.n; i++) {
-			sb_adds(sb, i ? ",{\"name\":" : "{\"name\":");
+		for (size_t i = 0, n = 0; i < e->callers.n; i++) {
+			if (!e->callers.v[i].flat[s])
+				continue; /* sorted: the rest are 0 too */
+			sb_adds(sb, n++ ? ",{\"name\":" : "{\"name\":");
 			sb_json_str(sb, e->callers.v[i].key);
 			sb_addf(sb, ",\"value\":%llu}",
 			        (unsigned long long)e->callers.v[i].flat[s]);
@@ -46,7 +49,7 @@ static void print_one(struct strbuf *sb, struct profile *p, const struct options
 	}
 	sb_adds(sb, "----------------------------------------------------------------\n");
 	sb_adds(sb, "  callers (leading in):\n");
-	for (size_t i = 0; i < e->callers.n; i++) {
+	for (size_t i = 0; i < e->callers.n && e->callers.v[i].flat[s]; i++) {
 		struct strbuf v = STRBUF_INIT;
 		format_value(&v, s, e->callers.v[i].flat[s]);
 		sb_addf(sb, "%10s %6.2f%%    %s\n", sb_str(&v),
@@ -66,6 +69,23 @@ static void print_one(struct strbuf *sb, struct profile *p, const struct options
 	if (!below->n[0].nkids)
 		sb_adds(sb, "               (none: it calls the allocator directly)\n");
 	trie_print(sb, below, 0, 2, s, total, o->nodecount, 0, out);
+}
+
+/* Orders matched functions (indices into arg's peeks) by their value of the chosen sample,
+ * largest first, then as found (outermost first along the first chain through them). */
+struct peek_order {
+	const struct peek *pk;
+	enum sample_index s;
+};
+
+static int cmp_peek(const void *a, const void *b, void *arg)
+{
+	const struct peek_order *po = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	uint64_t u = po->pk[i].v[po->s], v = po->pk[j].v[po->s];
+	if (u != v)
+		return u > v ? -1 : 1;
+	return i < j ? -1 : i > j;
 }
 
 int cmd_peek(struct options *o)
@@ -121,6 +141,15 @@ int cmd_peek(struct options *o)
 			pk[x].n++;
 		}
 	}
+	/* the functions to show: those with a value of the chosen sample (a function that only
+	 * made blocks since freed has no inuse value, and top and tree leave it out too),
+	 * largest first, as in top */
+	size_t *order = xreallocarray(NULL, npk + 1, sizeof(*order));
+	size_t nshow = 0;
+	for (size_t x = 0; x < npk; x++)
+		if (pk[x].v[s])
+			order[nshow++] = x;
+	qsort_r(order, nshow, sizeof(*order), cmp_peek, &(struct peek_order){pk, s});
 	/* group the occurrences by function, keeping chain order */
 	size_t at = 0;
 	for (size_t x = 0; x < npk; x++) {
@@ -145,7 +174,11 @@ int cmd_peek(struct options *o)
 		text_header(&sb, &p, o);
 	if (!npk && !o->json)
 		sb_addf(&sb, "No function matches '%s'.\n", o->args[0]);
-	for (size_t x = 0; x < npk; x++) {
+	else if (!nshow && !o->json)
+		sb_addf(&sb, "No function matching '%s' has any %s.\n", o->args[0],
+		        sample_names[s]);
+	for (size_t ox = 0; ox < nshow; ox++) {
+		size_t x = order[ox];
 		struct peek *e = &pk[x];
 		struct trie below;
 		trie_init(&below);
@@ -165,11 +198,13 @@ int cmd_peek(struct options *o)
 		}
 		nodes_sort_flat(&e->callers, s);
 		trie_sort(&below, s);
-		print_one(&sb, &p, o, e, &below, x == 0, &out);
+		print_one(&sb, &p, o, e, &below, ox == 0, &out);
 		trie_free(&below);
-		nodes_free(&e->callers);
 		out_flush(&out, &sb, OUT_CHUNK);
 	}
+	for (size_t x = 0; x < npk; x++)
+		nodes_free(&pk[x].callers);
+	free(order);
 	if (o->json)
 		sb_adds(&sb, "]}\n");
 	out_close(&out, &sb);

@@ -220,6 +220,27 @@ def test_report_peek():
     assert lib.mapprof("peek", dump, check=False).returncode == 1
 
 
+def test_report_peek_by_the_chosen_sample():
+    """peek lists the matching functions that have a value of the chosen sample, largest first,
+    as top does. It listed them in the order the chains met them, and with --sample inuse_*
+    also every function whose blocks were all freed, at 0 (leaf_beta frees all it allocates)."""
+    truth, dump = run_sites(1)
+    fns = view_json("peek", "--json", "--sample", "inuse_objects", "^leaf_", dump)["functions"]
+    assert [(f["name"], f["cum"]) for f in fns] == [
+        ("leaf_alpha", truth["leaf_alpha"]["inuse_objects"])], fns
+    for f in view_json("peek", "--json", "--sample", "inuse_objects", ".", dump)["functions"]:
+        assert f["cum"] > 0 and all(c["value"] > 0 for c in f["callers"]), f
+    out = text(lib.mapprof("peek", "--sample", "inuse_objects", "^leaf_beta$", dump).stdout)
+    assert "No function matching '^leaf_beta$' has any inuse_objects." in out, out
+    fns = view_json("peek", "--json", "--sample", "alloc_space",
+                    "^(leaf_alpha|leaf_beta|inner_gamma)$", dump)["functions"]
+    assert [f["name"] for f in fns] == ["inner_gamma", "leaf_alpha", "leaf_beta"], fns
+    assert [f["cum"] for f in fns] == [truth[n]["bytes"] for n in
+                                       ("inner_gamma", "leaf_alpha", "leaf_beta")], fns
+    values = [f["cum"] for f in view_json("peek", "--json", ".", dump)["functions"]]
+    assert values == sorted(values, reverse=True), values
+
+
 def test_report_export_json_schema():
     truth, dump = run_sites(1)
     prof = lib.profile_json([dump])
