@@ -92,6 +92,20 @@ static void chain_label(struct strbuf *sb, struct profile *p, const struct pchai
 	}
 }
 
+/* A side's name and process: its pid, or a merged dump's (up to 8). */
+static void side_name(struct strbuf *sb, const struct dump *d)
+{
+	if (!d->nsources) {
+		sb_addf(sb, "%s (pid %llu)", d->path, (unsigned long long)d->info.pid);
+		return;
+	}
+	sb_addf(sb, "%s (merged: %zu dump%s, pids", d->path, d->nsources,
+	        d->nsources == 1 ? "" : "s");
+	for (size_t i = 0; i < d->nsources && i < 8; i++)
+		sb_addf(sb, " %llu", (unsigned long long)d->sources[i].pid);
+	sb_adds(sb, d->nsources > 8 ? " ...)" : ")");
+}
+
 /* A sampled dump's values are estimates: said beside its name, with the sampling period. */
 static void sampled_note(struct strbuf *sb, const struct dump *d)
 {
@@ -209,9 +223,11 @@ int cmd_diff(struct options *o)
 		}
 		sb_adds(&sb, "]}\n");
 	} else {
-		sb_addf(&sb, "Base: %s (pid %llu)", base->path, (unsigned long long)base->info.pid);
+		sb_adds(&sb, "Base: ");
+		side_name(&sb, base);
 		sampled_note(&sb, base);
-		sb_addf(&sb, "\nNew:  %s (pid %llu)", now->path, (unsigned long long)now->info.pid);
+		sb_adds(&sb, "\nNew:  ");
+		side_name(&sb, now);
 		sampled_note(&sb, now);
 		sb_addch(&sb, '\n');
 		sb_addf(&sb, "Total %s: ", sample_names[s]);

@@ -368,6 +368,20 @@ def test_report_diff_from_nothing():
                        check=False).returncode == 0
 
 
+def test_report_diff_names_merged_sides():
+    """A merged dump as a side of diff is named with its processes, as the other views' header
+    does; it was named with its first input's pid alone, as if it held one process."""
+    ta, a = run_sites(1)
+    tb, b = run_sites(2)
+    merged = os.path.join(lib.tmpdir(), "ab.dump")
+    lib.mapprof("merge", a, b, "-o", merged)
+    pids = [x["pid"] for x in lib.read_dump(merged, merged=True)["sources"]]
+    out = text(lib.mapprof("diff", a, merged).stdout).splitlines()
+    assert out[0] == "Base: %s (pid %d)" % (a, lib.read_dump(a)["info"]["pid"]), out[:2]
+    assert out[1] == "New:  %s (merged: 2 dumps, pids %d %d)" % (merged, pids[0], pids[1]), \
+        out[:2]
+
+
 def test_report_diff():
     t1, a = run_sites(1)
     t2, b = run_sites(3)
