@@ -51,7 +51,7 @@ static const struct option_spec specs[] = {
     {"quiet", 'q', OPT_BOOL, F(quiet), NULL,
      "no warnings about missing, rebuilt or stripped binaries", NULL},
     {"full-names", 0, OPT_BOOL, F(full_names), NULL,
-     "C++ names with template arguments and parameters (text views)", NULL},
+     "C++ names with template arguments and parameters (views, collapsed, flame)", NULL},
     {"debug-dir", 0, OPT_STRING, F(debug_dir), "DIRS",
      "look for separate debug files in DIRS too (colon-separated)", NULL},
     {"stats", 0, OPT_BOOL, F(stats), NULL,
