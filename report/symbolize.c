@@ -50,8 +50,13 @@ void sym_set_debug_dirs(const char *dirs)
 			/* A directory that is not there (a CI job's artefacts that one
 			 * job lacks) is skipped, as gdb's debug-file-directory does. */
 			char *abs = realpath(dir, NULL);
+			struct stat st;
 			if (!abs) {
 				warning("--debug-dir %s: %s; skipped", dir, strerror(errno));
+			} else if (stat(abs, &st) != 0 || !S_ISDIR(st.st_mode)) {
+				/* a file given by mistake (the debug file itself, say) */
+				warning("--debug-dir %s: %s; skipped", dir, strerror(ENOTDIR));
+				free(abs);
 			} else {
 				sb_addch(&sb, ':');
 				sb_adds(&sb, abs);

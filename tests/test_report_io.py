@@ -641,6 +641,11 @@ def test_report_io_missing_debug_dir_is_skipped():
     err = text(cp.stderr).strip().splitlines()
     assert err == ["mapprof: warning: --debug-dir /nonexistent-debug-dir: No such file or "
                    "directory; skipped"], err
+    # a file is no directory to search: said so as well (it was skipped without a word)
+    cp = run("top", "--debug-dir", dump, dump)
+    assert cp.returncode == 0 and b"leaf_alpha" in cp.stdout, text(cp.stderr)
+    err = text(cp.stderr).strip().splitlines()
+    assert err == ["mapprof: warning: --debug-dir %s: Not a directory; skipped" % dump], err
 
 
 def test_report_io_debug_dir_twice_and_stdin_twice():
