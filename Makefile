@@ -98,19 +98,24 @@ test: deps
 	$(MAKE) all $(CMD_SAN) $(LIB_LIMITS)
 	python3 tests/run.py
 
+# The docs keep the source tree's layout (README.md beside docs/), so the README's links work.
+DOC_FILES = docs/cli.md docs/dump-format.md docs/flame-uthash.svg
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmapprof.so
 	install -m 755 $(CMD) $(DESTDIR)$(PREFIX)/bin/mapprof
 	install -m 644 include/mapprof_dump.h $(DESTDIR)$(PREFIX)/include/mapprof_dump.h
-	install -d $(DESTDIR)$(PREFIX)/share/doc/mapprof
-	install -m 644 README.md docs/cli.md docs/dump-format.md $(DESTDIR)$(PREFIX)/share/doc/mapprof/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/mapprof/docs
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/mapprof/
+	install -m 644 $(DOC_FILES) $(DESTDIR)$(PREFIX)/share/doc/mapprof/docs/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmapprof.so $(DESTDIR)$(PREFIX)/bin/mapprof \
 	  $(DESTDIR)$(PREFIX)/include/mapprof_dump.h \
-	  $(addprefix $(DESTDIR)$(PREFIX)/share/doc/mapprof/,README.md cli.md dump-format.md)
-	-rmdir $(DESTDIR)$(PREFIX)/share/doc/mapprof 2>/dev/null
+	  $(DESTDIR)$(PREFIX)/share/doc/mapprof/README.md \
+	  $(addprefix $(DESTDIR)$(PREFIX)/share/doc/mapprof/,$(DOC_FILES))
+	-rmdir $(DESTDIR)$(PREFIX)/share/doc/mapprof/docs $(DESTDIR)$(PREFIX)/share/doc/mapprof 2>/dev/null
 
 FORMAT_FILES = $(wildcard include/*.h shim/*.[ch] report/*.[ch] examples/*.[ch] examples/*.cc tests/progs/*.[ch] tests/progs/*.cc tests/fuzz/*.c bench/*.[ch])
 format:

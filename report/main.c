@@ -53,7 +53,8 @@ static const struct command commands[] = {
      "Merges dumps (e.g. a forking server's workers) into one dump file in the same format;\n"
      "chains merge by symbols, and a SOURCES record names every input (see the docs named\n"
      "by mapprof --help)."},
-    {"export", cmd_export, "mapprof export --format json|collapsed|pprof [OPTIONS] DUMP... [-o F]",
+    {"export", cmd_export,
+     "mapprof export [--format json|collapsed|pprof] [OPTIONS] DUMP... [-o F]",
      "write the profile as JSON, collapsed stacks or pprof protobuf",
      "The profile as JSON (the whole symbolized profile), collapsed stacks (flamegraph.pl,\n"
      "inferno, speedscope) or a gzip'd pprof profile.proto (go tool pprof, Pyroscope, Parca)."},
@@ -73,7 +74,7 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* Where cli.md is: installed beside the command (PREFIX/share/doc/mapprof, `make install`), or
+/* Where cli.md is: installed beside the command (PREFIX/share/doc/mapprof/docs, `make install`), or
  * in the source tree it was built in (build/mapprof: docs/), else named as in the sources. */
 static const char *cli_doc(void)
 {
@@ -87,7 +88,7 @@ static const char *cli_doc(void)
 	if (!slash)
 		return "docs/cli.md";
 	*slash = '\0';
-	static const char *const places[] = {"../share/doc/mapprof/cli.md", "../docs/cli.md"};
+	static const char *const places[] = {"../share/doc/mapprof/docs/cli.md", "../docs/cli.md"};
 	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
 		char path[PATH_MAX * 2];
 		snprintf(path, sizeof(path), "%s/%s", exe, places[i]);

@@ -22,17 +22,21 @@ def installed_files(root):
     return sorted(out)
 
 
+# README.md beside docs/, as in the sources, so that its links work where it is installed.
+DOCS = ["README.md", "docs/cli.md", "docs/dump-format.md", "docs/flame-uthash.svg"]
+
+
 def test_install_prefix_and_uninstall():
     prefix = os.path.join(lib.tmpdir("mapprof-install-"), "usr")
     make("install", "PREFIX=" + prefix)
-    docs = ["share/doc/mapprof/" + f for f in ("README.md", "cli.md", "dump-format.md")]
+    docs = ["share/doc/mapprof/" + f for f in DOCS]
     assert installed_files(prefix) == ["bin/mapprof", "include/mapprof_dump.h",
                                        "lib/libmapprof.so"] + docs, installed_files(prefix)
     assert os.access(os.path.join(prefix, "bin/mapprof"), os.X_OK)
     # the installed command's --help names the installed docs
     helped = subprocess.run([os.path.join(prefix, "bin/mapprof"), "--help"],
                             stdout=subprocess.PIPE, universal_newlines=True)
-    assert os.path.join(prefix, "share/doc/mapprof/cli.md") in helped.stdout, helped.stdout[-300:]
+    assert os.path.join(prefix, "share/doc/mapprof/docs/cli.md") in helped.stdout, helped.stdout[-300:]
     prog = lib.build_prog("threads", ["threads.c"])
     d = lib.tmpdir()
     dump = os.path.join(d, "inst.dump")
@@ -58,5 +62,4 @@ def test_install_destdir():
     make("install", "DESTDIR=" + dest, "PREFIX=/opt/mapprof")
     assert installed_files(dest) == ["opt/mapprof/bin/mapprof", "opt/mapprof/include/mapprof_dump.h",
                                      "opt/mapprof/lib/libmapprof.so"] + [
-        "opt/mapprof/share/doc/mapprof/" + f
-        for f in ("README.md", "cli.md", "dump-format.md")], installed_files(dest)
+        "opt/mapprof/share/doc/mapprof/" + f for f in DOCS], installed_files(dest)
