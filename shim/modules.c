@@ -6,8 +6,10 @@
  * its own dl_iterate_phdr callback. */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -23,6 +25,65 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
 	c->adds = info->dlpi_adds;
 	c->subs = info->dlpi_subs;
 	return 1;
+}
+
+/* The /proc/self/maps line whose range holds addr: its range, the end of
+ * the line before it, and (if path) its path, cut to size. Read with
+ * system calls into a buffer on the stack: no malloc, no stdio, so it
+ * serves where those cannot be used. False if not found or unreadable. */
+bool mp_maps_find(uintptr_t addr, struct mp_maps_hit *hit, char *path, size_t size)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[1024];
+	uintptr_t field[2] = {0, 0}, last_to = 0;
+	/* 0, 1: reading the line's from, to; 2..5: perms, offset, device, inode
+	 * (each ended by a space); 6: the spaces before the path, 7: the path */
+	int at = 0;
+	size_t len = 0;
+	bool found = false;
+	ssize_t n;
+	while (!found && (n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+			if (c == '\n') {
+				if (at >= 2 && field[0] <= addr && addr < field[1]) {
+					found = true;
+					break;
+				}
+				last_to = field[1];
+				field[0] = field[1] = 0;
+				at = 0;
+				len = 0;
+			} else if (at < 2) {
+				int d = c >= '0' && c <= '9'   ? c - '0'
+				        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				                               : -1;
+				if (d >= 0)
+					field[at] = field[at] << 4 | (uintptr_t)d;
+				else
+					at++; /* the '-' after from, the ' ' after to */
+			} else if (at < 6) {
+				at += c == ' ';
+			} else if (at == 6 && c == ' ') {
+				continue;
+			} else if (path && field[0] <= addr && addr < field[1]) {
+				at = 7;
+				if (len + 1 < size)
+					path[len++] = c;
+			}
+		}
+	}
+	close(fd);
+	if (!found)
+		return false;
+	if (path && size)
+		path[len] = '\0';
+	hit->from = field[0];
+	hit->to = field[1];
+	hit->prev_to = last_to;
+	return true;
 }
 
 static uint32_t build_id(struct dl_phdr_info *info, const uint8_t **out)
@@ -55,6 +116,8 @@ static bool same_module(const struct mp_module_rec *m, struct dl_phdr_info *info
 	return m->load_bias == info->dlpi_addr && strcmp(m->path, path) == 0;
 }
 
+static int add_module_named(struct dl_phdr_info *info, const char *path, uint32_t flags);
+
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
@@ -68,7 +131,38 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 		flags |= MP_MODULE_VDSO;
 	}
 	*first = false;
+	/* A relative name (LD_PRELOAD=./lib.so, dlopen("./plugin.so")) is
+	 * relative to the working directory of the day: the report, run
+	 * elsewhere, could not open it. The mapping's own path is whole. Under
+	 * its lock, the buffer being static (a page: too much for the small
+	 * stacks this may run on). */
+	static char whole[MP_PATH_MAX];
+	static int whole_lock;
+	bool locked = false;
+	if (path[0] && path[0] != '/' && !(flags & (MP_MODULE_MAIN | MP_MODULE_VDSO))) {
+		struct mp_maps_hit hit;
+		uintptr_t at = 0;
+		for (int i = 0; i < info->dlpi_phnum && !at; i++)
+			if (info->dlpi_phdr[i].p_type == PT_LOAD)
+				at = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+		mp_spin_lock(&whole_lock);
+		locked = true;
+		if (at && mp_maps_find(at, &hit, whole, sizeof(whole)) && whole[0] == '/') {
+			size_t n = strlen(whole), k = sizeof(" (deleted)") - 1;
+			if (n > k && strcmp(whole + n - k, " (deleted)") == 0)
+				whole[n - k] = '\0'; /* the name it had */
+			path = whole;
+		}
+	}
+	int r = add_module_named(info, path, flags);
+	if (locked)
+		mp_spin_unlock(&whole_lock);
+	return r;
+}
 
+/* add_module's work, once the name is known. */
+static int add_module_named(struct dl_phdr_info *info, const char *path, uint32_t flags)
+{
 	mp_spin_lock(&mp.modules_lock);
 	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
 		if (same_module(m, info, path)) {

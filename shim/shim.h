@@ -354,6 +354,11 @@ void mp_unwind_reopen(bool child); /* fork parent and child */
 /* modules.c: the module map (never call with mp.lock held). */
 void mp_modules_refresh(void);
 void mp_modules_check(void); /* refresh if anything was loaded or unloaded */
+struct mp_maps_hit {
+	uintptr_t from, to; /* the mapping's range */
+	uintptr_t prev_to;  /* the end of the mapping listed before it */
+};
+bool mp_maps_find(uintptr_t addr, struct mp_maps_hit *hit, char *path, size_t size);
 /* The flags word of a chain key: flags (MP_CHAIN_*) and the unload epoch. */
 #define MP_EPOCH_ONE (1ull << 32)
 static inline uint64_t mp_chain_word(uint32_t flags)

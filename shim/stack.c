@@ -478,44 +478,14 @@ static int first_thread_stack(uintptr_t *lo, uintptr_t *hi)
 	if (getrlimit(RLIMIT_STACK, &rl) != 0 || !page || (page & (page - 1)))
 		return FIRST_UNREAD;
 	uintptr_t top = (end & -page) + page;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return FIRST_UNREAD;
-	char buf[1024];
-	uintptr_t field[2] = {0, 0}, last_to = 0;
-	int at = 0; /* 0, 1: reading the line's from, to; 2: its rest */
-	bool found = false;
-	ssize_t n;
-	while (!found && (n = read(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			char c = buf[i];
-			if (c == '\n') {
-				if (at == 2 && field[0] <= end && end < field[1]) {
-					found = true;
-					break;
-				}
-				last_to = field[1];
-				field[0] = field[1] = 0;
-				at = 0;
-			} else if (at < 2) {
-				int d = c >= '0' && c <= '9'   ? c - '0'
-				        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-				                               : -1;
-				if (d >= 0)
-					field[at] = field[at] << 4 | (uintptr_t)d;
-				else
-					at++; /* the '-' after from, the ' ' after to */
-			}
-		}
-	}
-	close(fd);
-	if (!found)
+	struct mp_maps_hit hit;
+	if (!mp_maps_find(end, &hit, NULL, 0))
 		return FIRST_UNREAD;
 	/* glibc's sums: the limit less what lies above the top, in whole
 	 * pages, and no lower than the mapping below. */
-	uintptr_t size = ((uintptr_t)rl.rlim_cur - (field[1] - top)) & -page;
-	if (size > top - last_to)
-		size = top - last_to;
+	uintptr_t size = ((uintptr_t)rl.rlim_cur - (hit.to - top)) & -page;
+	if (size > top - hit.prev_to)
+		size = top - hit.prev_to;
 	if (sp < top - size || sp >= top)
 		return NOT_FIRST;
 	*lo = top - size;

@@ -110,3 +110,27 @@ def test_dlopen_second_library_where_the_closed_one_was():
 
 def test_dlopen_second_library_where_the_closed_one_was_fp():
     check_reuse({"MAPPROF_UNWIND": "fp"})
+
+
+def test_dlopen_relative_path_recorded_whole():
+    """dlopen("./lib.so") names the library relative to the working directory of the day: the dump
+    records its whole path (the mapping's), so the report, run from elsewhere, symbolizes it."""
+    prog, liba, libb = build()
+    libdir = os.path.dirname(liba)
+    cp, dump = lib.run_profiled([prog, "./" + os.path.basename(liba), "./" + os.path.basename(libb)],
+                                cwd=libdir)
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    t = lib.truth(cp, "main")
+    d = lib.read_dump(dump)
+    paths = {m["path"] for m in d["modules"]}
+    assert liba in paths and libb in paths, sorted(paths)
+    assert not [p for p in paths if p.startswith("./")], sorted(paths)
+    # The report tool, from another directory, names the library's function.
+    prof = lib.profile_json([dump])
+    found = {}
+    for c in prof["chains"]:
+        for f in c["frames"]:
+            if f["function"] in ("site_lib_a", "site_lib_b"):
+                found[f["function"]] = found.get(f["function"], 0) + c["alloc_objects"]
+    assert found == {"site_lib_a": t["sites"]["site_lib_a"]["objects"],
+                     "site_lib_b": t["sites"]["site_lib_b"]["objects"]}, found
