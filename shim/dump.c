@@ -186,7 +186,7 @@ static void w_blob_record(uint32_t tag, const void *p, size_t n)
 /* generation > 1 expands %p as <pid>-<generation>: see mp_dump_write. */
 static bool expand_path(char *out, size_t size, uint32_t sequence, unsigned generation)
 {
-	const char *tmpl = mp.out_template[0] ? mp.out_template : "mapprof.%e.%p.dump";
+	const char *tmpl = mp.out_template[0] ? mp.out_template : MP_DEFAULT_OUT;
 	const char *exe = strrchr(mp.exe, '/');
 	exe = exe ? exe + 1 : mp.exe;
 	size_t n = 0;

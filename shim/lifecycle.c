@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -153,10 +154,18 @@ static void read_settings(void)
 	}
 	s = getenv("MAPPROF_OUT");
 	if (s && *s) {
-		if (strlen(s) >= sizeof(mp.out_template))
+		/* A directory (named so by a final '/', or one that exists) takes
+		 * the dumps under their default names. */
+		struct stat st;
+		size_t n = strlen(s);
+		bool dir = s[n - 1] == '/' || (stat(s, &st) == 0 && S_ISDIR(st.st_mode));
+		const char *name = !dir              ? ""
+		                   : s[n - 1] == '/' ? MP_DEFAULT_OUT
+		                                     : "/" MP_DEFAULT_OUT;
+		if (n + strlen(name) >= sizeof(mp.out_template))
 			mp_log("MAPPROF_OUT is too long; using the default path");
 		else
-			strcpy(mp.out_template, s);
+			snprintf(mp.out_template, sizeof(mp.out_template), "%s%s", s, name);
 		for (const char *t = strchr(s, '%'); t; t = strchr(t + 2, '%')) {
 			if (t[1] == 'p' || t[1] == 'e' || t[1] == '%')
 				continue;

@@ -39,6 +39,7 @@ void mp_uthash_free(void *p, size_t size);
 #define MP_CAPTURE_ROOM (MP_MAX_DEPTH + MP_SKIP_ROOM + 1)
 #define MP_MAX_CHAINS   ((1u << 24) - 1) /* chain ids fit the live map's 24 bits */
 #define MP_PATH_MAX     4096
+#define MP_DEFAULT_OUT  "mapprof.%e.%p.dump" /* MAPPROF_OUT's default */
 
 /* The next allocator in the lookup order (glibc, or jemalloc/tcmalloc
  * preloaded after us), found with dlsym(RTLD_NEXT, ...). */

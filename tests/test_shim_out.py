@@ -73,6 +73,22 @@ def test_out_relative_to_cwd():
     lib.read_dump(os.path.join(d, "sub", "%d.dump" % pid))
 
 
+def test_out_directory_takes_default_names():
+    """MAPPROF_OUT naming a directory (a final '/', or one that exists) puts the dump in it under
+    its default name; before, dir/ gave a hidden dir/.<pid> and an existing dir gave dir.<pid>
+    beside it."""
+    d = lib.tmpdir()
+    for out in ("slash/", "exists", "exists/"):
+        sub = os.path.join(d, out.rstrip("/"))
+        os.makedirs(sub, exist_ok=True)
+        cp, pid = run(os.path.join(d, out))
+        name = "mapprof.alloc_api.%d.dump" % pid
+        no_leftovers(sub, [n for n in os.listdir(sub) if n.startswith("mapprof.")])
+        assert lib.read_dump(os.path.join(sub, name))["info"]["pid"] == pid, os.listdir(sub)
+        assert not cp.stderr, cp.stderr
+    no_leftovers(d, ["slash", "exists"])
+
+
 def test_out_missing_directory():
     d = lib.tmpdir()
     path = os.path.join(d, "missing", "x.dump")
