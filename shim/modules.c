@@ -111,83 +111,101 @@ static uint32_t build_id(struct dl_phdr_info *info, const uint8_t **out)
 	return 0;
 }
 
-static bool same_module(const struct mp_module_rec *m, struct dl_phdr_info *info, const char *path)
+struct walk {
+	bool first;   /* the next object the loader reports is its first */
+	uint64_t gen; /* this refresh's number */
+};
+
+/* The record of this object at this place, if there is one, marked found
+ * by refresh gen (and loaded again, if it was unloaded): by its path, or by
+ * the loader's name for it where that was relative (dlname). A file rebuilt
+ * and loaded again under its name (a plugin reloaded) is another object,
+ * told apart by its build-id. */
+static bool mark_known(struct dl_phdr_info *info, const char *name, bool by_dlname,
+                       const uint8_t *bid, uint32_t bid_len, uint64_t gen)
 {
-	return m->load_bias == info->dlpi_addr && strcmp(m->path, path) == 0;
+	bool found = false;
+	mp_spin_lock(&mp.modules_lock);
+	for (struct mp_module_rec *m = mp.modules; m && !found; m = m->next) {
+		const char *known = by_dlname ? m->dlname : m->path;
+		if (known && m->load_bias == info->dlpi_addr && strcmp(known, name) == 0 &&
+		    m->buildid_len == bid_len && memcmp(m->buildid, bid, bid_len) == 0) {
+			if (m->seen < gen)
+				m->seen = gen;
+			m->flags &= ~MP_MODULE_UNLOADED;
+			found = true;
+		}
+	}
+	mp_spin_unlock(&mp.modules_lock);
+	return found;
 }
 
-static int add_module_named(struct dl_phdr_info *info, const char *path, uint32_t flags);
+static int add_new(struct dl_phdr_info *info, const char *path, const char *dlname, uint32_t flags,
+                   const uint8_t *bid, uint32_t bid_len, uint64_t gen);
 
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
-	bool *first = arg;
-	const char *path = info->dlpi_name ? info->dlpi_name : "";
+	struct walk *wk = arg;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
 	uint32_t flags = 0;
-	if (*first && path[0] == 0) {
-		path = mp.exe;
+	if (wk->first && name[0] == 0) {
+		name = mp.exe;
 		flags |= MP_MODULE_MAIN;
-	} else if (strncmp(path, "linux-vdso", 10) == 0 || strncmp(path, "linux-gate", 10) == 0) {
+	} else if (strncmp(name, "linux-vdso", 10) == 0 || strncmp(name, "linux-gate", 10) == 0) {
 		flags |= MP_MODULE_VDSO;
 	}
-	*first = false;
+	wk->first = false;
+	const uint8_t *bid = NULL;
+	uint32_t bid_len = build_id(info, &bid);
 	/* A relative name (LD_PRELOAD=./lib.so, dlopen("./plugin.so")) is
 	 * relative to the working directory of the day: the report, run
-	 * elsewhere, could not open it. The mapping's own path is whole. Under
-	 * its lock, the buffer being static (a page: too much for the small
-	 * stacks this may run on). */
+	 * elsewhere, could not open it. The mapping's own path is whole, read
+	 * once per object (the record keeps the loader's name too); under a
+	 * lock, the buffer being static (a page: too much for the small stacks
+	 * this may run on). */
+	bool relative = name[0] && name[0] != '/' && !(flags & (MP_MODULE_MAIN | MP_MODULE_VDSO));
+	if (mark_known(info, name, relative, bid, bid_len, wk->gen))
+		return 0;
+	if (!relative)
+		return add_new(info, name, NULL, flags, bid, bid_len, wk->gen);
 	static char whole[MP_PATH_MAX];
 	static int whole_lock;
-	bool locked = false;
-	if (path[0] && path[0] != '/' && !(flags & (MP_MODULE_MAIN | MP_MODULE_VDSO))) {
-		struct mp_maps_hit hit;
-		uintptr_t at = 0;
-		for (int i = 0; i < info->dlpi_phnum && !at; i++)
-			if (info->dlpi_phdr[i].p_type == PT_LOAD)
-				at = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
-		mp_spin_lock(&whole_lock);
-		locked = true;
-		if (at && mp_maps_find(at, &hit, whole, sizeof(whole)) && whole[0] == '/') {
-			size_t n = strlen(whole), k = sizeof(" (deleted)") - 1;
-			if (n > k && strcmp(whole + n - k, " (deleted)") == 0)
-				whole[n - k] = '\0'; /* the name it had */
-			path = whole;
-		}
+	struct mp_maps_hit hit;
+	uintptr_t at = 0;
+	for (int i = 0; i < info->dlpi_phnum && !at; i++)
+		if (info->dlpi_phdr[i].p_type == PT_LOAD)
+			at = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+	mp_spin_lock(&whole_lock);
+	const char *path = name;
+	if (at && mp_maps_find(at, &hit, whole, sizeof(whole)) && whole[0] == '/') {
+		size_t n = strlen(whole), k = sizeof(" (deleted)") - 1;
+		if (n > k && strcmp(whole + n - k, " (deleted)") == 0)
+			whole[n - k] = '\0'; /* the name it had */
+		path = whole;
 	}
-	int r = add_module_named(info, path, flags);
-	if (locked)
-		mp_spin_unlock(&whole_lock);
+	int r = add_new(info, path, name, flags, bid, bid_len, wk->gen);
+	mp_spin_unlock(&whole_lock);
 	return r;
 }
 
-/* add_module's work, once the name is known. */
-static int add_module_named(struct dl_phdr_info *info, const char *path, uint32_t flags)
+/* A record for an object not recorded yet. */
+static int add_new(struct dl_phdr_info *info, const char *path, const char *dlname, uint32_t flags,
+                   const uint8_t *bid, uint32_t bid_len, uint64_t gen)
 {
-	mp_spin_lock(&mp.modules_lock);
-	for (struct mp_module_rec *m = mp.modules; m; m = m->next) {
-		if (same_module(m, info, path)) {
-			m->seen = true;
-			m->flags &= ~MP_MODULE_UNLOADED; /* the same object at the same place */
-			mp_spin_unlock(&mp.modules_lock);
-			return 0;
-		}
-	}
-	mp_spin_unlock(&mp.modules_lock);
-
 	uint32_t nranges = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++)
 		nranges += info->dlpi_phdr[i].p_type == PT_LOAD;
 	if (nranges == 0)
 		return 0;
-	const uint8_t *bid = NULL;
-	uint32_t bid_len = build_id(info, &bid);
 	size_t path_len = strlen(path);
 
 	struct mp_module_rec *m = mp_arena_alloc(sizeof(*m));
 	struct mp_range *r = mp_arena_alloc(nranges * sizeof(*r));
 	uint8_t *bcopy = bid_len ? mp_arena_alloc(bid_len) : NULL;
 	char *pcopy = mp_arena_strdup(path, path_len);
-	if (!m || !r || (bid_len && !bcopy) || !pcopy)
+	char *dcopy = dlname ? mp_arena_strdup(dlname, strlen(dlname)) : NULL;
+	if (!m || !r || (bid_len && !bcopy) || !pcopy || (dlname && !dcopy))
 		return 0;
 	uint32_t k = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -215,7 +233,8 @@ static int add_module_named(struct dl_phdr_info *info, const char *path, uint32_
 	    .ranges = r,
 	    .buildid = bcopy,
 	    .path = pcopy,
-	    .seen = true,
+	    .dlname = dcopy,
+	    .seen = gen,
 	};
 	/* An older module where this one now lies was unloaded: find() must
 	 * not take it for a frame of this one. */
@@ -242,23 +261,20 @@ static void iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
 	mp_gate_leave(registered);
 }
 
+/* Refreshes may run at once (a dlclose on each of two threads): each has a
+ * number, and a module is unloaded for one only if neither it nor any
+ * refresh begun after it found the module. */
 static void refresh(bool mark_unloaded)
 {
 	struct counters c = {0, 0};
 	iterate(read_counters, &c);
-	if (mark_unloaded) {
-		mp_spin_lock(&mp.modules_lock);
-		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
-			m->seen = false;
-		mp_spin_unlock(&mp.modules_lock);
-	}
-	bool first = true;
-	iterate(add_module, &first);
+	struct walk wk = {true, __atomic_add_fetch(&mp.refreshes, 1, __ATOMIC_ACQ_REL)};
+	iterate(add_module, &wk);
 	bool epoch = false;
 	mp_spin_lock(&mp.modules_lock);
 	if (mark_unloaded)
 		for (struct mp_module_rec *m = mp.modules; m; m = m->next)
-			if (!m->seen && !(m->flags & MP_MODULE_UNLOADED)) {
+			if (m->seen < wk.gen && !(m->flags & MP_MODULE_UNLOADED)) {
 				m->flags |= MP_MODULE_UNLOADED;
 				epoch |= __atomic_load_n(&m->used, __ATOMIC_RELAXED);
 			}

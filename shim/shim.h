@@ -103,7 +103,8 @@ struct mp_module_rec {
 	struct mp_range *ranges;
 	uint8_t *buildid;
 	char *path;
-	bool seen;     /* found by the current refresh */
+	char *dlname;  /* the loader's name for it, where that was relative; else NULL */
+	uint64_t seen; /* the newest refresh that found it (mp.refreshes) */
 	bool shadowed; /* a newer module overlaps it (its address range was reused) */
 	bool used;     /* atomic: a chain has a frame in it */
 };
@@ -223,6 +224,7 @@ struct mp_state {
 	struct mp_module_rec *modules;
 	uint32_t nmodules;
 	unsigned long long dl_adds, dl_subs;
+	uint64_t refreshes; /* atomic: refreshes of the module map begun (modules.c) */
 	struct mp_tcache *tcaches;
 	struct mp_live_shard live[MP_LIVE_SHARDS];
 	uint32_t chains_cap;

@@ -78,6 +78,7 @@ struct mp_tcache {
 	uint32_t fast_misses; /* fp mode: fast walks in a row that were of no use */
 	uint32_t fast_skip;   /* fp mode: calls left that go straight to the checked walk */
 	bool stack_unknown;   /* made inside pthread_getattr_np: learn the stack later */
+	uint64_t epoch;       /* the unload epoch when it was last emptied (mp_chain_word) */
 };
 
 static __thread struct mp_tcache *tls_tc;
@@ -250,10 +251,9 @@ static struct mp_chain_rec *chain_by_frames(const uint32_t *frames, uint32_t n)
 
 /* key: ips[0..n-1] plus the flags word at ips[n]; the frames, resolved by
  * the caller, in mp.resolving. A key new only by its epoch (mp_chain_word)
- * or by its addresses (an object loaded again elsewhere) whose frames an
- * older chain has is that chain: its record takes the new key, or one more
- * record with that chain's id is keyed by it. So the chains stay distinct
- * by their frames, and the dump (mp.chains) holds each once. mp.lock held. */
+ * whose frames an older chain has is that chain, and its record takes the
+ * new key (the same frames are the same addresses: a module fixes its load
+ * address). So the dump (mp.chains) holds each chain once. mp.lock held. */
 static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t h)
 {
 	static uint32_t ids[MP_MAX_DEPTH + 1]; /* under mp.lock */
@@ -262,49 +262,39 @@ static struct mp_chain_rec *chain_new(const uintptr_t *key, uint32_t n, uint64_t
 			return NULL;
 	ids[n] = (uint32_t)key[n];
 	unsigned keylen = (unsigned)((n + 1) * sizeof(*key));
-	struct mp_chain_rec *o = chain_by_frames(ids, n), *c;
-	uint32_t *frames = NULL;
-	if (!o) {
-		frames = mp_arena_alloc((n + 1) * sizeof(*frames));
-		if (!frames)
-			return NULL;
-		memcpy(frames, ids, (n + 1) * sizeof(*frames));
-	}
-	if (o && memcmp(o->ips, key, n * sizeof(*key)) == 0) {
-		/* Only the epoch is new: the record moves to the new key. */
-		HASH_DELETE(hh, mp.chain_table, o);
-		o->ips[n] = key[n];
-		o->hash = h;
-		c = o;
+	struct mp_chain_rec *c = chain_by_frames(ids, n);
+	if (c) {
+		HASH_DELETE(hh, mp.chain_table, c);
+		c->ips[n] = key[n];
+		c->hash = h;
 	} else {
-		if (!o && (mp.nchains >= MP_MAX_CHAINS ||
-		           (mp.nchains == mp.chains_cap && !chains_grow())))
+		if (mp.nchains >= MP_MAX_CHAINS || (mp.nchains == mp.chains_cap && !chains_grow()))
 			return NULL;
 		c = mp_arena_alloc(sizeof(*c));
 		uintptr_t *ips = mp_arena_alloc(keylen);
-		if (!c || !ips)
+		uint32_t *frames = mp_arena_alloc((n + 1) * sizeof(*frames));
+		if (!c || !ips || !frames)
 			return NULL;
 		memcpy(ips, key, keylen);
+		memcpy(frames, ids, (n + 1) * sizeof(*frames));
 		*c = (struct mp_chain_rec){
-		    .id = o ? o->id : mp.nchains,
+		    .id = mp.nchains,
 		    .flags = (uint32_t)key[n],
 		    .nframes = n,
 		    .hash = h,
 		    .ips = ips,
-		    .frames = o ? o->frames : frames,
+		    .frames = frames,
 		};
-	}
-	HASH_ADD_KEYPTR_BYHASHVALUE(hh, mp.chain_table, c->ips, keylen, (unsigned)h, c);
-	if (!mp.chain_table)
-		return NULL; /* uthash could not make its table */
-	mp.chain_keys++;
-	if (!o) {
 		HASH_ADD_KEYPTR(hh_frames, mp.chain_frames, c->frames,
 		                (unsigned)((n + 1) * sizeof(*frames)), c);
 		if (!mp.chain_frames)
 			return NULL;
 		mp.chains[mp.nchains++] = c;
 	}
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, mp.chain_table, c->ips, keylen, (unsigned)h, c);
+	if (!mp.chain_table)
+		return NULL; /* uthash could not make its table */
+	mp.chain_keys++;
 	return c;
 }
 
@@ -480,6 +470,17 @@ static void tcache_make_room_locked(struct mp_tcache *tc)
 {
 	if (tc_has_room(tc))
 		return;
+	/* A module holding chains' frames was unloaded since the table was
+	 * emptied: its keys of the epochs before are never met again, so it is
+	 * emptied into the global table rather than grown to hold more. */
+	uint64_t epoch = __atomic_load_n(&mp.unload_epoch, __ATOMIC_RELAXED);
+	if (tc->epoch != epoch) {
+		tc->epoch = epoch;
+		if (tc->used) {
+			tcache_flush_locked(tc);
+			return;
+		}
+	}
 	uint64_t cap = tc->cap ? tc->cap * 2 : TC_MIN;
 	/* A rehash fills 3/8 of the next table at random places: every page. */
 	uint64_t *keys = cap <= TC_MAX ? mp_map_table(tc_bytes(cap), tc->cap) : NULL;

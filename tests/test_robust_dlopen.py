@@ -5,6 +5,8 @@ lib.read_dump) and the report tool name the library's function. A second library
 the first was, gets its own module. The loader's own allocations come only through load() and
 unload()."""
 import os
+import shutil
+import subprocess
 
 import lib
 import robust
@@ -134,3 +136,35 @@ def test_dlopen_relative_path_recorded_whole():
                 found[f["function"]] = found.get(f["function"], 0) + c["alloc_objects"]
     assert found == {"site_lib_a": t["sites"]["site_lib_a"]["objects"],
                      "site_lib_b": t["sites"]["site_lib_b"]["objects"]}, found
+
+
+def build_id(path):
+    out = subprocess.run(["readelf", "-n", path], stdout=subprocess.PIPE, check=True,
+                         universal_newlines=True).stdout
+    return [l.split()[-1] for l in out.splitlines() if "Build ID" in l][0]
+
+
+def test_dlopen_rebuilt_plugin_reloaded_under_its_name():
+    """A plugin rebuilt and loaded again under its own name, at the same address: another object
+    (its build-id), so a module and chains of its own, not the first build's."""
+    prog = robust.build("robust_dlreuse")
+    _, liba, libb = build()
+    d = lib.tmpdir()
+    plugin, new = os.path.join(d, "libplugin.so"), os.path.join(d, "new.so")
+    shutil.copy(liba, plugin)
+    shutil.copy(libb, new)
+    cp, dump = lib.run_profiled([prog, plugin, plugin, new])
+    assert cp.returncode == 0, "exit %d: %s" % (cp.returncode, cp.stderr[-500:])
+    if not lib.truth(cp, "where")["same_address"]:
+        raise lib.Skip("the loader put the second build elsewhere")
+    t = lib.truth(cp, "main")
+    dd = lib.read_dump(dump)
+    mods = {m["id"]: m for m in dd["modules"] if m["path"] == plugin}
+    assert len(mods) == 2, "modules at %s: %s" % (plugin, list(mods.values()))
+    for src, name in ((liba, "site_lib_a"), (libb, "site_lib_b")):
+        ids = {i for i, m in mods.items() if m["build_id"] == build_id(src)}
+        chains = [c for c in dd["chains"] if c["frames"][0][0] in ids]
+        assert len(ids) == 1 and lib.tally(chains) == lib.as_counts(t["sites"][name]), (
+            "%s: %d modules, dump %s, the program counted %s" % (
+                name, len(ids), lib.fmt_counts(lib.tally(chains)),
+                lib.fmt_counts(lib.as_counts(t["sites"][name]))))

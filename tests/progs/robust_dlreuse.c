@@ -4,7 +4,9 @@
  * the same code at the same offsets, so B's return addresses are A's. Prints whether B's
  * lib_alloc lies where A's did (the test needs that) and the truth per site. The program's own
  * site_main allocates from one call site before A, between A and B and after B: each dlclose
- * starts a new epoch of chain keys, and its chain must still be one chain. */
+ * starts a new epoch of chain keys, and its chain must still be one chain. With a third argument,
+ * that file is renamed over argv[2] before B is loaded: a plugin rebuilt and loaded again under
+ * its own name (argv[1] and argv[2] the same path). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,6 +75,8 @@ int main(int argc, char **argv)
 	uintptr_t at[2];
 	for (int k = 0; k < 3; k++) {
 		site_main(5 + k);
+		if (k == 1 && argc > 3 && rename(argv[3], argv[2]) != 0)
+			return 5;
 		if (k < 2 && !(at[k] = use(argv[1 + k], k == 0 ? S_site_lib_a : S_site_lib_b,
 		                           k == 0 ? N_A : N_B)))
 			return 3;
