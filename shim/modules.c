@@ -129,7 +129,8 @@ static bool mark_known(struct dl_phdr_info *info, const char *name, bool by_dlna
 	for (struct mp_module_rec *m = mp.modules; m && !found; m = m->next) {
 		const char *known = by_dlname ? m->dlname : m->path;
 		if (known && m->load_bias == info->dlpi_addr && strcmp(known, name) == 0 &&
-		    m->buildid_len == bid_len && memcmp(m->buildid, bid, bid_len) == 0) {
+		    m->buildid_len == bid_len &&
+		    (!bid_len || memcmp(m->buildid, bid, bid_len) == 0)) {
 			if (m->seen < gen)
 				m->seen = gen;
 			m->flags &= ~MP_MODULE_UNLOADED;
