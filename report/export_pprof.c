@@ -261,9 +261,7 @@ void export_pprof(struct profile *p, const struct options *o)
 	field_varint(&pb, 14, str_index(&st, sample_names[o->sample]));
 	for (size_t i = 0; i < st.n; i++)
 		field_bytes(&pb, 6, st.v[i], strlen(st.v[i]));
-	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(1))
-		die_usage("export --format pprof writes gzip'd protobuf, and stdout is a terminal: "
-		          "give -o FILE.pb.gz or redirect it");
+	refuse_terminal(o, "export --format pprof writes gzip'd protobuf", "-o FILE.pb.gz");
 	gzip_write(&pb, o->output);
 	sb_release(&pb);
 	sb_release(&m);

@@ -233,9 +233,7 @@ static const char script[] =
 int cmd_flame(struct options *o)
 {
 	need_args(o, 1, 2, "DUMP, or BASE and NEW for a diff flame graph");
-	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(STDOUT_FILENO))
-		die_usage("flame writes an SVG file, and stdout is a terminal: give -o FILE.svg or "
-		          "redirect it");
+	refuse_terminal(o, "flame writes an SVG file", "-o FILE.svg");
 	bool diff = o->nargs == 2;
 	struct profile p;
 	if (diff) {

@@ -219,9 +219,7 @@ static void merge_write(struct profile *p, const struct options *o)
 
 int cmd_merge(struct options *o)
 {
-	if ((!o->output || strcmp(o->output, "-") == 0) && isatty(STDOUT_FILENO))
-		die_usage("merge writes a binary dump, and stdout is a terminal: give -o FILE or "
-		          "redirect it");
+	refuse_terminal(o, "merge writes a binary dump", "-o FILE");
 	struct profile p;
 	load_profile(&p, o, 0);
 	merge_write(&p, o);

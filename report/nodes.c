@@ -207,6 +207,31 @@ static FILE *open_direct(const char *path, int flags)
 	return f;
 }
 
+/* Whether path names a terminal (a character device that isatty takes for one). */
+static bool names_terminal(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISCHR(st.st_mode))
+		return false;
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool tty = isatty(fd);
+	close(fd);
+	return tty;
+}
+
+void refuse_terminal(const struct options *o, const char *writes, const char *hint)
+{
+	if (!o->output || strcmp(o->output, "-") == 0) {
+		if (isatty(STDOUT_FILENO))
+			die_usage("%s, and stdout is a terminal: give %s or redirect it", writes,
+			          hint);
+	} else if (names_terminal(o->output)) {
+		die_usage("%s, and %s is a terminal: give %s", writes, o->output, hint);
+	}
+}
+
 void out_open(struct output *out, const struct options *o)
 {
 	memset(out, 0, sizeof(*out));

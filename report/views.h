@@ -57,6 +57,9 @@ struct output {
 	const char *name;
 };
 void out_open(struct output *out, const struct options *o);
+/* Dies (usage error) when output that is not text (WRITES says what: "merge writes a binary
+ * dump") would go to a terminal: stdout, or -o naming one; HINT is the -o to give instead. */
+void refuse_terminal(const struct options *o, const char *writes, const char *hint);
 void out_flush(struct output *out, struct strbuf *sb, size_t keep);
 void out_close(struct output *out, struct strbuf *sb);
 /* Requires at least `min` and at most `max` operands (max < 0: any). */

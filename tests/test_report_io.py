@@ -177,6 +177,23 @@ def test_report_io_binary_outputs_without_o():
             os.close(master)
         one_error(cp, 1, "terminal")
         assert "Run 'mapprof %s --help'" % cmd[0] in text(cp.stderr), text(cp.stderr)
+    # -o naming a terminal is refused the same way (merge -o /dev/tty wrote the binary dump to
+    # the terminal); the terminal is left as it was.
+    for cmd in (("merge", dump), ("flame", dump), ("export", "--format", "pprof", dump)):
+        master, slave = pty.openpty()
+        try:
+            cp = run(*cmd, "-o", os.ttyname(slave), cwd=d)
+            os.set_blocking(master, False)
+            try:
+                got = os.read(master, 4096)
+            except BlockingIOError:
+                got = b""
+        finally:
+            os.close(slave)
+            os.close(master)
+        one_error(cp, 1, "terminal", "/dev/pts/")
+        assert got == b"", got[:80]
+    assert os.listdir(d) == [], os.listdir(d)
 
 
 def test_report_io_options_of_other_commands_are_refused():
