@@ -31,6 +31,7 @@ static const struct known known[] = {
      "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
      "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
      false},
+    /* [KNOWN_LIBSTDCXX_HASHTABLE] */
     {"::_M_rehash(_aux)?([(]|$)", true, "libstdc++ std::unordered_map/set",
      "call reserve(n) (or construct with a bucket count) with the final number of elements "
      "before inserting: std::unordered_map::reserve",
@@ -70,7 +71,8 @@ static const struct known known[] = {
      "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new", true},
 };
 
-#define NKNOWN (sizeof(known) / sizeof(known[0]))
+#define NKNOWN                    (sizeof(known) / sizeof(known[0]))
+#define KNOWN_LIBSTDCXX_HASHTABLE 2 /* known[]'s libstdc++ _M_rehash */
 
 struct site {
 	const struct pchain *c;
@@ -292,10 +294,33 @@ static const char *kind(const struct site *s)
 }
 
 /* What to do about it, for sites whose container is not recognised by name. */
-static void knob(struct strbuf *sb, const struct site *s)
+/* Bytes of a known container's grown array per element it holds at most, so that its final
+ * size bounds the element count the how: line can name; 0: not known. libstdc++'s buckets are
+ * one pointer each, at a maximum load factor of 1. */
+static unsigned bytes_per_element(const struct known *k)
+{
+	return k == &known[KNOWN_LIBSTDCXX_HASHTABLE] ? sizeof(void *) : 0;
+}
+
+static void knob(struct strbuf *sb, const struct site *s, bool sampled)
 {
 	if (s->k) {
 		sb_adds(sb, s->k->knob);
+		unsigned per = bytes_per_element(s->k);
+		if (per && s->last > s->first && !sampled) {
+			/* It grew past the capacity of the step before and ended within the last's.
+			 */
+			uint64_t last = (uint64_t)class_size(&s->c->classes[s->last]) / per,
+			         before = (uint64_t)class_size(&s->c->classes[s->last - 1]) / per;
+			sb_addf(sb,
+			        "; its last table had %llu buckets and the one before %llu, so it ",
+			        (unsigned long long)last, (unsigned long long)before);
+			if (s->containers > 1)
+				sb_addf(sb, "(the largest of its %llu) ",
+				        (unsigned long long)s->containers);
+			sb_addf(sb, "ended with %llu to %llu elements",
+			        (unsigned long long)before + 1, (unsigned long long)last);
+		}
 		return;
 	}
 	uint64_t final = final_size(s);
@@ -645,7 +670,7 @@ int cmd_growth(struct options *o)
 				        (unsigned long long)c->classes[k].objects);
 			sb_adds(&sb, "],\"knob\":");
 			struct strbuf kb = STRBUF_INIT;
-			knob(&kb, s);
+			knob(&kb, s, sampled);
 			sb_json_str(&sb, sb_str(&kb));
 			sb_release(&kb);
 			sb_adds(&sb, ",\"frames\":");
@@ -749,7 +774,7 @@ int cmd_growth(struct options *o)
 			sb_addf(&sb, " (x%.2f per step)\n", s->factor);
 			site_saving(&sb, s, sampled);
 			struct strbuf kb = STRBUF_INIT;
-			knob(&kb, s);
+			knob(&kb, s, sampled);
 			sb_adds(&sb, "    how: ");
 			wrap(&sb, sb_str(&kb), 9, 9, 96);
 			sb_release(&kb);

@@ -222,6 +222,11 @@ def check_umap(opt):
     assert s["kind"] == "growth-function" and "_M_rehash" in s["growth_function"], s
     assert "libstdc++" in s["container"] and "reserve" in s["knob"], s
     assert through([s], "fill"), "the chain does not lead up to fill()"
+    # The how: line bounds the element count from the last two bucket arrays, and the program's
+    # 10,000 lie within it.
+    m = re.search(r"ended with (\d+) to (\d+) elements", s["knob"])
+    assert m and int(m.group(1)) <= 10000 <= int(m.group(2)), s["knob"]
+    assert int(m.group(2)) < 2 * 10000, s["knob"]
     truth, dump = run([exe, "10000", "--reserve"])
     assert truth["growth"]["allocations"] == 0
     assert through(growth(dump)["sites"], "_M_rehash") == []
