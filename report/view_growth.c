@@ -31,7 +31,6 @@ static const struct known known[] = {
      "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
      "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
      false},
-    /* [KNOWN_LIBSTDCXX_HASHTABLE] */
     {"::_M_rehash(_aux)?([(]|$)", true, "libstdc++ std::unordered_map/set",
      "call reserve(n) (or construct with a bucket count) with the final number of elements "
      "before inserting: std::unordered_map::reserve",
@@ -46,6 +45,11 @@ static const struct known known[] = {
      true},
     {"^(list_resize|_PyList_Resize)$", true, "CPython list",
      "build the list in one go ([x] * n, a comprehension) instead of appending", true},
+    {"^set_table_resize$", true, "CPython set",
+     "Python code cannot reserve a set, and set(range(n)), a comprehension or add() grow it "
+     "step by step all the same; set(s) or s.copy() of a set and set(d) of a dict are sized "
+     "once",
+     true},
     {"^(S_)?hsplit$|^Perl_hv_ksplit$", true, "Perl hash",
      "pre-extend the hash: keys(%h) = N before filling it", true},
     {"^luaH_resize$|^luaH_resizearray$", true, "Lua table",
@@ -71,8 +75,7 @@ static const struct known known[] = {
      "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new", true},
 };
 
-#define NKNOWN                    (sizeof(known) / sizeof(known[0]))
-#define KNOWN_LIBSTDCXX_HASHTABLE 2 /* known[]'s libstdc++ _M_rehash */
+#define NKNOWN (sizeof(known) / sizeof(known[0]))
 
 struct site {
 	const struct pchain *c;
@@ -299,7 +302,7 @@ static const char *kind(const struct site *s)
  * one pointer each, at a maximum load factor of 1. */
 static unsigned bytes_per_element(const struct known *k)
 {
-	return k == &known[KNOWN_LIBSTDCXX_HASHTABLE] ? sizeof(void *) : 0;
+	return strcmp(k->container, "libstdc++ std::unordered_map/set") == 0 ? sizeof(void *) : 0;
 }
 
 static void knob(struct strbuf *sb, const struct site *s, bool sampled)

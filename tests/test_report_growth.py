@@ -326,6 +326,7 @@ def test_report_growth_ghash_O0():
 KNOWN = {
     "dictresize": ("CPython dict", "_PyDict_NewPresized"),
     "list_resize": ("CPython list", "[x] * n"),
+    "set_table_resize": ("CPython set", "s.copy()"),
     "S_hsplit": ("Perl hash", "keys(%h) = N"),
     "luaH_resize": ("Lua table", "lua_createtable"),
     "kh_resize_int": ("khash", "kh_resize(name, h, n)"),

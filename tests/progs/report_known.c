@@ -75,6 +75,11 @@ NOINLINE void list_resize(struct table *t)
 	double_slots(t, "list_resize");
 }
 
+NOINLINE void set_table_resize(struct table *t)
+{
+	double_slots(t, "set_table_resize");
+}
+
 NOINLINE void S_hsplit(struct table *t)
 {
 	double_slots(t, "S_hsplit");
@@ -138,6 +143,7 @@ int main(int argc, char **argv)
 	} growers[] = {
 	    {dictresize, "dictresize"},
 	    {list_resize, "list_resize"},
+	    {set_table_resize, "set_table_resize"},
 	    {S_hsplit, "S_hsplit"},
 	    {luaH_resize, "luaH_resize"},
 	    {kh_resize_int, "kh_resize_int"},
