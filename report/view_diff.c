@@ -95,15 +95,14 @@ static void chain_label(struct strbuf *sb, struct profile *p, const struct pchai
 /* A side's name and process: its pid, or a merged dump's (up to 8). */
 static void side_name(struct strbuf *sb, const struct dump *d)
 {
-	if (!d->nsources) {
-		sb_addf(sb, "%s (pid %llu)", d->path, (unsigned long long)d->info.pid);
-		return;
-	}
-	sb_addf(sb, "%s (merged: %zu dump%s, pids", d->path, d->nsources,
-	        d->nsources == 1 ? "" : "s");
-	for (size_t i = 0; i < d->nsources && i < 8; i++)
-		sb_addf(sb, " %llu", (unsigned long long)d->sources[i].pid);
-	sb_adds(sb, d->nsources > 8 ? " ...)" : ")");
+	size_t n = dump_nimages(d);
+	sb_addf(sb, "%s (", d->path);
+	if (d->nsources)
+		sb_addf(sb, "merged: %zu dump%s, ", n, n == 1 ? "" : "s");
+	sb_adds(sb, n == 1 ? "pid" : "pids");
+	for (size_t i = 0; i < n && i < 8; i++)
+		sb_addf(sb, " %llu", (unsigned long long)dump_image(d, i).pid);
+	sb_adds(sb, n > 8 ? " ...)" : ")");
 }
 
 /* A sampled dump's values are estimates: said beside its name, with the sampling period. */

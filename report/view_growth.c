@@ -18,61 +18,63 @@ struct known {
 	const char *container;
 	const char *knob;
 	bool presize; /* it can be sized ahead (false: no saving is offered) */
+	/* Bytes of its grown array per element the array holds at most, so that the final size
+	 * bounds the element count the how: line names (libstdc++'s buckets: one pointer each,
+	 * at the default maximum load factor of 1); 0: not known. */
+	unsigned bytes_per_element;
 };
 
+#define GHASH_KNOB                                                                                 \
+	"GLib has no public way to pre-size a GHashTable (no constructor takes a size, and "       \
+	"g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "     \
+	"sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth"
+
 static const struct known known[] = {
-    {"^g_hash_table_(maybe_)?resize$", true, "GLib GHashTable",
-     "GLib has no public way to pre-size a GHashTable (no constructor takes a size, and "
-     "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
-     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
-     false},
-    {"^g_hash_table_(insert|replace|add)", false, "GLib GHashTable",
-     "GLib has no public way to pre-size a GHashTable (no constructor takes a size, and "
-     "g_hash_table_remove_all shrinks it); if the keys are known up front, a sorted array "
-     "sized once (g_array_sized_new + bsearch) or a map with a reserve avoids the growth",
-     false},
+    {"^g_hash_table_(maybe_)?resize$", true, "GLib GHashTable", GHASH_KNOB, false, 0},
+    {"^g_hash_table_(insert|replace|add)", false, "GLib GHashTable", GHASH_KNOB, false, 0},
     {"::_M_rehash(_aux)?([(]|$)", true, "libstdc++ std::unordered_map/set",
      "call reserve(n) (or construct with a bucket count) with the final number of elements "
      "before inserting: std::unordered_map::reserve",
-     true},
+     true, sizeof(void *)},
     {"_M_realloc_insert|_M_realloc_append|_M_default_append", true, "std::vector",
-     "call reserve(n) with the final size before push_back/emplace_back", true},
+     "call reserve(n) with the final size before push_back/emplace_back", true, 0},
     {"^(dictresize|insertion_resize|dict_resize)$|_PyDict_.*Resize", true, "CPython dict",
      "Python code cannot reserve a dict, and a comprehension, dict(zip(...)) or "
      "dict.fromkeys(range(n)) grow it step by step all the same; dict.fromkeys(keys) of a set "
      "or dict and dict(d) or d.copy() of a dict are sized once (then assign the values: "
      "existing keys do not grow it); C extensions can use _PyDict_NewPresized(n)",
-     true},
+     true, 0},
     {"^(list_resize|_PyList_Resize)$", true, "CPython list",
-     "build the list in one go ([x] * n, a comprehension) instead of appending", true},
+     "build the list in one go ([x] * n, a comprehension) instead of appending", true, 0},
     {"^set_table_resize$", true, "CPython set",
      "Python code cannot reserve a set, and set(range(n)), a comprehension or add() grow it "
      "step by step all the same; set(s) or s.copy() of a set and set(d) of a dict are sized "
      "once",
-     true},
+     true, 0},
     {"^(S_)?hsplit$|^Perl_hv_ksplit$", true, "Perl hash",
-     "pre-extend the hash: keys(%h) = N before filling it", true},
+     "pre-extend the hash: keys(%h) = N before filling it", true, 0},
     {"^luaH_resize$|^luaH_resizearray$", true, "Lua table",
-     "create the table at its size: lua_createtable(L, narr, nrec) (table.create in Lua 5.5)",
-     true},
-    {"^kh_resize_", true, "khash", "call kh_resize(name, h, n) before inserting", true},
+     "create the table at its size: lua_createtable(L, narr, nrec) (table.create in Lua 5.5)", true,
+     0},
+    {"^kh_resize_", true, "khash", "call kh_resize(name, h, n) before inserting", true, 0},
     {"^(hashmap_)?rehash$", true, "hash map (git hashmap or similar)",
-     "pass the final size when creating the map (git: hashmap_init(map, cmp, data, n))", true},
+     "pass the final size when creating the map (git: hashmap_init(map, cmp, data, n))", true, 0},
     {"reserve_rehash", true, "Rust hashbrown HashMap/HashSet",
-     "HashMap::with_capacity(n) or map.reserve(n)", true},
+     "HashMap::with_capacity(n) or map.reserve(n)", true, 0},
     {"alloc::raw_vec::.*(grow_one|grow_amortized|grow_exact|finish_grow|do_reserve_and_handle)",
      true, "Rust Vec/String",
-     "Vec::with_capacity(n) or String::with_capacity(n), or v.reserve(n) before pushing", true},
+     "Vec::with_capacity(n) or String::with_capacity(n), or v.reserve(n) before pushing", true, 0},
     {"basic_string.*::_M_mutate", true, "std::string",
-     "call reserve(n) with the final length before appending", true},
+     "call reserve(n) with the final length before appending", true, 0},
     {"raw_hash_set<.*(resize|Resize)", true, "abseil flat/node hash map",
-     "call reserve(n) before inserting", true},
+     "call reserve(n) before inserting", true, 0},
     {"boost::unordered.*(rehash|reserve_for_insert)", true, "boost::unordered",
-     "call reserve(n) before inserting", true},
-    {"QHash.*rehash|QHashPrivate.*rehash", true, "Qt QHash", "call QHash::reserve(n)", true},
+     "call reserve(n) before inserting", true, 0},
+    {"QHash.*rehash|QHashPrivate.*rehash", true, "Qt QHash", "call QHash::reserve(n)", true, 0},
     {"^g_(array|ptr_array|byte_array)_maybe_expand$|^g_string_maybe_expand$", true,
      "GLib GArray/GPtrArray/GString",
-     "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new", true},
+     "create it at its size: g_array_sized_new, g_ptr_array_sized_new, g_string_sized_new", true,
+     0},
 };
 
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
@@ -297,19 +299,11 @@ static const char *kind(const struct site *s)
 }
 
 /* What to do about it, for sites whose container is not recognised by name. */
-/* Bytes of a known container's grown array per element it holds at most, so that its final
- * size bounds the element count the how: line can name; 0: not known. libstdc++'s buckets are
- * one pointer each, at a maximum load factor of 1. */
-static unsigned bytes_per_element(const struct known *k)
-{
-	return strcmp(k->container, "libstdc++ std::unordered_map/set") == 0 ? sizeof(void *) : 0;
-}
-
 static void knob(struct strbuf *sb, const struct site *s, bool sampled)
 {
 	if (s->k) {
 		sb_adds(sb, s->k->knob);
-		unsigned per = bytes_per_element(s->k);
+		unsigned per = s->k->bytes_per_element;
 		if (per && s->last > s->first && !sampled) {
 			/* It grew past the capacity of the step before and ended within the last's.
 			 */
